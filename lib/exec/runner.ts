@@ -1,0 +1,120 @@
+import { execa } from 'execa';
+import { packageFor } from './packages.ts';
+
+export interface RunOptions {
+  /** Milliseconds before the command is killed. */
+  timeoutMs?: number;
+  /** Text fed to the command's standard input. */
+  input?: string;
+  /** Don't throw on a non-zero exit; the caller inspects `exitCode`. */
+  allowFailure?: boolean;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  argv: string[];
+  command: string;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  durationMs: number;
+}
+
+/** A command that ran and failed; carries what an audience needs to reproduce it. */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly argv: string[],
+    readonly exitCode: number | null,
+    readonly stderr: string,
+    readonly reason: 'exit' | 'timeout' | 'signal',
+  ) {
+    const why = reason === 'timeout' ? 'timed out' : reason === 'signal' ? 'was killed' : `exited ${exitCode}`;
+    super(`\`${shellQuote(argv)}\` ${why}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-5).join('\n')}` : ''}`);
+  }
+}
+
+/** The binary is not installed; says which package provides it. */
+export class MissingToolError extends Error {
+  override readonly name = 'MissingToolError';
+  readonly package: string | undefined;
+  constructor(readonly binary: string) {
+    const pkg = packageFor(binary);
+    super(
+      pkg
+        ? `${binary} is not installed: install it with \`apt-get install -y ${pkg.split(' (')[0]}\`${pkg.includes('(') ? ` ${pkg.slice(pkg.indexOf('('))}` : ''}`
+        : `${binary} is not installed or not on PATH`,
+    );
+    this.package = pkg;
+  }
+}
+
+/** Quote an argv for display the way a POSIX shell would read it back. */
+export function shellQuote(argv: readonly string[]): string {
+  return argv
+    .map((a) => (a !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
+    .join(' ');
+}
+
+export type EchoSink = (command: string) => void;
+
+/**
+ * The one way the project runs external commands: argv arrays, a timeout, typed errors,
+ * and an optional echo of the equivalent shell command for the audience.
+ */
+export class Runner {
+  constructor(
+    readonly defaults: { timeoutMs: number; echo?: EchoSink } = { timeoutMs: 30_000 },
+  ) {}
+
+  withEcho(echo: EchoSink | undefined): Runner {
+    return new Runner({ ...this.defaults, echo });
+  }
+
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
+    if (argv.length === 0) throw new Error('Runner.run: empty argv');
+    const [file, ...args] = argv;
+    const command = shellQuote(argv) + (opts.input !== undefined ? ' < (input)' : '');
+    this.defaults.echo?.(command);
+    const started = performance.now();
+    const result = await execa(file, args, {
+      input: opts.input,
+      timeout: opts.timeoutMs ?? this.defaults.timeoutMs,
+      reject: false,
+      stripFinalNewline: false,
+      env: opts.env,
+      cwd: opts.cwd,
+      maxBuffer: 1024 * 1024 * 1024,
+    });
+    const durationMs = performance.now() - started;
+    if ((result as { code?: string }).code === 'ENOENT' || isEnoent(result.cause)) {
+      throw new MissingToolError(file);
+    }
+    const exitCode = result.exitCode ?? -1;
+    const stdout = String(result.stdout ?? '');
+    const stderr = String(result.stderr ?? '');
+    if (result.timedOut) throw new CommandError([...argv], null, stderr, 'timeout');
+    if (result.isTerminated && !result.timedOut) throw new CommandError([...argv], null, stderr, 'signal');
+    if (exitCode !== 0 && !opts.allowFailure) throw new CommandError([...argv], exitCode, stderr, 'exit');
+    return { argv: [...argv], command: shellQuote(argv), stdout, stderr, exitCode, durationMs };
+  }
+
+  /** True when `binary` can be executed (found on PATH). */
+  async has(binary: string): Promise<boolean> {
+    try {
+      await this.run([binary, '--version'], { allowFailure: true, timeoutMs: 5_000 });
+      return true;
+    } catch (e) {
+      if (e instanceof MissingToolError) return false;
+      return true;
+    }
+  }
+}
+
+function isEnoent(cause: unknown): boolean {
+  return typeof cause === 'object' && cause !== null && (cause as { code?: string }).code === 'ENOENT';
+}
+
+/** The shared default runner. */
+export const runner = new Runner();
