@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what kube-netlab and its tests need on Debian/Ubuntu: the kernel's userspace tools
+# (from apt) and the npm dependencies (npm ci). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".").map(Number).reduce((a,b,i)=>i<2?a*1000+b:a,0)' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20019 ]; then
+  echo "Node.js >= 20.19 is required (found $(node --version 2>/dev/null || echo none))." >&2
+  exit 1
+fi
+
+echo "==> npm ci"
+npm ci --no-audit --no-fund --loglevel=error
