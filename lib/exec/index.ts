@@ -1,2 +1,3 @@
 export * from './runner.ts';
 export * from './packages.ts';
+export * from './scratch-netns.ts';

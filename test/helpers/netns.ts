@@ -1,33 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { runner, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
+import { withScratchNetns, type ScratchNetns } from '../../lib/exec/index.ts';
 
 /** Tag shared by every namespace this test run creates (set by the global setup). */
 export function testRunTag(): string {
   return process.env.KUBE_NETLAB_TEST_RUN ?? 'solo';
 }
 
-export interface TestNetns {
-  name: string;
-  /** Run argv inside the namespace: `ip netns exec NAME …`. */
-  run(argv: string[], opts?: RunOptions): Promise<ExecResult>;
-}
+export type TestNetns = ScratchNetns;
 
 /**
  * A private, empty network namespace for the duration of fn: the kernel is the oracle
  * for generated rules, and nothing reaches the host's own tables.
  */
-export async function withNetns<T>(fn: (ns: TestNetns) => Promise<T>): Promise<T> {
-  const name = `kn-test-${testRunTag()}-${randomBytes(3).toString('hex')}`;
-  await runner.run(['ip', 'netns', 'add', name]);
-  try {
-    return await fn({
-      name,
-      run: (argv, opts) => runner.run(['ip', 'netns', 'exec', name, ...argv], opts),
-    });
-  } finally {
-    await runner.run(['ip', 'netns', 'del', name], { allowFailure: true });
-  }
+export function withNetns<T>(fn: (ns: TestNetns) => Promise<T>): Promise<T> {
+  return withScratchNetns(`kn-test-${testRunTag()}`, fn);
 }
 
 /** Where the kernel lacks IPVS, tests that need it skip and say why. */
