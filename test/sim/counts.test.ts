@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { resolveServicePorts, syntheticCluster } from '../../lib/k8s/index.ts';
+import { generateIptables } from '../../lib/proxy/iptables.ts';
+import { iptablesCounts } from '../../lib/sim/counts.ts';
+
+const GRID: [number, number, number][] = [
+  [0, 0, 0], [1, 1, 0], [1, 1, 1], [3, 2, 0], [3, 2, 3], [7, 5, 2], [2, 0, 0], [2, 0, 1], [40, 10, 5], [120, 9, 0],
+];
+
+function cluster(S: number, E: number, N: number) {
+  return resolveServicePorts(syntheticCluster({ services: S, endpoints: E, nodePorts: N }), { nodeName: 'kind-worker' });
+}
+
+describe('closed-form counts agree with the generators', () => {
+  it.each(GRID)('iptables: %i services × %i endpoints, %i NodePorts', (S, E, N) => {
+    expect(iptablesCounts({ services: S, endpoints: E, nodePorts: N })).toEqual(generateIptables(cluster(S, E, N), { nodeName: 'kind-worker' }).counts);
+  });
+
+  it('the workshop article: 2000 services × 10 pods is far above its "at least 20k" rules', () => {
+    expect(iptablesCounts({ services: 2000, endpoints: 10 }).nat.rules).toBe(64_005);
+  });
+
+  it('rejects nonsense', () => {
+    expect(() => iptablesCounts({ services: -1, endpoints: 2 })).toThrow(/services/);
+    expect(() => iptablesCounts({ services: 1, endpoints: 2, nodePorts: 2 })).toThrow(/nodePorts/);
+  });
+});
