@@ -9,6 +9,8 @@ export interface CountInput {
   services: number;
   endpoints: number;
   nodePorts?: number;
+  /** The node's own addresses kube-proxy knows (a kind node has one). */
+  nodeIPs?: number;
 }
 
 export interface TableCount {
@@ -70,8 +72,25 @@ export function iptablesCounts(input: CountInput): IptablesCounts {
   };
 }
 
+/**
+ * nftables mode. Fixed: 16 chains (8 base, 8 helpers) with 23 rules, 5 verdict maps, the
+ * cluster-ips set and, when the node's addresses are known, the nodeport-ips set holding them.
+ * Per service: a service chain (masquerade rule + numgen dispatch) and E endpoint chains of 2
+ * rules; elements in cluster-ips and service-ips. Per NodePort: an external chain of 2 rules and
+ * a service-nodeports element. Without endpoints: no chains, and an element in
+ * no-endpoint-services (and no-endpoint-nodeports) instead of service-ips.
+ */
+export function nftablesCounts(input: CountInput): NftablesCounts {
+  const [S, E, N] = check(input);
+  const nodeIPs = input.nodeIPs ?? 1;
+  const base = { sets: nodeIPs > 0 ? 2 : 1, maps: 5, elements: nodeIPs + 2 * S + N };
+  if (E === 0) return { chains: 16, rules: 23, ...base };
+  return { chains: 16 + S * (1 + E) + N, rules: 23 + S * (2 + 2 * E) + 2 * N, ...base };
+}
+
 export function predictCounts(mode: ProxyMode | 'all', input: CountInput): ModeCounts {
   const out: ModeCounts = {};
   if (mode === 'iptables' || mode === 'all') out.iptables = iptablesCounts(input);
+  if (mode === 'nftables' || mode === 'all') out.nftables = nftablesCounts(input);
   return out;
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { resolveServicePorts, syntheticCluster } from '../../lib/k8s/index.ts';
 import { generateIptables } from '../../lib/proxy/iptables.ts';
-import { iptablesCounts } from '../../lib/sim/counts.ts';
+import { generateNftables } from '../../lib/proxy/nftables.ts';
+import { iptablesCounts, nftablesCounts } from '../../lib/sim/counts.ts';
 
 const GRID: [number, number, number][] = [
   [0, 0, 0], [1, 1, 0], [1, 1, 1], [3, 2, 0], [3, 2, 3], [7, 5, 2], [2, 0, 0], [2, 0, 1], [40, 10, 5], [120, 9, 0],
@@ -14,6 +15,14 @@ function cluster(S: number, E: number, N: number) {
 describe('closed-form counts agree with the generators', () => {
   it.each(GRID)('iptables: %i services × %i endpoints, %i NodePorts', (S, E, N) => {
     expect(iptablesCounts({ services: S, endpoints: E, nodePorts: N })).toEqual(generateIptables(cluster(S, E, N), { nodeName: 'kind-worker' }).counts);
+  });
+
+  it.each(GRID)('nftables: %i services × %i endpoints, %i NodePorts', (S, E, N) => {
+    const ports = cluster(S, E, N);
+    expect(nftablesCounts({ services: S, endpoints: E, nodePorts: N, nodeIPs: 1 }))
+      .toEqual(generateNftables(ports, { nodeName: 'kind-worker', nodeIPs: ['172.18.0.3'] }).counts);
+    expect(nftablesCounts({ services: S, endpoints: E, nodePorts: N, nodeIPs: 0 }))
+      .toEqual(generateNftables(ports, { nodeName: 'kind-worker' }).counts);
   });
 
   it('the workshop article: 2000 services × 10 pods is far above its "at least 20k" rules', () => {

@@ -1,0 +1,12 @@
+export * from './errors.ts';
+export * from './iptables-types.ts';
+export * from './ipset-types.ts';
+export * from './ipvs-types.ts';
+export * from './nft-types.ts';
+export { parseIptablesSave, parseIptablesRestoreInput, matchOption, targetOption } from './iptables-save.ts';
+export * from './iptables-list.ts';
+export { parseIpsetList, parseIpsetSave, parseIpsetAuto } from './ipset.ts';
+export { parseIpvsadm, parseProcIpVs, parseIpvsAuto } from './ipvsadm.ts';
+export { parseNftRuleset, parseNftJson, findNftTable, findNftChain, findNftSet } from './nft.ts';
+export * from './ip.ts';
+export * from './conntrack.ts';

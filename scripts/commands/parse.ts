@@ -1,0 +1,53 @@
+import * as parse from '../../lib/parse/index.ts';
+import { UsageError, printJson, requiredOption, type CommandSpec } from '../cli.ts';
+import { readInputFile } from './input.ts';
+
+const FORMATS: Record<string, { parse: (text: string) => unknown; summary: (v: never) => string }> = {
+  'iptables-save': {
+    parse: parse.parseIptablesSave,
+    summary: (d: parse.IptablesSave) => d.tables.map((t) => `${t.name}: ${t.chains.length} chains, ${t.chains.reduce((a, c) => a + c.rules.length, 0)} rules`).join('\n'),
+  },
+  'iptables-list': {
+    parse: parse.parseIptablesList,
+    summary: (d: parse.IptablesList) => `${d.chains.length} chains, ${d.chains.reduce((a, c) => a + c.rules.length, 0)} rules`,
+  },
+  ipset: {
+    parse: parse.parseIpsetAuto,
+    summary: (d: parse.IpsetState) => d.sets.map((s) => `${s.name} (${s.type}): ${s.members.length} members`).join('\n'),
+  },
+  ipvsadm: { parse: parse.parseIpvsadm, summary: ipvsSummary },
+  'proc-ip-vs': { parse: parse.parseProcIpVs, summary: ipvsSummary },
+  nft: { parse: parse.parseNftRuleset, summary: nftSummary },
+  'nft-json': { parse: parse.parseNftJson, summary: nftSummary },
+  'ip-route': {
+    // `ip -j route` prints JSON; plain `ip route` text is accepted too.
+    parse: (t: string) => (t.trimStart().startsWith('[') ? parse.parseIpRouteJson(t) : parse.parseIpRoute(t)),
+    summary: (d: parse.IpRoute[]) => `${d.length} routes`,
+  },
+  'ip-addr': { parse: parse.parseIpAddrJson, summary: (d: parse.IpLink[]) => `${d.length} links` },
+  conntrack: { parse: parse.parseConntrack, summary: (d: parse.ConntrackTable) => `${d.entries.length} flows` },
+};
+
+function ipvsSummary(d: parse.IpvsState): string {
+  return d.services.map((s) => `${s.protocol} ${s.address}:${s.port} ${s.scheduler}: ${s.destinations.length} real servers`).join('\n');
+}
+
+function nftSummary(d: parse.NftRuleset): string {
+  return d.tables.map((t) => `table ${t.family} ${t.name}: ${t.chains.length} chains, ${t.chains.reduce((a, c) => a + c.rules.length, 0)} rules, ${t.sets.length} sets/maps`).join('\n');
+}
+
+export const parseCommand: CommandSpec = {
+  summary: 'parse what a node shows into typed JSON; a parse error names the line',
+  usage: `parse --format ${Object.keys(FORMATS).join('|')} FILE [--json]`,
+  options: { format: { type: 'string' } },
+  allowPositionals: true,
+  async run(args, io) {
+    const format = requiredOption(args, 'format');
+    const f = FORMATS[format];
+    if (!f) throw new UsageError(`unknown --format ${JSON.stringify(format)}; one of ${Object.keys(FORMATS).join(', ')}`);
+    if (args.positionals.length !== 1) throw new UsageError('give exactly one FILE (- for standard input)');
+    const parsed = f.parse(await readInputFile(args.positionals[0]));
+    if (args.values.json) return printJson(io, parsed);
+    io.out(f.summary(parsed as never) || '(empty)');
+  },
+};

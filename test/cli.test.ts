@@ -1,0 +1,80 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runner } from '../lib/exec/index.ts';
+import { main, type Io } from '../scripts/cli.ts';
+import { withNetns } from './helpers/netns.ts';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (t) => { out += `${t}\n`; }, err: (t) => { err += `${t}\n`; } };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+let dir: string;
+beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'kube-netlab-cli-')); });
+afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+describe('kube-netlab CLI', () => {
+  it('runs as the package bin, the way `npx kube-netlab` does', async () => {
+    const r = await runner.run(['node', 'scripts/kube-netlab.mjs', 'predict', '--mode', 'iptables', '--services', '2000', '--endpoints', '10', '--json'], { timeoutMs: 60_000 });
+    const json = JSON.parse(r.stdout);
+    expect(json.iptables.nat.rules).toBe(64_005);
+    expect(json.source).toBe('predicted');
+  });
+
+  it('prints iptables-restore input the kernel accepts', async () => {
+    const r = await cli('rules', '--mode', 'iptables', '--objects', 'test/fixtures/kind-httpbin.kubectl.json');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('-A KUBE-SERVICES -m comment --comment "default/httpbin:http cluster IP" -m tcp -p tcp -d 10.96.120.15 --dport 8000 -j KUBE-SVC-FREKB6WNWYJLKTHC');
+    await withNetns(async (ns) => {
+      await ns.run(['iptables-restore', '--test'], { input: r.out });
+    });
+  });
+
+  it('traces a captured dump end to end and names the outcomes', async () => {
+    const rules = await cli('rules', '--mode', 'iptables', '--services', '2', '--endpoints', '3', '--with-jumps');
+    const dump = await withNetns(async (ns) => {
+      await ns.run(['iptables-restore', '--noflush'], { input: rules.out });
+      return (await ns.run(['iptables-save'])).stdout;
+    });
+    const file = join(dir, 'dump.txt');
+    await writeFile(file, dump);
+    const r = await cli('trace', '--dump', file, '--proto', 'tcp', '--dst', '10.96.1.1', '--dport', '80', '--json');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json.outcomes).toHaveLength(3);
+    expect(json.outcomes.reduce((a: number, o: { probability: number }) => a + o.probability, 0)).toBe(1);
+    for (const o of json.outcomes) {
+      expect(o).toMatchObject({ verdict: 'ACCEPT', dnat: expect.stringMatching(/^10\.244\.\d+\.\d+:8080$/) });
+      expect(o.path.slice(0, 2)).toEqual(['PREROUTING', 'KUBE-SERVICES']);
+    }
+    const text = await cli('trace', '--dump', file, '--dst', '10.96.1.1', '--dport', '80');
+    expect(text.out).toMatch(/33\.3333%\s+ACCEPT DNAT → 10\.244/);
+  });
+
+  it('parses a dump to JSON and names the line of a parse error', async () => {
+    const good = join(dir, 'good.txt');
+    await writeFile(good, '*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j ACCEPT\nCOMMIT\n');
+    const ok = await cli('parse', '--format', 'iptables-save', good, '--json');
+    expect(JSON.parse(ok.out).tables[0].chains[0].rules[0].target.name).toBe('ACCEPT');
+    const bad = join(dir, 'bad.txt');
+    await writeFile(bad, '*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j ACCEPT\nthis is not a rule\nCOMMIT\n');
+    const r = await cli('parse', '--format', 'iptables-save', bad, '--json');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/line 4/);
+    expect(r.out).toBe('');
+  });
+
+  it('explains usage mistakes with exit code 2', async () => {
+    expect((await cli('rules', '--mode', 'bpf', '--services', '1')).err).toMatch(/--mode must be iptables, ipvs or nftables/);
+    expect((await cli('predict', '--services', 'many', '--endpoints', '1')).code).toBe(2);
+    expect((await cli('parse', '--format', 'pcap', 'x')).err).toMatch(/unknown --format "pcap"/);
+    expect((await cli('parse', '--format', 'nft', join(dir, 'missing.txt'))).err).toMatch(/missing\.txt: no such file/);
+    expect((await cli('frobnicate')).code).toBe(2);
+    expect((await cli('rules', '--mode', 'iptables', '--services', '10000', '--endpoints', '10')).err).toMatch(/larger pod subnet/);
+  });
+});
