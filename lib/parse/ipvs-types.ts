@@ -1,5 +1,10 @@
 /** Typed form of IPVS tables, from `ipvsadm -Ln [--stats]` or `/proc/net/ip_vs`. */
-export type IpvsForward = 'Masq' | 'Route' | 'Tunnel' | 'Local';
+
+/**
+ * How a real server is reached. `Unknown` only comes from `ipvsadm -Ln --stats`, which does not
+ * print the forwarding method (its weight and connection counts are NaN for the same reason).
+ */
+export type IpvsForward = 'Masq' | 'Route' | 'Tunnel' | 'Local' | 'Unknown';
 
 export interface IpvsStats {
   conns: number;
@@ -22,13 +27,17 @@ export interface IpvsDestination {
 
 export interface IpvsService {
   protocol: 'TCP' | 'UDP' | 'SCTP' | 'FWM';
+  /** Empty for firewall-mark services. */
   address: string;
+  /** 0 for firewall-mark services. */
   port: number;
   scheduler: string;
-  /** e.g. `persistent 10800`. */
+  /** e.g. `persistent 10800`, `mask 255.255.255.0`, `ops`. Empty in `--stats` output. */
   flags: string[];
   destinations: IpvsDestination[];
   stats?: IpvsStats;
+  /** Only for `FWM` services. */
+  fwmark?: number;
 }
 
 export interface IpvsState {

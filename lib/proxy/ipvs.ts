@@ -1,0 +1,370 @@
+import { cidrContains, formatCidr, ipv4ToInt, parseIpv4Cidr } from '../k8s/addresses.ts';
+import { usableEndpoints } from '../k8s/resolve.ts';
+import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
+import type { IpvsDestination, IpvsService, IpvsState } from '../parse/ipvs-types.ts';
+import { resolveProxyOptions, type ProxyOptions } from './options.ts';
+
+/*
+ * What kube-proxy's IPVS proxier (kubernetes pkg/proxy/ipvs/proxier.go, syncProxyRules and
+ * writeIptablesRules; set names and comments from pkg/proxy/ipvs/ipset.go) programs on one
+ * node: addresses on the dummy interface, ipsets, IPVS virtual servers and a fixed set of
+ * iptables rules that does not grow with the number of services. IPv4 only, like the rest of
+ * the project. Where kube-proxy iterates Go maps we sort, so output is byte-for-byte stable.
+ */
+
+export type IpsetType = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:ip,port,net' | 'bitmap:port';
+
+export interface IpvsSetInfo {
+  name: string;
+  type: IpsetType;
+  /** kube-proxy's comment for the set; it appears in iptables rules, not on the set. */
+  comment: string;
+}
+
+/** kube-proxy's ipsetInfo table, in its order. */
+export const IPVS_IPSETS: readonly IpvsSetInfo[] = [
+  { name: 'KUBE-LOOP-BACK', type: 'hash:ip,port,ip', comment: 'Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose' },
+  { name: 'KUBE-CLUSTER-IP', type: 'hash:ip,port', comment: 'Kubernetes service cluster ip + port for masquerade purpose' },
+  { name: 'KUBE-EXTERNAL-IP', type: 'hash:ip,port', comment: 'Kubernetes service external ip + port for masquerade and filter purpose' },
+  { name: 'KUBE-EXTERNAL-IP-LOCAL', type: 'hash:ip,port', comment: 'Kubernetes service external ip + port with externalTrafficPolicy=local' },
+  { name: 'KUBE-LOAD-BALANCER', type: 'hash:ip,port', comment: 'Kubernetes service lb portal' },
+  { name: 'KUBE-LOAD-BALANCER-FW', type: 'hash:ip,port', comment: 'Kubernetes service load balancer ip + port for load balancer with sourceRange' },
+  { name: 'KUBE-LOAD-BALANCER-LOCAL', type: 'hash:ip,port', comment: 'Kubernetes service load balancer ip + port with externalTrafficPolicy=local' },
+  { name: 'KUBE-LOAD-BALANCER-SOURCE-IP', type: 'hash:ip,port,ip', comment: 'Kubernetes service load balancer ip + port + source IP for packet filter purpose' },
+  { name: 'KUBE-LOAD-BALANCER-SOURCE-CIDR', type: 'hash:ip,port,net', comment: 'Kubernetes service load balancer ip + port + source cidr for packet filter purpose' },
+  { name: 'KUBE-NODE-PORT-TCP', type: 'bitmap:port', comment: 'Kubernetes nodeport TCP port for masquerade purpose' },
+  { name: 'KUBE-NODE-PORT-LOCAL-TCP', type: 'bitmap:port', comment: 'Kubernetes nodeport TCP port with externalTrafficPolicy=local' },
+  { name: 'KUBE-NODE-PORT-UDP', type: 'bitmap:port', comment: 'Kubernetes nodeport UDP port for masquerade purpose' },
+  { name: 'KUBE-NODE-PORT-LOCAL-UDP', type: 'bitmap:port', comment: 'Kubernetes nodeport UDP port with externalTrafficPolicy=local' },
+  { name: 'KUBE-NODE-PORT-SCTP-HASH', type: 'hash:ip,port', comment: "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'" },
+  { name: 'KUBE-NODE-PORT-LOCAL-SCTP-HASH', type: 'hash:ip,port', comment: "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'" },
+  { name: 'KUBE-HEALTH-CHECK-NODE-PORT', type: 'bitmap:port', comment: 'Kubernetes health check node port' },
+  { name: 'KUBE-IPVS-IPS', type: 'hash:ip', comment: 'Addresses on the ipvs interface' },
+];
+
+/** Set name → ipset type, as kube-proxy creates them. */
+export const ipvsSetTypes: Readonly<Record<string, IpsetType>> = Object.fromEntries(IPVS_IPSETS.map((s) => [s.name, s.type]));
+
+const COMMENT = Object.fromEntries(IPVS_IPSETS.map((s) => [s.name, s.comment]));
+
+/**
+ * Sets that get one iptables rule each when they have members (kube-proxy's
+ * ipsetWithIptablesChain, in its order: the LOCAL sets come before their non-local twins).
+ */
+const SET_RULES: readonly { set: string; table: 'nat' | 'filter'; chain: string; target: string; match: string; proto?: string }[] = [
+  { set: 'KUBE-LOOP-BACK', table: 'nat', chain: 'KUBE-POSTROUTING', target: 'MASQUERADE', match: 'dst,dst,src' },
+  { set: 'KUBE-LOAD-BALANCER', table: 'nat', chain: 'KUBE-SERVICES', target: 'KUBE-LOAD-BALANCER', match: 'dst,dst' },
+  { set: 'KUBE-LOAD-BALANCER-LOCAL', table: 'nat', chain: 'KUBE-LOAD-BALANCER', target: 'RETURN', match: 'dst,dst' },
+  { set: 'KUBE-NODE-PORT-LOCAL-TCP', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'RETURN', match: 'dst', proto: 'tcp' },
+  { set: 'KUBE-NODE-PORT-TCP', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'KUBE-MARK-MASQ', match: 'dst', proto: 'tcp' },
+  { set: 'KUBE-NODE-PORT-LOCAL-UDP', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'RETURN', match: 'dst', proto: 'udp' },
+  { set: 'KUBE-NODE-PORT-UDP', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'KUBE-MARK-MASQ', match: 'dst', proto: 'udp' },
+  { set: 'KUBE-NODE-PORT-LOCAL-SCTP-HASH', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'RETURN', match: 'dst,dst', proto: 'sctp' },
+  { set: 'KUBE-NODE-PORT-SCTP-HASH', table: 'nat', chain: 'KUBE-NODE-PORT', target: 'KUBE-MARK-MASQ', match: 'dst,dst', proto: 'sctp' },
+  { set: 'KUBE-LOAD-BALANCER-FW', table: 'filter', chain: 'KUBE-PROXY-FIREWALL', target: 'KUBE-SOURCE-RANGES-FIREWALL', match: 'dst,dst' },
+  { set: 'KUBE-LOAD-BALANCER-SOURCE-CIDR', table: 'filter', chain: 'KUBE-SOURCE-RANGES-FIREWALL', target: 'RETURN', match: 'dst,dst,src' },
+  { set: 'KUBE-LOAD-BALANCER-SOURCE-IP', table: 'filter', chain: 'KUBE-SOURCE-RANGES-FIREWALL', target: 'RETURN', match: 'dst,dst,src' },
+];
+
+const NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-NODE-PORT', 'KUBE-LOAD-BALANCER', 'KUBE-MARK-MASQ'];
+const FILTER_CHAINS = ['KUBE-FORWARD', 'KUBE-NODE-PORT', 'KUBE-PROXY-FIREWALL', 'KUBE-SOURCE-RANGES-FIREWALL', 'KUBE-IPVS-FILTER', 'KUBE-IPVS-OUT-FILTER'];
+
+/**
+ * Jumps from the built-in chains, which kube-proxy adds with `iptables -I` (EnsureRule,
+ * Prepend) rather than in its restore input. In kube-proxy's order; each is inserted at the
+ * top, so the last one listed for a chain ends up first.
+ */
+export const IPVS_JUMPS: readonly { table: 'nat' | 'filter'; chain: string; args: readonly string[] }[] = [
+  { table: 'nat', chain: 'OUTPUT', args: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'nat', chain: 'PREROUTING', args: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
+  { table: 'nat', chain: 'POSTROUTING', args: ['-m', 'comment', '--comment', 'kubernetes postrouting rules', '-j', 'KUBE-POSTROUTING'] },
+  { table: 'filter', chain: 'FORWARD', args: ['-m', 'comment', '--comment', 'kubernetes forwarding rules', '-j', 'KUBE-FORWARD'] },
+  { table: 'filter', chain: 'INPUT', args: ['-m', 'comment', '--comment', 'kubernetes health check rules', '-j', 'KUBE-NODE-PORT'] },
+  { table: 'filter', chain: 'INPUT', args: ['-m', 'comment', '--comment', 'kube-proxy firewall rules', '-j', 'KUBE-PROXY-FIREWALL'] },
+  { table: 'filter', chain: 'FORWARD', args: ['-m', 'comment', '--comment', 'kube-proxy firewall rules', '-j', 'KUBE-PROXY-FIREWALL'] },
+  { table: 'filter', chain: 'INPUT', args: ['-m', 'comment', '--comment', 'kubernetes ipvs access filter', '-j', 'KUBE-IPVS-FILTER'] },
+  { table: 'filter', chain: 'OUTPUT', args: ['-m', 'comment', '--comment', 'kubernetes ipvs access filter', '-j', 'KUBE-IPVS-OUT-FILTER'] },
+];
+
+export interface IpvsOptions extends ProxyOptions {
+  /** kube-proxy --ipvs-scheduler; `rr` by default. */
+  scheduler?: string;
+  /** kube-proxy --masquerade-all: masquerade all traffic to cluster IPs. */
+  masqueradeAll?: boolean;
+}
+
+export interface IpvsRules {
+  dummyInterface: 'kube-ipvs0';
+  /** Every address bound to kube-ipvs0, as `IP/32`, sorted numerically, unique. */
+  dummyAddresses: string[];
+  /** `ipset restore` input: all of kube-proxy's sets, then their members. */
+  ipsetRestore: string;
+  /** `ipvsadm -R` input. */
+  ipvsadmRestore: string;
+  /** `iptables-restore --noflush` input (nat, then filter), as kube-proxy writes it. */
+  iptablesRestore: string;
+  /** The IPVS table as `ipvsadm -Ln` would show it, sorted as ipvsadm sorts. */
+  ipvs: IpvsState;
+  /** Set name → members, sorted. */
+  ipsets: Record<string, string[]>;
+  counts: {
+    ipsetMembers: Record<string, number>;
+    virtualServers: number;
+    realServers: number;
+    iptables: { filter: { chains: number; rules: number }; nat: { chains: number; rules: number } };
+  };
+}
+
+const PROTO_FLAG: Record<string, string> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
+
+function isIpv4(ip: string): boolean {
+  const p = ip.split('.');
+  return p.length === 4 && p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255);
+}
+
+/** Go's fmt.Sprintf("%#08x", v): kube-proxy's masquerade mark, e.g. 0x00004000. */
+function goHex08(v: number): string {
+  return `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** externalTrafficPolicy only matters for services reachable from outside (ExternallyAccessible). */
+function externallyAccessible(sp: ServicePortInfo): boolean {
+  return sp.type === 'NodePort' || sp.type === 'LoadBalancer' || sp.externalIPs.length > 0;
+}
+
+/**
+ * Cluster-wide and node-local endpoints the way proxy.CategorizeEndpoints picks them
+ * (topology hints aside): ready endpoints, falling back to serving-and-terminating ones.
+ */
+function categorize(sp: ServicePortInfo): { cluster: EndpointInfo[]; local: EndpointInfo[] } {
+  const internalLocal = sp.internalTrafficPolicy === 'Local';
+  const externalLocal = externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
+  const usesCluster = !internalLocal || (externallyAccessible(sp) && !externalLocal);
+  const usesLocal = internalLocal || externalLocal;
+  return {
+    cluster: usesCluster ? usableEndpoints(sp.endpoints) : [],
+    local: usesLocal ? usableEndpoints(sp.endpoints.filter((e) => e.isLocal)) : [],
+  };
+}
+
+export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): IpvsRules {
+  const o = resolveProxyOptions(opts);
+  const scheduler = opts.scheduler ?? 'rr';
+  const nodeIPs = o.nodeIPs.filter(isIpv4);
+  const nodeIPSet = new Set(nodeIPs);
+  const masqValue = 1 << (opts.masqueradeBit ?? 14);
+  const mark = goHex08(masqValue);
+
+  const sets = new Map<string, Set<string>>(IPVS_IPSETS.map((s) => [s.name, new Set<string>()]));
+  const add = (set: string, entry: string) => sets.get(set)!.add(entry);
+  const bound = new Set<string>();
+  const services = new Map<string, IpvsService>();
+  const lbNoNodeAccess: { ip: string; proto: string; port: number }[] = [];
+
+  const virtualServer = (proto: ServicePortInfo['protocol'], address: string, port: number, sp: ServicePortInfo, eps: EndpointInfo[]) => {
+    const key = `${proto} ${address}:${port}`;
+    if (services.has(key)) return; // a second service claiming the same VIP:port changes nothing
+    const flags: string[] = [];
+    if (scheduler === 'mh') flags.push('(mh-port)');
+    if (sp.sessionAffinity === 'ClientIP') flags.push(`persistent ${sp.sessionAffinityTimeoutSeconds}`);
+    const seen = new Set<string>();
+    const destinations: IpvsDestination[] = [];
+    for (const e of eps) {
+      const k = `${e.ip}:${e.port}`;
+      if (seen.has(k) || !isIpv4(e.ip)) continue;
+      seen.add(k);
+      destinations.push({ address: e.ip, port: e.port, forward: 'Masq', weight: 1, activeConn: 0, inactConn: 0 });
+    }
+    services.set(key, { protocol: proto, address, port, scheduler, flags, destinations });
+  };
+
+  for (const sp of ports) {
+    if (!isIpv4(sp.clusterIP)) continue;
+    const proto = sp.protocol.toLowerCase();
+    const { cluster, local } = categorize(sp);
+    const pick = (onlyLocal: boolean) => (onlyLocal && local.length > 0 ? local : cluster);
+    const externalLocal = externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
+
+    // Hairpin: a local endpoint reaching itself through the service is masqueraded.
+    for (const e of sp.endpoints) {
+      if (e.isLocal && isIpv4(e.ip) && e.port > 0) add('KUBE-LOOP-BACK', `${e.ip},${proto}:${e.port},${e.ip}`);
+    }
+
+    add('KUBE-CLUSTER-IP', `${sp.clusterIP},${proto}:${sp.port}`);
+    virtualServer(sp.protocol, sp.clusterIP, sp.port, sp, pick(sp.internalTrafficPolicy === 'Local'));
+    bound.add(sp.clusterIP);
+
+    for (const ip of sp.externalIPs.filter(isIpv4)) {
+      add(externalLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${proto}:${sp.port}`);
+      virtualServer(sp.protocol, ip, sp.port, sp, pick(externalLocal));
+      // An address the node already owns is not bound to the dummy interface.
+      if (!nodeIPSet.has(ip)) bound.add(ip);
+    }
+
+    for (const ip of sp.loadBalancerIPs.filter(isIpv4)) {
+      const entry = `${ip},${proto}:${sp.port}`;
+      add('KUBE-LOAD-BALANCER', entry);
+      if (externalLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
+      if (sp.loadBalancerSourceRanges.length > 0) {
+        add('KUBE-LOAD-BALANCER-FW', entry);
+        let allowFromNode = false;
+        for (const range of sp.loadBalancerSourceRanges) {
+          let cidr;
+          try {
+            cidr = parseIpv4Cidr(range);
+          } catch {
+            continue; // kube-proxy drops source ranges it cannot parse
+          }
+          add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCidr(cidr)}`);
+          if (nodeIPs.length > 0 && cidrContains(cidr, nodeIPs[0])) allowFromNode = true;
+        }
+        if (allowFromNode) add('KUBE-LOAD-BALANCER-SOURCE-IP', `${entry},${ip}`);
+        else lbNoNodeAccess.push({ ip, proto, port: sp.port });
+      }
+      virtualServer(sp.protocol, ip, sp.port, sp, pick(externalLocal));
+      if (!nodeIPSet.has(ip)) bound.add(ip);
+    }
+
+    // Without node addresses kube-proxy skips node ports (and, like it, the rest of the loop).
+    if (sp.nodePort && nodeIPs.length > 0) {
+      const entries = sp.protocol === 'SCTP' ? nodeIPs.map((ip) => `${ip},sctp:${sp.nodePort}`) : [String(sp.nodePort)];
+      const base = sp.protocol === 'SCTP' ? 'KUBE-NODE-PORT-SCTP-HASH' : `KUBE-NODE-PORT-${sp.protocol}`;
+      const localSet = sp.protocol === 'SCTP' ? 'KUBE-NODE-PORT-LOCAL-SCTP-HASH' : `KUBE-NODE-PORT-LOCAL-${sp.protocol}`;
+      for (const e of entries) add(base, e);
+      if (externalLocal) for (const e of entries) add(localSet, e);
+      for (const ip of nodeIPs) virtualServer(sp.protocol, ip, sp.nodePort, sp, pick(externalLocal));
+    }
+  }
+  for (const ip of bound) add('KUBE-IPVS-IPS', ip);
+
+  const ipsets: Record<string, string[]> = {};
+  for (const s of IPVS_IPSETS) ipsets[s.name] = sortMembers(s.type, [...sets.get(s.name)!]);
+  const nonEmpty = (name: string) => ipsets[name].length > 0;
+
+  // ipset restore: every set exists whether or not it has members (the iptables rules name them).
+  const ipsetLines: string[] = IPVS_IPSETS.map((s) =>
+    s.type === 'bitmap:port'
+      ? `create ${s.name} bitmap:port range 0-65535`
+      : `create ${s.name} ${s.type} family inet hashsize 1024 maxelem 65536`,
+  );
+  for (const s of IPVS_IPSETS) for (const m of ipsets[s.name]) ipsetLines.push(`add ${s.name} ${m}`);
+
+  // iptables-restore input, in writeIptablesRules' order.
+  const q = (s: string) => `"${s}"`;
+  const nat: string[] = ['-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN'];
+  const filter: string[] = [];
+  for (const r of SET_RULES) {
+    if (!nonEmpty(r.set)) continue;
+    const line = `-A ${r.chain}${r.proto ? ` -p ${r.proto}` : ''} -m comment --comment ${q(COMMENT[r.set])} -m set --match-set ${r.set} ${r.match} -j ${r.target}`;
+    (r.table === 'nat' ? nat : filter).push(line);
+  }
+  if (nonEmpty('KUBE-CLUSTER-IP')) {
+    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-CLUSTER-IP'])} -m set --match-set KUBE-CLUSTER-IP`;
+    if (opts.masqueradeAll) nat.push(`${head} dst,dst -j KUBE-MARK-MASQ`);
+    else if (o.clusterCIDR) nat.push(`${head} dst,dst ! -s ${o.clusterCIDR} -j KUBE-MARK-MASQ`);
+    else nat.push(`${head} src,dst -j KUBE-MARK-MASQ`);
+  }
+  const externalIPRules = (head: string) => {
+    nat.push(`${head} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`);
+    nat.push(`${head} -m addrtype --dst-type LOCAL -j ACCEPT`);
+  };
+  if (nonEmpty('KUBE-EXTERNAL-IP')) {
+    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP'])} -m set --match-set KUBE-EXTERNAL-IP dst,dst`;
+    nat.push(`${head} -j KUBE-MARK-MASQ`);
+    externalIPRules(head);
+  }
+  if (nonEmpty('KUBE-EXTERNAL-IP-LOCAL')) {
+    externalIPRules(`-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP-LOCAL'])} -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst`);
+  }
+  nat.push('-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT');
+  nat.push('-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ');
+  filter.push('-A KUBE-SOURCE-RANGES-FIREWALL -j DROP');
+  for (const e of lbNoNodeAccess) {
+    filter.push(`-A KUBE-IPVS-OUT-FILTER -s ${e.ip} -m ipvs --vaddr ${e.ip} --vproto ${e.proto} --vport ${e.port} -j DROP`);
+  }
+  // acceptIPVSTraffic: the last rules of KUBE-SERVICES.
+  for (const set of ['KUBE-CLUSTER-IP', 'KUBE-LOAD-BALANCER']) {
+    if (nonEmpty(set)) nat.push(`-A KUBE-SERVICES -m set --match-set ${set} dst,dst -j ACCEPT`);
+  }
+  filter.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
+  filter.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  filter.push(`-A KUBE-NODE-PORT -m comment --comment ${q(COMMENT['KUBE-HEALTH-CHECK-NODE-PORT'])} -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`);
+  for (const set of ['KUBE-LOAD-BALANCER', 'KUBE-CLUSTER-IP', 'KUBE-EXTERNAL-IP', 'KUBE-EXTERNAL-IP-LOCAL']) {
+    filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${set} dst,dst -j RETURN`);
+  }
+  filter.push('-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN');
+  filter.push('-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT');
+  nat.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
+  nat.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
+  nat.push('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully');
+  nat.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
+
+  const iptablesRestore = [
+    '*nat',
+    ...NAT_CHAINS.map((c) => `:${c} - [0:0]`),
+    ...nat,
+    'COMMIT',
+    '*filter',
+    ...FILTER_CHAINS.map((c) => `:${c} - [0:0]`),
+    ...filter,
+    'COMMIT',
+  ].join('\n');
+
+  // ipvsadm -R input and the predicted table, in ipvsadm's order.
+  const ipvs = sortServices([...services.values()]);
+  const ipvsadmLines: string[] = [];
+  for (const s of ipvs.services) {
+    const vs = `${PROTO_FLAG[s.protocol]} ${s.address}:${s.port}`;
+    const persistent = s.flags.find((f) => f.startsWith('persistent '));
+    ipvsadmLines.push(`-A ${vs} -s ${s.scheduler}${scheduler === 'mh' ? ' -b mh-port' : ''}${persistent ? ` -p ${persistent.slice(11)}` : ''}`);
+    for (const d of s.destinations) ipvsadmLines.push(`-a ${vs} -r ${d.address}:${d.port} -m -w ${d.weight}`);
+  }
+
+  const ipsetMembers: Record<string, number> = {};
+  for (const s of IPVS_IPSETS) ipsetMembers[s.name] = ipsets[s.name].length;
+  return {
+    dummyInterface: 'kube-ipvs0',
+    dummyAddresses: [...bound].sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b)).map((ip) => `${ip}/32`),
+    ipsetRestore: `${ipsetLines.join('\n')}\n`,
+    ipvsadmRestore: ipvsadmLines.length ? `${ipvsadmLines.join('\n')}\n` : '',
+    iptablesRestore: `${iptablesRestore}\n`,
+    ipvs,
+    ipsets,
+    counts: {
+      ipsetMembers,
+      virtualServers: ipvs.services.length,
+      realServers: ipvs.services.reduce((n, s) => n + s.destinations.length, 0),
+      iptables: {
+        nat: { chains: NAT_CHAINS.length, rules: nat.length },
+        filter: { chains: FILTER_CHAINS.length, rules: filter.length },
+      },
+    },
+  };
+}
+
+/** Members in a stable order: by address numerically, then the rest of the entry. */
+function sortMembers(type: IpsetType, members: string[]): string[] {
+  if (type === 'bitmap:port') return members.sort((a, b) => Number(a) - Number(b));
+  const key = (m: string) => {
+    const comma = m.indexOf(',');
+    const ip = comma < 0 ? m : m.slice(0, comma);
+    return { n: ipv4ToInt(ip), rest: comma < 0 ? '' : m.slice(comma + 1) };
+  };
+  return members
+    .map((m) => ({ m, k: key(m) }))
+    .sort((a, b) => a.k.n - b.k.n || (a.k.rest < b.k.rest ? -1 : a.k.rest > b.k.rest ? 1 : 0))
+    .map((x) => x.m);
+}
+
+const PROTO_NUMBER: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
+
+/** ipvsadm's listing order: protocol number, then address, then port; real servers by address, port. */
+function sortServices(list: IpvsService[]): IpvsState {
+  const byAddr = (a: { address: string; port: number }, b: { address: string; port: number }) =>
+    ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.port - b.port;
+  return {
+    services: list
+      .map((s) => ({ ...s, destinations: [...s.destinations].sort(byAddr) }))
+      .sort((a, b) => PROTO_NUMBER[a.protocol] - PROTO_NUMBER[b.protocol] || byAddr(a, b)),
+  };
+}
