@@ -5,3 +5,4 @@ export * from './write.ts';
 export * from './resolve.ts';
 export * from './synthetic.ts';
 export * from './addresses.ts';
+export * from './workshop.ts';

@@ -2,6 +2,7 @@ import type { CommandSpec } from '../cli.ts';
 import { parseCommand } from './parse.ts';
 import { predict } from './predict.ts';
 import { rules } from './rules.ts';
+import { tour } from './tour.ts';
 import { trace } from './trace.ts';
 
 export const COMMANDS: Record<string, CommandSpec> = {
@@ -9,4 +10,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   predict,
   parse: parseCommand,
   trace,
+  tour,
 };
