@@ -1,3 +1,4 @@
+import { IPVS_IPSETS } from '../proxy/ipvs.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 
 /**
@@ -11,6 +12,11 @@ export interface CountInput {
   nodePorts?: number;
   /** The node's own addresses kube-proxy knows (a kind node has one). */
   nodeIPs?: number;
+  /**
+   * Endpoints running on the node itself (IPVS mode's KUBE-LOOP-BACK). Default: pods spread
+   * round-robin over kind's three nodes, as syntheticCluster places them, seen from kind-worker.
+   */
+  localEndpoints?: number;
 }
 
 export interface TableCount {
@@ -88,9 +94,36 @@ export function nftablesCounts(input: CountInput): NftablesCounts {
   return { chains: 16 + S * (1 + E) + N, rules: 23 + S * (2 + 2 * E) + 2 * N, ...base };
 }
 
+/**
+ * IPVS mode. Per service: a ClusterIP in KUBE-CLUSTER-IP and KUBE-IPVS-IPS and on kube-ipvs0, one
+ * virtual server with E real servers. Per NodePort: a KUBE-NODE-PORT-TCP member and a virtual
+ * server on each node address. Per local endpoint: a KUBE-LOOP-BACK member. The iptables part
+ * has 5 nat chains and 7 rules, plus 2 once any ClusterIP exists, 1 for loop-back hairpins and 1
+ * for node ports: it does not grow with the number of services.
+ */
+export function ipvsCounts(input: CountInput): IpvsCounts {
+  const [S, E, N] = check(input);
+  const nodeIPs = input.nodeIPs ?? 1;
+  const local = input.localEndpoints ?? Math.floor((S * E + 1) / 3);
+  const virtualServers = S + N * nodeIPs;
+  const members: Record<string, number> = Object.fromEntries(IPVS_IPSETS.map((set) => [set.name, 0]));
+  Object.assign(members, { 'KUBE-CLUSTER-IP': S, 'KUBE-IPVS-IPS': S, 'KUBE-LOOP-BACK': local, 'KUBE-NODE-PORT-TCP': N });
+  return {
+    ipsetMembers: members,
+    virtualServers,
+    realServers: E * virtualServers,
+    dummyAddresses: S,
+    iptables: {
+      filter: { chains: 6, rules: 10 },
+      nat: { chains: 5, rules: 7 + (S > 0 ? 2 : 0) + (local > 0 ? 1 : 0) + (N > 0 ? 1 : 0) },
+    },
+  };
+}
+
 export function predictCounts(mode: ProxyMode | 'all', input: CountInput): ModeCounts {
   const out: ModeCounts = {};
   if (mode === 'iptables' || mode === 'all') out.iptables = iptablesCounts(input);
+  if (mode === 'ipvs' || mode === 'all') out.ipvs = ipvsCounts(input);
   if (mode === 'nftables' || mode === 'all') out.nftables = nftablesCounts(input);
   return out;
 }
