@@ -16,6 +16,11 @@ export interface IptOption {
 export interface IptMatch {
   module: string;
   options: IptOption[];
+  /**
+   * true when no `-m` was written: the protocol's match (`-p tcp --dport 80`) that iptables
+   * loads implicitly. iptables-save always writes it out as `-p tcp -m tcp --dport 80`.
+   */
+  implicit?: boolean;
 }
 
 export interface IptTarget {
@@ -47,6 +52,8 @@ export interface IptRule {
   target: IptTarget | null;
   /** The text of the first `-m comment --comment`, unquoted, or null. */
   comment: string | null;
+  /** `-f` (second and later fragments only), `! -f` negated; absent when not written. */
+  fragment?: { negated: boolean };
 }
 
 export interface IptChain {

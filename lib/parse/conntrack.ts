@@ -1,0 +1,228 @@
+/**
+ * Parser for `conntrack -L` output (also `-o extended`, `-o id`, accounting counters, and the
+ * `[NEW]`/`[DESTROY]` prefixes of `conntrack -E`). One entry per line:
+ *
+ *   [ipv4 2] tcp 6 431999 ESTABLISHED src=… dst=… sport=… dport=… [packets=… bytes=…] [UNREPLIED]
+ *            src=… dst=… sport=… dport=… [packets=… bytes=…] [ASSURED] mark=0 [zone=…] use=1 [id=…]
+ *
+ * The first `src=` opens the original tuple, the second the reply tuple. A tuple ends at a key
+ * that is not a tuple key, or at a key it already has (the entry's `id=` after an ICMP reply
+ * tuple's own `id=`). The `conntrack v1.4.7 (conntrack-tools): N flow entries have been shown.`
+ * summary (stderr, often merged in) is tolerated and its count kept.
+ * Pure and linear-time.
+ */
+import { ParseError, splitLines } from './errors.ts';
+import type { Counters } from './iptables-types.ts';
+
+const FORMAT = 'conntrack';
+
+export interface ConntrackTuple {
+  src: string;
+  dst: string;
+  /** TCP/UDP/SCTP/DCCP ports; null for protocols without ports. */
+  sport: number | null;
+  dport: number | null;
+  /** ICMP type, code and id; null otherwise. */
+  icmp: { type: number; code: number; id: number } | null;
+  /** Per-direction accounting (`packets= bytes=`), present when nf_conntrack_acct is on. */
+  counters: Counters | null;
+  /** Any other tuple key (e.g. GRE `srckey=`), as printed. */
+  other: Record<string, string>;
+}
+
+export interface ConntrackEntry {
+  /** 1-based line number in the parsed text. */
+  line: number;
+  /** `NEW`, `UPDATE`, `DESTROY` for `conntrack -E` lines; null for listings. */
+  event: string | null;
+  /** `ipv4`/`ipv6` with `-o extended`, else null. */
+  family: string | null;
+  /** Layer-4 protocol name (`tcp`, `udp`, `icmp`, …) and number. */
+  protocol: string;
+  protocolNumber: number;
+  /** Seconds until the entry expires; null when not printed (destroy events). */
+  timeout: number | null;
+  /** TCP/SCTP/DCCP state such as `ESTABLISHED`; null for udp and icmp. */
+  state: string | null;
+  original: ConntrackTuple;
+  reply: ConntrackTuple;
+  /** Bracketed flags in order: `UNREPLIED`, `ASSURED`, `OFFLOAD` … */
+  flags: string[];
+  mark: number | null;
+  zone: number | null;
+  use: number | null;
+  /** The conntrack id (`-o id`). */
+  id: number | null;
+  /** Other entry-level keys as printed: `secctx`, `labels`, `helper`, `delta-time`, `[start=…]` … */
+  attributes: Record<string, string>;
+}
+
+export interface ConntrackTable {
+  entries: ConntrackEntry[];
+  /** N from "N flow entries have been shown.", when that summary is in the text. */
+  shown: number | null;
+  /** Other `conntrack vX (conntrack-tools): …` lines, such as error reports. */
+  messages: string[];
+}
+
+const TUPLE_KEYS = new Set(['src', 'dst', 'sport', 'dport', 'type', 'code', 'id', 'packets', 'bytes', 'srckey', 'dstkey']);
+
+function isDigits(s: string): boolean {
+  if (s.length === 0 || s.length > 20) return false;
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+interface Word {
+  value: string;
+  bracket: boolean;
+}
+
+/** Words separated by blanks; `[ … ]` is one word even with blanks inside (timestamps). */
+function words(line: string, lineNo: number): Word[] {
+  const out: Word[] = [];
+  let i = 0;
+  const n = line.length;
+  while (i < n) {
+    const c = line[i];
+    if (c === ' ' || c === '\t') {
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      const close = line.indexOf(']', i + 1);
+      if (close < 0) throw new ParseError(FORMAT, lineNo, line, 'a closing "]"');
+      out.push({ value: line.slice(i + 1, close), bracket: true });
+      i = close + 1;
+      continue;
+    }
+    const start = i;
+    while (i < n && line[i] !== ' ' && line[i] !== '\t') i++;
+    out.push({ value: line.slice(start, i), bracket: false });
+  }
+  return out;
+}
+
+const SUMMARY = ' flow entries have been shown.';
+
+/** Parse `conntrack -L` (or `-E`) output. */
+export function parseConntrack(text: string): ConntrackTable {
+  const result: ConntrackTable = { entries: [], shown: null, messages: [] };
+  const lines = splitLines(text);
+  for (let idx = 0; idx < lines.length; idx++) {
+    const line = lines[idx];
+    const trimmed = line.trim();
+    if (trimmed.length === 0) continue;
+    if (trimmed.startsWith('conntrack v')) {
+      const colon = trimmed.indexOf('): ');
+      const msg = colon >= 0 ? trimmed.slice(colon + 3) : trimmed;
+      if (msg.endsWith(SUMMARY) && isDigits(msg.slice(0, -SUMMARY.length))) {
+        result.shown = Number(msg.slice(0, -SUMMARY.length));
+      } else {
+        result.messages.push(msg);
+      }
+      continue;
+    }
+    result.entries.push(parseEntry(line, idx + 1));
+  }
+  return result;
+}
+
+function emptyTuple(): ConntrackTuple {
+  return { src: '', dst: '', sport: null, dport: null, icmp: null, counters: null, other: {} };
+}
+
+function parseEntry(line: string, lineNo: number): ConntrackEntry {
+  const fail = (expected: string): never => {
+    throw new ParseError(FORMAT, lineNo, line, expected);
+  };
+  const num = (key: string, v: string): number => {
+    if (!isDigits(v)) fail(`a number after ${key}=, not ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const ws = words(line, lineNo);
+  let i = 0;
+  const peek = () => ws[i];
+
+  let event: string | null = null;
+  if (peek()?.bracket) {
+    event = ws[i++].value;
+  }
+  let family: string | null = null;
+  // -o extended: `ipv4     2 tcp      6 …`
+  if (ws[i] && (ws[i].value === 'ipv4' || ws[i].value === 'ipv6') && ws[i + 1] && isDigits(ws[i + 1].value)) {
+    family = ws[i].value;
+    i += 2;
+  }
+  const proto = ws[i++];
+  if (!proto || proto.bracket || proto.value.includes('=')) fail('a protocol name such as tcp');
+  const protoNum = ws[i++];
+  if (!protoNum || protoNum.bracket || !isDigits(protoNum.value)) fail(`a protocol number after ${proto!.value}`);
+  let timeout: number | null = null;
+  if (ws[i] && !ws[i].bracket && isDigits(ws[i].value)) timeout = Number(ws[i++].value);
+  let state: string | null = null;
+  if (ws[i] && !ws[i].bracket && !ws[i].value.includes('=')) state = ws[i++].value;
+
+  const entry: ConntrackEntry = {
+    line: lineNo, event, family, protocol: proto!.value, protocolNumber: Number(protoNum!.value), timeout, state,
+    original: emptyTuple(), reply: emptyTuple(), flags: [], mark: null, zone: null, use: null, id: null, attributes: {},
+  };
+  // 0: before any tuple, 1: in original, 2: in reply, 3: after the reply tuple.
+  let phase = 0;
+  const seen = new Set<string>();
+  for (; i < ws.length; i++) {
+    const w = ws[i];
+    if (w.bracket) {
+      const eq = w.value.indexOf('=');
+      if (eq > 0) entry.attributes[w.value.slice(0, eq)] = w.value.slice(eq + 1);
+      else entry.flags.push(w.value);
+      if (phase === 2) phase = 3;
+      continue;
+    }
+    const eq = w.value.indexOf('=');
+    if (eq <= 0) fail(`key=value or [FLAG], not ${JSON.stringify(w.value)}`);
+    const key = w.value.slice(0, eq);
+    const value = w.value.slice(eq + 1);
+    if (key === 'src' && phase < 2) {
+      phase++;
+      seen.clear();
+    } else if (phase === 0 && TUPLE_KEYS.has(key)) {
+      fail(`src= before ${key}=`);
+    }
+    if ((phase === 1 || phase === 2) && TUPLE_KEYS.has(key) && !seen.has(key)) {
+      seen.add(key);
+      const t = phase === 1 ? entry.original : entry.reply;
+      switch (key) {
+        case 'src': t.src = value; break;
+        case 'dst': t.dst = value; break;
+        case 'sport': t.sport = num(key, value); break;
+        case 'dport': t.dport = num(key, value); break;
+        case 'type': (t.icmp ??= { type: 0, code: 0, id: 0 }).type = num(key, value); break;
+        case 'code': (t.icmp ??= { type: 0, code: 0, id: 0 }).code = num(key, value); break;
+        case 'id': (t.icmp ??= { type: 0, code: 0, id: 0 }).id = num(key, value); break;
+        case 'packets': (t.counters ??= { packets: 0, bytes: 0 }).packets = num(key, value); break;
+        case 'bytes': (t.counters ??= { packets: 0, bytes: 0 }).bytes = num(key, value); break;
+        default: t.other[key] = value;
+      }
+      continue;
+    }
+    if (key === 'src') fail('at most two tuples (two src=)');
+    if (phase === 1 && TUPLE_KEYS.has(key)) fail(`one ${key}= per tuple`);
+    if (phase === 2) phase = 3;
+    switch (key) {
+      case 'mark': entry.mark = num(key, value); break;
+      case 'zone': entry.zone = num(key, value); break;
+      case 'use': entry.use = num(key, value); break;
+      case 'id': entry.id = num(key, value); break;
+      default: entry.attributes[key] = value;
+    }
+  }
+  if (phase < 2) fail('an original and a reply tuple (two src=)');
+  for (const [name, t] of [['original', entry.original], ['reply', entry.reply]] as const) {
+    if (t.dst === '') fail(`dst= in the ${name} tuple`);
+  }
+  return entry;
+}

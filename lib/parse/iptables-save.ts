@@ -1,0 +1,648 @@
+/**
+ * Parser for `iptables-save [-c]` output and `iptables-restore` input (what kube-proxy writes).
+ *
+ * One grammar covers both: `*table` … `COMMIT` blocks holding `:CHAIN POLICY [p:b]` headers and
+ * rule commands. Restore-only commands (`-I`, `-D`, `-R`, `-N`, `-X`, `-F`, `-Z`, `-P`, `-E`) are
+ * applied as iptables-restore --noflush would, so the result is the state the input describes.
+ * Pure and linear-time: one pass over the lines, one char loop per line.
+ */
+import { ParseError, splitLines } from './errors.ts';
+import type {
+  Counters, IptAddrMatch, IptChain, IptMatch, IptOption, IptRule, IptTable, IptTarget, IptablesSave,
+} from './iptables-types.ts';
+
+const FORMAT = 'iptables-save';
+
+/** Built-in chains per table, for chains the input uses without declaring (restore input). */
+export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer
+
+/** A word of a rule line, with where it sits in the line (so rule text can be sliced out). */
+export interface IptToken {
+  value: string;
+  /** Some part was double-quoted: always an argument, never an option or `!`. */
+  quoted: boolean;
+  start: number;
+  end: number;
+}
+
+/**
+ * Split a line into words the way iptables-restore does: blanks separate words, `"…"` quotes
+ * (and may join with adjacent text, as in a shell), and inside quotes a backslash escapes the
+ * next character (iptables-save writes `\"`, `\\` and `\'`). Outside quotes a backslash is
+ * literal, as in iptables-restore.
+ */
+export function tokenizeIptables(line: string, lineNo = 1, format = FORMAT): IptToken[] {
+  const out: IptToken[] = [];
+  let i = 0;
+  const n = line.length;
+  while (i < n) {
+    const c = line[i];
+    if (c === ' ' || c === '\t') {
+      i++;
+      continue;
+    }
+    const start = i;
+    // Fast path: most words have no quotes, so slice them instead of building them.
+    while (i < n && line[i] !== ' ' && line[i] !== '\t' && line[i] !== '"') i++;
+    if (i >= n || line[i] !== '"') {
+      out.push({ value: line.slice(start, i), quoted: false, start, end: i });
+      continue;
+    }
+    let value = line.slice(start, i);
+    let quoted = false;
+    let inQuote = false;
+    while (i < n) {
+      const ch = line[i];
+      if (inQuote) {
+        if (ch === '\\' && i + 1 < n) {
+          value += line[i + 1];
+          i += 2;
+          continue;
+        }
+        if (ch === '"') inQuote = false;
+        else value += ch;
+        i++;
+        continue;
+      }
+      if (ch === ' ' || ch === '\t') break;
+      if (ch === '"') {
+        inQuote = true;
+        quoted = true;
+      } else {
+        value += ch;
+      }
+      i++;
+    }
+    if (inQuote) throw new ParseError(format, lineNo, line, 'a closing double quote');
+    out.push({ value, quoted, start, end: i });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Option arities
+
+/**
+ * How many arguments known options take. Needed because arguments may look like options:
+ * iptables-save writes `--comment -dash` unquoted. Unknown options take the words up to the
+ * next one that starts with `-` or is `!`.
+ */
+const ARITY: Record<string, Record<string, number>> = {
+  comment: { comment: 1 },
+  tcp: { dport: 1, 'destination-port': 1, sport: 1, 'source-port': 1, 'tcp-flags': 2, syn: 0, 'tcp-option': 1 },
+  udp: { dport: 1, 'destination-port': 1, sport: 1, 'source-port': 1 },
+  udplite: { dport: 1, sport: 1 },
+  sctp: { dport: 1, 'destination-port': 1, sport: 1, 'source-port': 1, 'chunk-types': 2 },
+  dccp: { dport: 1, sport: 1, 'dccp-types': 1, 'dccp-option': 1 },
+  icmp: { 'icmp-type': 1 },
+  icmpv6: { 'icmpv6-type': 1 },
+  statistic: { mode: 1, probability: 1, every: 1, packet: 1 },
+  mark: { mark: 1 },
+  connmark: { mark: 1 },
+  set: {
+    'match-set': 2, 'return-nomatch': 0, 'update-counters': 0, 'update-subcounters': 0,
+    'packets-eq': 1, 'packets-lt': 1, 'packets-gt': 1, 'bytes-eq': 1, 'bytes-lt': 1, 'bytes-gt': 1,
+  },
+  addrtype: { 'src-type': 1, 'dst-type': 1, 'limit-iface-in': 0, 'limit-iface-out': 0 },
+  recent: {
+    name: 1, set: 0, rcheck: 0, update: 0, remove: 0, seconds: 1, reap: 0, hitcount: 1,
+    rttl: 0, rsource: 0, rdest: 0, mask: 1,
+  },
+  conntrack: {
+    ctstate: 1, ctproto: 1, ctorigsrc: 1, ctorigdst: 1, ctreplsrc: 1, ctrepldst: 1,
+    ctorigsrcport: 1, ctorigdstport: 1, ctreplsrcport: 1, ctrepldstport: 1, ctstatus: 1, ctexpire: 1, ctdir: 1,
+  },
+  state: { state: 1 },
+  multiport: { dports: 1, sports: 1, ports: 1, 'destination-ports': 1, 'source-ports': 1 },
+  physdev: { 'physdev-in': 1, 'physdev-out': 1, 'physdev-is-in': 0, 'physdev-is-out': 0, 'physdev-is-bridged': 0 },
+  limit: { limit: 1, 'limit-burst': 1 },
+  iprange: { 'src-range': 1, 'dst-range': 1 },
+  owner: { 'uid-owner': 1, 'gid-owner': 1, 'socket-exists': 0, 'suppl-groups': 0 },
+  socket: { transparent: 0, nowildcard: 0, 'restore-skmark': 0 },
+  rpfilter: { loose: 0, validmark: 0, 'accept-local': 0, invert: 0 },
+  pkttype: { 'pkt-type': 1 },
+  length: { length: 1 },
+  // Targets.
+  DNAT: { 'to-destination': 1, random: 0, persistent: 0, 'random-fully': 0 },
+  SNAT: { 'to-source': 1, random: 0, persistent: 0, 'random-fully': 0 },
+  MASQUERADE: { 'to-ports': 1, random: 0, 'random-fully': 0 },
+  REDIRECT: { 'to-ports': 1, random: 0 },
+  MARK: { 'set-xmark': 1, 'set-mark': 1, 'xor-mark': 1, 'or-mark': 1, 'and-mark': 1 },
+  CONNMARK: {
+    'set-xmark': 1, 'set-mark': 1, 'save-mark': 0, 'restore-mark': 0, nfmask: 1, ctmask: 1, mask: 1,
+    'xor-mark': 1, 'or-mark': 1, 'and-mark': 1,
+  },
+  REJECT: { 'reject-with': 1 },
+  LOG: {
+    'log-prefix': 1, 'log-level': 1, 'log-tcp-sequence': 0, 'log-tcp-options': 0, 'log-ip-options': 0, 'log-uid': 0,
+  },
+  CT: { notrack: 0, zone: 1, helper: 1, ctevents: 1, expevents: 1, timeout: 1, 'zone-orig': 1, 'zone-reply': 1 },
+  TPROXY: { 'on-port': 1, 'on-ip': 1, 'tproxy-mark': 1 },
+  NFLOG: { 'nflog-group': 1, 'nflog-prefix': 1, 'nflog-range': 1, 'nflog-threshold': 1, 'nflog-size': 1 },
+};
+
+const PROTOCOL_NUMBERS: Record<string, string> = { '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'icmpv6', '132': 'sctp', '33': 'dccp' };
+
+// ---------------------------------------------------------------------------------------------
+// Rule parsing
+
+/** The parts of a rule after `-A CHAIN`. Exposed for callers that parse single rule specs. */
+export type RuleSpec = Omit<IptRule, 'line' | 'text' | 'chain' | 'counters'> & { counters: Counters | null };
+
+function isOptionWord(t: IptToken): boolean {
+  return !t.quoted && t.value.length > 1 && t.value[0] === '-';
+}
+
+function isBang(t: IptToken): boolean {
+  return !t.quoted && t.value === '!';
+}
+
+type CoreKey = 'protocol' | 'source' | 'destination' | 'inInterface' | 'outInterface';
+const CORE: Record<string, CoreKey> = {
+  '-p': 'protocol', '--protocol': 'protocol',
+  '-s': 'source', '--source': 'source', '--src': 'source',
+  '-d': 'destination', '--destination': 'destination', '--dst': 'destination',
+  '-i': 'inInterface', '--in-interface': 'inInterface',
+  '-o': 'outInterface', '--out-interface': 'outInterface',
+};
+
+/** Cursor over a rule's words. A class, not closures: this runs once per rule, 64k times. */
+class SpecReader {
+  i = 0;
+  constructor(
+    readonly tokens: readonly IptToken[],
+    readonly lineNo: number,
+    readonly line: string,
+    readonly format: string,
+  ) {}
+
+  fail(expected: string): never {
+    throw new ParseError(this.format, this.lineNo, this.line, expected);
+  }
+
+  next(what: string): IptToken {
+    if (this.i >= this.tokens.length) this.fail(what);
+    return this.tokens[this.i++];
+  }
+
+  /** A plain argument; accepts an old-style `!` before it (`-s ! 1.2.3.4`) and reports it. */
+  argument(what: string): { value: string; bang: boolean } {
+    let t = this.next(what);
+    let bang = false;
+    if (isBang(t)) {
+      bang = true;
+      t = this.next(what);
+    }
+    return { value: t.value, bang };
+  }
+}
+
+/** The module iptables loads implicitly for `-p PROTO`, or null (none, or negated). */
+function protocolModule(spec: RuleSpec): string | null {
+  if (!spec.protocol || spec.protocol.negated) return null;
+  const p = spec.protocol.value.toLowerCase();
+  return PROTOCOL_NUMBERS[p] ?? p;
+}
+
+function implicitMatch(spec: RuleSpec, module: string): IptMatch {
+  const found = spec.matches.find((m) => m.module === module);
+  if (found) return found;
+  const m: IptMatch = { module, options: [], implicit: true };
+  spec.matches.push(m);
+  return m;
+}
+
+/**
+ * Parse the words of one rule spec (everything after `-A CHAIN`). Throws ParseError naming the
+ * line; `line` and `lineNo` are used only for messages.
+ */
+export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line: string, format = FORMAT): RuleSpec {
+  const r = new SpecReader(tokens, lineNo, line, format);
+  const spec: RuleSpec = {
+    counters: null, protocol: null, source: null, destination: null, inInterface: null, outInterface: null,
+    matches: [], target: null, comment: null,
+  };
+  // Where module options go: the latest `-m`, the target after `-j`, or nothing yet.
+  let currentMatch: IptMatch | null = null;
+  let currentTarget: IptTarget | null = null;
+  let negate = false;
+  const n = tokens.length;
+
+  while (r.i < n) {
+    const t = tokens[r.i++];
+    if (isBang(t)) {
+      if (negate) r.fail('one `!` before an option, not two');
+      negate = true;
+      continue;
+    }
+    if (!isOptionWord(t)) r.fail(`an option starting with "-" (at ${JSON.stringify(t.value)})`);
+    const word = t.value;
+    const core = CORE[word];
+    if (core) {
+      const a = r.argument(`an argument after ${word}`);
+      if (spec[core]) r.fail(`at most one ${word}`);
+      spec[core] = { value: a.value, negated: negate || a.bang } satisfies IptAddrMatch;
+      negate = false;
+      continue;
+    }
+    switch (word) {
+      case '-m':
+      case '--match': {
+        if (negate) r.fail(`an option after "!", not ${word}`);
+        const m: IptMatch = { module: r.next(`a module name after ${word}`).value, options: [] };
+        spec.matches.push(m);
+        currentMatch = m;
+        currentTarget = null;
+        continue;
+      }
+      case '-j':
+      case '--jump':
+      case '-g':
+      case '--goto': {
+        if (negate) r.fail(`an option after "!", not ${word}`);
+        if (spec.target) r.fail('at most one -j/-g target');
+        const goto = word === '-g' || word === '--goto';
+        spec.target = { name: r.next(`a target name after ${word}`).value, goto, options: [] };
+        currentTarget = spec.target;
+        currentMatch = null;
+        continue;
+      }
+      case '-f':
+      case '--fragment':
+        spec.fragment = { negated: negate };
+        negate = false;
+        continue;
+      case '-4':
+      case '--ipv4':
+      case '-6':
+      case '--ipv6':
+        negate = false;
+        continue;
+      case '-c':
+      case '--set-counters': {
+        const p = r.next('packet and byte counts after -c').value;
+        const b = r.next('packet and byte counts after -c').value;
+        spec.counters = { packets: count(p, lineNo, line, format), bytes: count(b, lineNo, line, format) };
+        continue;
+      }
+    }
+    if (!word.startsWith('--')) r.fail(`a known iptables option (at ${JSON.stringify(word)})`);
+    const name = word.slice(2);
+
+    // Decide which match or target the option belongs to.
+    let owner: { options: IptOption[] };
+    let ownerName: string;
+    if (currentTarget) {
+      owner = currentTarget;
+      ownerName = currentTarget.name;
+    } else if (currentMatch) {
+      owner = currentMatch;
+      ownerName = currentMatch.module;
+      // `-p tcp -m comment --comment x --dport 80`: the comment module does not know --dport,
+      // so iptables hands it to tcp. Do the same for the modules we know.
+      const known = ARITY[ownerName];
+      if (known && !(name in known)) {
+        const proto = protocolModule(spec);
+        if (proto && ARITY[proto] && name in ARITY[proto]) {
+          owner = implicitMatch(spec, proto);
+          ownerName = proto;
+        }
+      }
+    } else {
+      // Before any -m or -j: only the implicit protocol match can own it.
+      const proto = protocolModule(spec);
+      if (!proto) return r.fail(`-m MODULE or -p PROTOCOL before ${word}`);
+      owner = implicitMatch(spec, proto);
+      ownerName = proto;
+    }
+
+    const args: string[] = [];
+    let negated = negate;
+    negate = false;
+    const arity = ARITY[ownerName]?.[name];
+    if (arity !== undefined) {
+      for (let k = 0; k < arity; k++) {
+        const a = r.argument(`${arity} argument${arity > 1 ? 's' : ''} after ${word}`);
+        if (a.bang) negated = true;
+        args.push(a.value);
+      }
+    } else {
+      while (r.i < n && !isOptionWord(tokens[r.i]) && !isBang(tokens[r.i])) args.push(tokens[r.i++].value);
+    }
+    owner.options.push({ name, args, negated });
+    if (ownerName === 'comment' && name === 'comment' && spec.comment === null) spec.comment = args[0] ?? '';
+  }
+  if (negate) r.fail('an option after "!"');
+  return spec;
+}
+
+function count(s: string, lineNo: number, line: string, format: string): number {
+  if (s.length === 0 || s.length > 20) throw new ParseError(format, lineNo, line, `a counter, not ${JSON.stringify(s)}`);
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 48 || c > 57) throw new ParseError(format, lineNo, line, `a decimal counter, not ${JSON.stringify(s)}`);
+  }
+  // Counters are u64; above 2^53 they lose precision, which no plot will notice.
+  return Number(s);
+}
+
+/** `[packets:bytes]` */
+function bracketCounters(s: string, lineNo: number, line: string, format: string): Counters {
+  const colon = s.indexOf(':');
+  if (s[0] !== '[' || s[s.length - 1] !== ']' || colon < 0) {
+    throw new ParseError(format, lineNo, line, `counters as [packets:bytes], not ${JSON.stringify(s)}`);
+  }
+  return {
+    packets: count(s.slice(1, colon), lineNo, line, format),
+    bytes: count(s.slice(colon + 1, -1), lineNo, line, format),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Document parsing
+
+interface OpenTable {
+  table: IptTable;
+  chains: Map<string, IptChain>;
+  line: number;
+}
+
+function isBuiltin(table: string, chain: string): boolean {
+  return BUILTIN_CHAINS[table]?.includes(chain) ?? false;
+}
+
+/**
+ * Parse `iptables-save` or `iptables-save -c` output, or `iptables-restore` input.
+ * Tables appear in first-seen order; a table named twice (two restore blocks) is merged.
+ */
+export function parseIptablesSave(text: string): IptablesSave {
+  const lines = splitLines(text);
+  const result: IptablesSave = { tables: [] };
+  const tables = new Map<string, OpenTable>();
+  let open: OpenTable | null = null;
+
+  for (let idx = 0; idx < lines.length; idx++) {
+    const lineNo = idx + 1;
+    const line = lines[idx];
+    let s = 0;
+    while (s < line.length && (line[s] === ' ' || line[s] === '\t')) s++;
+    if (s === line.length || line[s] === '#') continue;
+    const head = line[s];
+
+    if (head === '*') {
+      if (open) throw commandError(lineNo, line, `COMMIT before a new table (table ${open.table.name} opened on line ${open.line})`);
+      const name = line.slice(s + 1).trim();
+      if (name.length === 0 || name.includes(' ') || name.includes('\t')) throw commandError(lineNo, line, 'a table name after "*"');
+      let t = tables.get(name);
+      if (!t) {
+        t = { table: { name, chains: [] }, chains: new Map(), line: lineNo };
+        tables.set(name, t);
+        result.tables.push(t.table);
+      }
+      t.line = lineNo;
+      open = t;
+      continue;
+    }
+    if (line.slice(s).trimEnd() === 'COMMIT') {
+      if (!open) throw commandError(lineNo, line, 'a "*table" line before COMMIT');
+      open = null;
+      continue;
+    }
+    if (!open) throw commandError(lineNo, line, 'a "*table" line before any chain or rule');
+    const tbl = open;
+
+    if (head === ':') {
+      // :CHAIN POLICY [packets:bytes]
+      const toks = tokenizeIptables(line.slice(s + 1), lineNo, FORMAT);
+      if (toks.length < 2 || toks.length > 3) throw commandError(lineNo, line, '":CHAIN POLICY [packets:bytes]"');
+      const name = toks[0].value;
+      if (name.length === 0) throw commandError(lineNo, line, 'a chain name after ":"');
+      const pol = toks[1].value;
+      const counters = toks.length === 3 ? bracketCounters(toks[2].value, lineNo, line, FORMAT) : null;
+      const existing = tbl.chains.get(name);
+      const builtin = pol !== '-';
+      if (existing) {
+        // Restore semantics: re-declaring a user chain flushes it; a built-in just gets its policy.
+        if (!existing.builtin) existing.rules = [];
+        existing.policy = builtin ? pol : null;
+        existing.counters = counters;
+        if (builtin) existing.builtin = true;
+      } else {
+        const c: IptChain = { name, builtin, policy: builtin ? pol : null, counters, rules: [] };
+        tbl.chains.set(name, c);
+        tbl.table.chains.push(c);
+      }
+      continue;
+    }
+
+    let counters: Counters | null = null;
+    let body = line;
+    let bodyOffset = 0;
+    if (head === '[') {
+      const close = line.indexOf(']', s);
+      if (close < 0) throw commandError(lineNo, line, 'counters as [packets:bytes] before the rule');
+      counters = bracketCounters(line.slice(s, close + 1), lineNo, line, FORMAT);
+      bodyOffset = close + 1;
+      body = line.slice(bodyOffset);
+    }
+    const toks = tokenizeIptables(body, lineNo, FORMAT);
+    if (toks.length === 0) throw commandError(lineNo, line, 'a rule after the counters');
+    applyCommand(tbl, toks, body, counters, lineNo, line);
+  }
+  if (open) {
+    throw new ParseError(
+      FORMAT, lines.length, lines[lines.length - 1] ?? '',
+      `COMMIT before the end of input (table ${open.table.name} opened on line ${open.line})`,
+    );
+  }
+  return result;
+}
+
+/** iptables-restore input is the same grammar; this name reads better at call sites. */
+export const parseIptablesRestoreInput = parseIptablesSave;
+
+function commandError(lineNo: number, line: string, expected: string): ParseError {
+  return new ParseError(FORMAT, lineNo, line, expected);
+}
+
+function chainFor(tbl: OpenTable, name: string, create: boolean, lineNo: number, line: string): IptChain {
+  let c = tbl.chains.get(name);
+  if (!c) {
+    // Restore input appends to built-in chains it never declares; kube-proxy does exactly that.
+    if (!create) throw commandError(lineNo, line, `an existing chain, not ${JSON.stringify(name)}`);
+    c = { name, builtin: isBuiltin(tbl.table.name, name), policy: null, counters: null, rules: [] };
+    tbl.chains.set(name, c);
+    tbl.table.chains.push(c);
+  }
+  return c;
+}
+
+/** `-I CHAIN 3 …`: the rule number, or null when the word is not a number. */
+function ruleNumber(t: IptToken | undefined, max: number, lineNo: number, line: string): number | null {
+  if (!t || t.quoted || t.value.length === 0 || t.value.length > 9) return null;
+  for (let k = 0; k < t.value.length; k++) {
+    const c = t.value.charCodeAt(k);
+    if (c < 48 || c > 57) return null;
+  }
+  const v = Number(t.value);
+  if (v < 1 || v > max) throw commandError(lineNo, line, `a rule number from 1 to ${max}, not ${t.value}`);
+  return v;
+}
+
+function makeRule(
+  toks: IptToken[], from: number, body: string, chain: string, counters: Counters | null, lineNo: number, line: string,
+): IptRule {
+  const specToks = from === 0 ? toks : toks.slice(from);
+  const spec = parseRuleSpec(specToks, lineNo, line, FORMAT);
+  const text = specToks.length > 0 ? body.slice(specToks[0].start, specToks[specToks.length - 1].end) : '';
+  return {
+    line: lineNo, text, chain, counters: spec.counters ?? counters,
+    protocol: spec.protocol, source: spec.source, destination: spec.destination,
+    inInterface: spec.inInterface, outInterface: spec.outInterface,
+    matches: spec.matches, target: spec.target, comment: spec.comment,
+    ...(spec.fragment ? { fragment: spec.fragment } : {}),
+  };
+}
+
+function applyCommand(
+  tbl: OpenTable, toks: IptToken[], body: string, counters: Counters | null, lineNo: number, line: string,
+): void {
+  const cmd = toks[0].value;
+  const name = toks[1]?.value;
+  if (cmd === '-A' || cmd === '--append') {
+    // The common case, first and without helpers: dumps are almost all -A lines.
+    if (!name) throw commandError(lineNo, line, `a chain name after ${cmd}`);
+    const c = chainFor(tbl, name, true, lineNo, line);
+    c.rules.push(makeRule(toks, 2, body, c.name, counters, lineNo, line));
+    return;
+  }
+  const chainArg = (): string => {
+    if (!name) throw commandError(lineNo, line, `a chain name after ${cmd}`);
+    return name;
+  };
+  const onlyChain = () => {
+    if (toks.length > 2) throw commandError(lineNo, line, `at most a chain name after ${cmd}`);
+  };
+
+  switch (cmd) {
+    case '-I':
+    case '--insert': {
+      const c = chainFor(tbl, chainArg(), true, lineNo, line);
+      const num = ruleNumber(toks[2], c.rules.length + 1, lineNo, line);
+      c.rules.splice(num === null ? 0 : num - 1, 0, makeRule(toks, num === null ? 2 : 3, body, c.name, counters, lineNo, line));
+      return;
+    }
+    case '-R':
+    case '--replace': {
+      const c = chainFor(tbl, chainArg(), false, lineNo, line);
+      const num = ruleNumber(toks[2], c.rules.length, lineNo, line);
+      if (num === null) throw commandError(lineNo, line, `a rule number after -R ${c.name}`);
+      c.rules[num - 1] = makeRule(toks, 3, body, c.name, counters, lineNo, line);
+      return;
+    }
+    case '-D':
+    case '--delete': {
+      const c = chainFor(tbl, chainArg(), false, lineNo, line);
+      const num = ruleNumber(toks[2], c.rules.length, lineNo, line);
+      if (num !== null && toks.length === 3) {
+        c.rules.splice(num - 1, 1);
+        return;
+      }
+      // Delete by spec: compare what the words mean, not how they were spaced or quoted.
+      const want = JSON.stringify(stripMeta(makeRule(toks, 2, body, c.name, counters, lineNo, line)));
+      const at = c.rules.findIndex((r) => JSON.stringify(stripMeta(r)) === want);
+      if (at < 0) throw commandError(lineNo, line, `a rule that exists in ${c.name} to delete`);
+      c.rules.splice(at, 1);
+      return;
+    }
+    case '-N':
+    case '--new-chain':
+    case '--new': {
+      const chain = chainArg();
+      if (toks.length > 2) throw commandError(lineNo, line, `only a chain name after ${cmd}`);
+      chainFor(tbl, chain, true, lineNo, line);
+      return;
+    }
+    case '-X':
+    case '--delete-chain': {
+      onlyChain();
+      if (name !== undefined) chainFor(tbl, name, false, lineNo, line);
+      const doomed = (c: IptChain) => (name === undefined ? !c.builtin : c.name === name);
+      tbl.table.chains = tbl.table.chains.filter((c) => {
+        if (!doomed(c)) return true;
+        tbl.chains.delete(c.name);
+        return false;
+      });
+      return;
+    }
+    case '-F':
+    case '--flush':
+    case '-Z':
+    case '--zero': {
+      onlyChain();
+      const targets = name === undefined ? tbl.table.chains : [chainFor(tbl, name, false, lineNo, line)];
+      const flush = cmd === '-F' || cmd === '--flush';
+      for (const c of targets) {
+        if (flush) c.rules = [];
+        else {
+          if (c.counters) c.counters = { packets: 0, bytes: 0 };
+          for (const r of c.rules) if (r.counters) r.counters = { packets: 0, bytes: 0 };
+        }
+      }
+      return;
+    }
+    case '-P':
+    case '--policy': {
+      if (toks.length !== 3) throw commandError(lineNo, line, '"-P CHAIN POLICY"');
+      const c = chainFor(tbl, chainArg(), true, lineNo, line);
+      c.policy = toks[2].value;
+      c.builtin = true;
+      return;
+    }
+    case '-E':
+    case '--rename-chain': {
+      if (toks.length !== 3) throw commandError(lineNo, line, '"-E OLD NEW"');
+      const c = chainFor(tbl, chainArg(), false, lineNo, line);
+      const to = toks[2].value;
+      if (tbl.chains.has(to)) throw commandError(lineNo, line, `a new chain name, not the existing ${JSON.stringify(to)}`);
+      tbl.chains.delete(c.name);
+      c.name = to;
+      tbl.chains.set(to, c);
+      for (const r of c.rules) r.chain = to;
+      return;
+    }
+  }
+  throw commandError(lineNo, line, 'a rule command such as "-A CHAIN …", a ":CHAIN" header, COMMIT or "*table"');
+}
+
+function stripMeta(r: IptRule): Omit<IptRule, 'line' | 'text' | 'counters'> {
+  const { line: _l, text: _t, counters: _c, ...rest } = r;
+  return rest;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers for consumers
+
+/** All options named `name` of the first match with module `module`, or undefined. */
+export function matchOption(rule: IptRule, module: string, name: string): IptOption | undefined {
+  for (const m of rule.matches) {
+    if (m.module !== module) continue;
+    const o = m.options.find((x) => x.name === name);
+    if (o) return o;
+  }
+  return undefined;
+}
+
+/** The target's option `name`, e.g. `to-destination` of a DNAT. */
+export function targetOption(rule: IptRule, name: string): IptOption | undefined {
+  return rule.target?.options.find((o) => o.name === name);
+}

@@ -1,0 +1,400 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ParseError } from '../../lib/parse/errors.ts';
+import {
+  matchOption, parseIptablesRestoreInput, parseIptablesSave, targetOption, tokenizeIptables,
+} from '../../lib/parse/iptables-save.ts';
+import { findListChain, parseIptablesList } from '../../lib/parse/iptables-list.ts';
+import { findChain, findTable, type IptablesSave, type IptRule } from '../../lib/parse/iptables-types.ts';
+import { expectTotal } from '../helpers/fuzz.ts';
+import { withNetns } from '../helpers/netns.ts';
+
+// A kube-proxy-shaped ruleset, written the way kube-proxy writes it (iptables-restore input:
+// `-m tcp -p tcp`, unpadded addresses, --or-mark, undeclared built-in chains, -I jumps) plus the
+// odd cases a parser must survive: quotes and backslashes in comments, a comment that looks like
+// an option, a rule without a target, an implicit protocol match, counters.
+const RESTORE = String.raw`*filter
+:KUBE-SERVICES - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-ODD - [0:0]
+-I FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A FORWARD -i eth0 ! -o veth+ -j ACCEPT
+-A KUBE-SERVICES -m comment --comment "default/nosvc:http has no endpoints" -m tcp -p tcp -d 10.96.5.5 --dport 80 -j REJECT --reject-with icmp-port-unreachable
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[7:420] -A KUBE-ODD -m comment --comment "it's a \"quoted\" \\ comment" -j ACCEPT
+-A KUBE-ODD -m comment --comment -dash -j ACCEPT
+-A KUBE-ODD -p tcp --dport 80 -s 1.2.3.4
+-A KUBE-ODD -f -j DROP
+-A KUBE-ODD ! -p udp -j DROP -c 123456789 9876543210
+COMMIT
+*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-SVC-FREKB6WNWYJLKTHC - [0:0]
+:KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]
+:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]
+:KUBE-SEP-CCCCCCCCCCCCCCCC - [0:0]
+:KUBE-SEP-DDDDDDDDDDDDDDDD - [0:0]
+-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-I POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-SERVICES -m comment --comment "default/httpbin:http cluster IP" -m tcp -p tcp -d 10.96.120.15 --dport 8000 -j KUBE-SVC-FREKB6WNWYJLKTHC
+-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+-A KUBE-NODEPORTS -m comment --comment default/httpbin:http -m tcp -p tcp --dport 30080 -j KUBE-SVC-FREKB6WNWYJLKTHC
+-A KUBE-SVC-FREKB6WNWYJLKTHC -m comment --comment "default/httpbin:http cluster IP" -m tcp -p tcp -d 10.96.120.15 --dport 8000 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SVC-FREKB6WNWYJLKTHC -m comment --comment "default/httpbin:http -> 10.244.1.2:8080" -m recent --name KUBE-SEP-AAAAAAAAAAAAAAAA --rcheck --seconds 10800 --reap -j KUBE-SEP-AAAAAAAAAAAAAAAA
+-A KUBE-SVC-FREKB6WNWYJLKTHC -m comment --comment "default/httpbin:http -> 10.244.1.2:8080" -m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-AAAAAAAAAAAAAAAA
+-A KUBE-SVC-FREKB6WNWYJLKTHC -m comment --comment "default/httpbin:http -> 10.244.1.3:8080" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-BBBBBBBBBBBBBBBB
+-A KUBE-SVC-FREKB6WNWYJLKTHC -m comment --comment "default/httpbin:http -> 10.244.2.2:8080" -g KUBE-SEP-CCCCCCCCCCCCCCCC
+-A KUBE-SEP-AAAAAAAAAAAAAAAA -m comment --comment default/httpbin:http -s 10.244.1.2 -j KUBE-MARK-MASQ
+-A KUBE-SEP-AAAAAAAAAAAAAAAA -m comment --comment default/httpbin:http -m recent --name KUBE-SEP-AAAAAAAAAAAAAAAA --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.2:8080
+-A KUBE-SEP-BBBBBBBBBBBBBBBB -m comment --comment default/httpbin:http -s 10.244.1.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-BBBBBBBBBBBBBBBB -m comment --comment default/httpbin:http -m tcp -p tcp -j DNAT --to-destination 10.244.1.3:8080
+-A KUBE-SEP-CCCCCCCCCCCCCCCC -m comment --comment default/httpbin:http -s 10.244.2.2 -j KUBE-MARK-MASQ
+-A KUBE-SEP-CCCCCCCCCCCCCCCC -m comment --comment default/httpbin:http -m tcp -p tcp -j DNAT --to-destination 10.244.2.2:8080
+-A KUBE-SEP-DDDDDDDDDDDDDDDD -p udp -m udp --dport 53 -j DNAT --to-destination 10.244.2.3:53
+COMMIT
+`;
+
+// Restore-only commands, applied on top of RESTORE with --noflush.
+const EDITS = `*nat
+:KUBE-SEP-EEEEEEEEEEEEEEEE - [0:0]
+-N KUBE-TEMP
+-A KUBE-TEMP -j RETURN
+-F KUBE-TEMP
+-X KUBE-TEMP
+-I KUBE-SVC-FREKB6WNWYJLKTHC 2 -m comment --comment "inserted second" -j KUBE-SEP-EEEEEEEEEEEEEEEE
+-D KUBE-SEP-DDDDDDDDDDDDDDDD -p udp -m udp --dport 53 -j DNAT --to-destination 10.244.2.3:53
+-A KUBE-SEP-EEEEEEEEEEEEEEEE -m tcp -p tcp -j DNAT --to-destination 10.244.9.9:8080
+-D KUBE-POSTROUTING 2
+COMMIT
+`;
+
+// A separate batch: iptables-nft 1.8.9 segfaults on -R of a rule added in the same batch.
+const REPLACE = `*nat
+-R KUBE-SEP-EEEEEEEEEEEEEEEE 1 -m tcp -p tcp -j DNAT --to-destination 10.244.9.10:8080
+COMMIT
+`;
+
+interface Captured {
+  save: string;
+  saveCounters: string;
+  afterEdits: string;
+  listNV: string;
+  listNames: string;
+  listFilterNums: string;
+  listExact: string;
+  listNums: string;
+}
+
+let cap: Captured;
+
+beforeAll(async () => {
+  cap = await withNetns(async (ns) => {
+    await ns.run(['ipset', 'create', 'KUBE-CLUSTER-IP', 'hash:ip,port']);
+    await ns.run(['iptables-restore', '--counters'], { input: RESTORE });
+    const save = (await ns.run(['iptables-save'])).stdout;
+    const saveCounters = (await ns.run(['iptables-save', '-c'])).stdout;
+    const listNV = (await ns.run(['iptables', '-t', 'nat', '-L', '-n', '-v'])).stdout;
+    // Without -n iptables resolves names; the namespace has no network, so it fails fast.
+    const listNames = (await ns.run(['iptables', '-t', 'nat', '-L'], { timeoutMs: 20_000 })).stdout;
+    const listFilterNums = (await ns.run(['iptables', '-L', '-n', '-v', '--line-numbers'])).stdout;
+    const listExact = (await ns.run(['iptables', '-L', 'KUBE-ODD', '-n', '-v', '-x'])).stdout;
+    const listNums = (await ns.run(['iptables', '-L', '-n', '--line-numbers'])).stdout;
+    await ns.run(['iptables-restore', '--noflush'], { input: EDITS });
+    await ns.run(['iptables-restore', '--noflush'], { input: REPLACE });
+    const afterEdits = (await ns.run(['iptables-save', '-t', 'nat'])).stdout;
+    return { save, saveCounters, afterEdits, listNV, listNames, listFilterNums, listExact, listNums };
+  });
+});
+
+function chainOf(dump: IptablesSave, table: string, chain: string) {
+  const t = findTable(dump, table);
+  expect(t, `table ${table}`).toBeDefined();
+  const c = findChain(t!, chain);
+  expect(c, `chain ${table}/${chain}`).toBeDefined();
+  return c!;
+}
+
+/** What survives iptables-save's re-rendering: chains, and per rule its target and comment. */
+function shape(dump: IptablesSave, table: string) {
+  const t = findTable(dump, table)!;
+  const out: Record<string, string[]> = {};
+  for (const c of t.chains) {
+    if (c.builtin && c.rules.length === 0) continue;
+    out[c.name] = c.rules.map((r) => `${r.target?.goto ? '-g' : '-j'} ${r.target?.name ?? ''} # ${r.comment ?? ''}`);
+  }
+  return out;
+}
+
+describe('iptables-save, read back from the kernel', () => {
+  it('read probabilities as the kernel rounds them', () => {
+    const svc = chainOf(parseIptablesSave(cap.save), 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC');
+    const probs = svc.rules.map((r) => matchOption(r, 'statistic', 'probability')?.args[0] ?? null);
+    expect(probs).toEqual([null, null, '0.33333333349', '0.50000000000', null]);
+    expect(svc.rules[2].matches.find((m) => m.module === 'statistic')?.options[0]).toEqual({ name: 'mode', args: ['random'], negated: false });
+    expect(svc.rules[4].target).toEqual({ name: 'KUBE-SEP-CCCCCCCCCCCCCCCC', goto: true, options: [] });
+  });
+
+  it('unquote comments with spaces, quotes and backslashes, and comments that look like options', () => {
+    const odd = chainOf(parseIptablesSave(cap.save), 'filter', 'KUBE-ODD');
+    expect(cap.save).toContain(String.raw`--comment "it\'s a \"quoted\" \\ comment"`);
+    expect(odd.rules[0].comment).toBe(String.raw`it's a "quoted" \ comment`);
+    expect(odd.rules[1].comment).toBe('-dash');
+    expect(odd.rules[1].target?.name).toBe('ACCEPT');
+    const nat = parseIptablesSave(cap.save);
+    expect(chainOf(nat, 'nat', 'KUBE-SERVICES').rules.at(-1)?.comment)
+      .toBe('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
+  });
+
+  it('read negation on addresses, interfaces, protocols and match options', () => {
+    const dump = parseIptablesSave(cap.save);
+    const ret = chainOf(dump, 'nat', 'KUBE-POSTROUTING').rules[0];
+    expect(ret.matches).toEqual([{ module: 'mark', options: [{ name: 'mark', args: ['0x4000/0x4000'], negated: true }] }]);
+    expect(ret.target?.name).toBe('RETURN');
+    const masq = chainOf(dump, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules[0];
+    expect(masq.source).toEqual({ value: '10.244.0.0/16', negated: true });
+    expect(masq.destination).toEqual({ value: '10.96.120.15/32', negated: false });
+    expect(masq.protocol).toEqual({ value: 'tcp', negated: false });
+    expect(matchOption(masq, 'tcp', 'dport')?.args).toEqual(['8000']);
+    const fwd = chainOf(dump, 'filter', 'FORWARD').rules;
+    expect(fwd[1].inInterface).toEqual({ value: 'eth0', negated: false });
+    expect(fwd[1].outInterface).toEqual({ value: 'veth+', negated: true });
+    const odd = chainOf(dump, 'filter', 'KUBE-ODD').rules;
+    expect(odd[3].fragment).toEqual({ negated: false });
+    expect(odd[4].protocol).toEqual({ value: 'udp', negated: true });
+  });
+
+  it('read the matches kube-proxy uses: set, addrtype, recent, conntrack', () => {
+    const dump = parseIptablesSave(cap.save);
+    const svcs = chainOf(dump, 'nat', 'KUBE-SERVICES').rules;
+    const set = svcs.find((r) => r.matches.some((m) => m.module === 'set'))!;
+    expect(matchOption(set, 'set', 'match-set')).toEqual({ name: 'match-set', args: ['KUBE-CLUSTER-IP', 'dst,dst'], negated: false });
+    expect(set.source).toEqual({ value: '10.244.0.0/16', negated: true });
+    expect(matchOption(svcs.at(-1)!, 'addrtype', 'dst-type')?.args).toEqual(['LOCAL']);
+    const recent = chainOf(dump, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules[1];
+    // The kernel adds the defaults kube-proxy leaves out.
+    expect(recent.matches.find((m) => m.module === 'recent')?.options.map((o) => [o.name, ...o.args])).toEqual([
+      ['rcheck'], ['seconds', '10800'], ['reap'], ['name', 'KUBE-SEP-AAAAAAAAAAAAAAAA'], ['mask', '255.255.255.255'], ['rsource'],
+    ]);
+    const ct = chainOf(dump, 'filter', 'KUBE-FORWARD').rules;
+    expect(matchOption(ct[0], 'conntrack', 'ctstate')?.args).toEqual(['INVALID']);
+    expect(matchOption(ct[2], 'conntrack', 'ctstate')?.args).toEqual(['RELATED,ESTABLISHED']);
+  });
+
+  it('read targets and their options as iptables-save re-renders them', () => {
+    const dump = parseIptablesSave(cap.save);
+    expect(chainOf(dump, 'nat', 'KUBE-MARK-MASQ').rules[0].target)
+      .toEqual({ name: 'MARK', goto: false, options: [{ name: 'set-xmark', args: ['0x4000/0x4000'], negated: false }] });
+    const post = chainOf(dump, 'nat', 'KUBE-POSTROUTING').rules;
+    expect(post[2].target).toEqual({ name: 'MASQUERADE', goto: false, options: [{ name: 'random-fully', args: [], negated: false }] });
+    const sep = chainOf(dump, 'nat', 'KUBE-SEP-AAAAAAAAAAAAAAAA').rules[1];
+    expect(targetOption(sep, 'to-destination')?.args).toEqual(['10.244.1.2:8080']);
+    const reject = chainOf(dump, 'filter', 'KUBE-SERVICES').rules[0];
+    expect(targetOption(reject, 'reject-with')?.args).toEqual(['icmp-port-unreachable']);
+    // `-p tcp --dport 80` comes back with its implicit match written out, and no target.
+    const implicit = chainOf(dump, 'filter', 'KUBE-ODD').rules[2];
+    expect(implicit.text).toBe('-s 1.2.3.4/32 -p tcp -m tcp --dport 80');
+    expect(implicit.matches).toEqual([{ module: 'tcp', options: [{ name: 'dport', args: ['80'], negated: false }] }]);
+    expect(implicit.target).toBeNull();
+  });
+
+  it('read chain headers, policies and counters (-c)', () => {
+    const plain = parseIptablesSave(cap.save);
+    const counted = parseIptablesSave(cap.saveCounters);
+    const nat = findTable(counted, 'nat')!;
+    expect(nat.chains.slice(0, 4).map((c) => [c.name, c.builtin, c.policy])).toEqual([
+      ['PREROUTING', true, 'ACCEPT'], ['INPUT', true, 'ACCEPT'], ['OUTPUT', true, 'ACCEPT'], ['POSTROUTING', true, 'ACCEPT'],
+    ]);
+    expect(nat.chains[0].counters).toEqual({ packets: 0, bytes: 0 });
+    expect(findChain(nat, 'KUBE-SERVICES')).toMatchObject({ builtin: false, policy: null });
+    const odd = chainOf(counted, 'filter', 'KUBE-ODD').rules;
+    expect(odd[0].counters).toEqual({ packets: 7, bytes: 420 });
+    expect(odd[4].counters).toEqual({ packets: 123456789, bytes: 9876543210 });
+    expect(chainOf(plain, 'filter', 'KUBE-ODD').rules[0].counters).toBeNull();
+    // Same rules with and without counters.
+    const strip = (d: IptablesSave) => JSON.stringify(d, (k, v) => (k === 'counters' || k === 'line' ? undefined : v));
+    expect(strip(counted)).toBe(strip(plain));
+    expect(odd[0].text.startsWith('-m comment')).toBe(true);
+  });
+
+  it('read restore input to the same chains, targets and comments the kernel shows', () => {
+    const input = parseIptablesRestoreInput(RESTORE);
+    const kernel = parseIptablesSave(cap.save);
+    for (const table of ['filter', 'nat']) {
+      const want = shape(kernel, table);
+      const got = shape(input, table);
+      expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+      for (const k of Object.keys(want)) expect(got[k], k).toEqual(want[k]);
+    }
+    // kube-proxy's `-m tcp -p tcp -d VIP --dport P`: --dport after -d still belongs to tcp.
+    const svc = chainOf(input, 'nat', 'KUBE-SERVICES').rules[0];
+    expect(matchOption(svc, 'tcp', 'dport')?.args).toEqual(['8000']);
+    expect(svc.destination).toEqual({ value: '10.96.120.15', negated: false });
+    expect(chainOf(input, 'nat', 'PREROUTING')).toMatchObject({ builtin: true, policy: null });
+    expect(chainOf(input, 'nat', 'KUBE-MARK-MASQ').rules[0].target?.options).toEqual([{ name: 'or-mark', args: ['0x4000'], negated: false }]);
+    // An implicit protocol match is marked as such.
+    const implicit = chainOf(input, 'filter', 'KUBE-ODD').rules[2];
+    expect(implicit.matches).toEqual([{ module: 'tcp', implicit: true, options: [{ name: 'dport', args: ['80'], negated: false }] }]);
+  });
+
+  it('apply -I, -D, -R, -N, -X and -F as iptables-restore --noflush does', () => {
+    const model = parseIptablesRestoreInput(RESTORE + EDITS + REPLACE);
+    const kernel = parseIptablesSave(cap.afterEdits);
+    const want = shape(kernel, 'nat');
+    const got = shape(model, 'nat');
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const k of Object.keys(want)) expect(got[k], k).toEqual(want[k]);
+    expect(got['KUBE-TEMP']).toBeUndefined();
+    const sepE = chainOf(model, 'nat', 'KUBE-SEP-EEEEEEEEEEEEEEEE').rules;
+    expect(sepE.map((r) => targetOption(r, 'to-destination')?.args[0])).toEqual(['10.244.9.10:8080']);
+    expect(chainOf(kernel, 'nat', 'KUBE-SEP-DDDDDDDDDDDDDDDD').rules).toEqual([]);
+  });
+});
+
+describe('iptables-save tokenizer', () => {
+  it('split like iptables-restore: quotes join, backslash escapes only inside quotes', () => {
+    const words = (s: string) => tokenizeIptables(s).map((t) => t.value);
+    expect(words(String.raw`-m comment --comment "a \"b\" \\ c"  -j  X`)).toEqual(['-m', 'comment', '--comment', 'a "b" \\ c', '-j', 'X']);
+    expect(words('--comment ""')).toEqual(['--comment', '']);
+    expect(words('a"b c"d')).toEqual(['ab cd']);
+    expect(words(String.raw`a\b`)).toEqual([String.raw`a\b`]);
+    expect(tokenizeIptables('  -j\tX ')).toEqual([
+      { value: '-j', quoted: false, start: 2, end: 4 }, { value: 'X', quoted: false, start: 5, end: 6 },
+    ]);
+  });
+});
+
+describe('iptables-save errors', () => {
+  const bad: [string, number, RegExp][] = [
+    ['*nat\n:X - [0:0]\n-A X -m comment --comment "open\nCOMMIT\n', 3, /closing double quote/],
+    ['*nat\n-A X -j\nCOMMIT\n', 2, /target name after -j/],
+    ['-A X -j ACCEPT\n', 1, /\*table/],
+    ['*nat\n:X - [0:0]\n', 2, /COMMIT before the end of input \(table nat opened on line 1\)/],
+    ['*nat\n*filter\nCOMMIT\n', 2, /COMMIT before a new table/],
+    ['*nat\n:X - [a:0]\nCOMMIT\n', 2, /decimal counter/],
+    ['*nat\n[1:2 -A X -j Y\nCOMMIT\n', 2, /counters/],
+    ['*nat\n-A X --dport 80 -j Y\nCOMMIT\n', 2, /-m MODULE or -p PROTOCOL before --dport/],
+    ['*nat\n-A X -s 1.2.3.4 -s 5.6.7.8\nCOMMIT\n', 2, /at most one -s/],
+    ['*nat\n-A X ! ! -s 1.2.3.4\nCOMMIT\n', 2, /one `!`/],
+    ['*nat\n-A X -j A -j B\nCOMMIT\n', 2, /at most one -j/],
+    ['*nat\n-A X bogus\nCOMMIT\n', 2, /option starting with "-"/],
+    ['*nat\n-A X -m statistic --probability\nCOMMIT\n', 2, /1 argument after --probability/],
+    ['*nat\n\n# c\n-Q X\nCOMMIT\n', 4, /rule command/],
+    ['*nat\n-D X 1\nCOMMIT\n', 2, /existing chain/],
+    ['*nat\n:X - [0:0]\n-I X 5 -j Y\nCOMMIT\n', 3, /rule number from 1 to 1/],
+  ];
+  it.each(bad)('name the line: %j', (text, line, why) => {
+    let err: unknown;
+    try {
+      parseIptablesSave(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ParseError);
+    expect((err as ParseError).line).toBe(line);
+    expect((err as ParseError).message).toMatch(`line ${line}:`);
+    expect((err as ParseError).message).toMatch(why);
+  });
+
+  it('are total on arbitrary and mutated dumps', () => {
+    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE], {
+      check: (d, input) => {
+        const lines = input.split('\n').length;
+        for (const t of d.tables) for (const c of t.chains) for (const r of c.rules as IptRule[]) {
+          expect(r.line).toBeGreaterThanOrEqual(1);
+          expect(r.line).toBeLessThanOrEqual(lines);
+        }
+      },
+    });
+  });
+
+  it('parse 64k kube-proxy rules quickly (linear time)', () => {
+    const rules: string[] = ['*nat', ':KUBE-SERVICES - [0:0]'];
+    for (let i = 0; i < 64_000; i++) {
+      rules.push(`-A KUBE-SERVICES -m comment --comment "ns/svc-${i}:http cluster IP" -m tcp -p tcp -d 10.96.${i >> 8}.${i & 255} --dport 80 -j KUBE-SVC-${i}`);
+    }
+    rules.push('COMMIT');
+    const d = parseIptablesSave(rules.join('\n'));
+    expect(findChain(findTable(d, 'nat')!, 'KUBE-SERVICES')!.rules).toHaveLength(64_000);
+  });
+});
+
+describe('iptables -L, read back from the kernel', () => {
+  it('read -n -v: counters, interfaces, numeric protocols, extra text', () => {
+    const list = parseIptablesList(cap.listNV);
+    const svc = findListChain(list, 'KUBE-SERVICES')!;
+    expect(svc.references).toBe(2);
+    expect(svc.policy).toBeNull();
+    expect(svc.rules[0]).toMatchObject({
+      target: 'KUBE-SVC-FREKB6WNWYJLKTHC', protocol: { value: '6', negated: false }, opt: '--',
+      inInterface: { value: '*', negated: false }, source: { value: '0.0.0.0/0', negated: false },
+      destination: { value: '10.96.120.15', negated: false },
+      extra: '/* default/httpbin:http cluster IP */ tcp dpt:8000', comment: 'default/httpbin:http cluster IP',
+      counters: { packets: 0, bytes: 0, exact: true },
+    });
+    expect(svc.rules[1].source).toEqual({ value: '10.244.0.0/16', negated: true });
+    const pre = findListChain(list, 'PREROUTING')!;
+    expect(pre).toMatchObject({ policy: 'ACCEPT', policyCounters: { packets: 0, bytes: 0, exact: true }, references: null });
+    const svcChain = findListChain(list, 'KUBE-SVC-FREKB6WNWYJLKTHC')!;
+    expect(svcChain.rules[2].extra).toBe('/* default/httpbin:http -> 10.244.1.2:8080 */ statistic mode random probability 0.33333333349');
+    expect(svcChain.rules[4]).toMatchObject({ goto: true, target: 'KUBE-SEP-CCCCCCCCCCCCCCCC', comment: 'default/httpbin:http -> 10.244.2.2:8080' });
+    expect(findListChain(list, 'KUBE-SEP-DDDDDDDDDDDDDDDD')!.rules[0].extra).toBe('udp dpt:53 to:10.244.2.3:53');
+  });
+
+  it('read the listing without -n, as in the workshop article', () => {
+    const list = parseIptablesList(cap.listNames);
+    const svc = findListChain(list, 'KUBE-SERVICES')!;
+    expect(svc.columns).toEqual(['target', 'prot', 'opt', 'source', 'destination']);
+    expect(svc.rules[0]).toMatchObject({ target: 'KUBE-SVC-FREKB6WNWYJLKTHC', protocol: { value: 'tcp' }, counters: null, inInterface: null });
+    expect(findListChain(list, 'PREROUTING')!.rules[0]).toMatchObject({ protocol: { value: 'all' }, source: { value: 'anywhere' } });
+    expect(findListChain(list, 'KUBE-NODEPORTS')!.rules[0].extra).toMatch(/^\/\* default\/httpbin:http \*\/ tcp dpt:30080$/);
+  });
+
+  it('read blank targets, line numbers, rounded and exact counters', () => {
+    const list = parseIptablesList(cap.listFilterNums);
+    const odd = findListChain(list, 'KUBE-ODD')!;
+    expect(odd.rules.map((r) => r.num)).toEqual([1, 2, 3, 4, 5]);
+    expect(odd.rules[2]).toMatchObject({ target: null, protocol: { value: '6' }, source: { value: '1.2.3.4' }, extra: 'tcp dpt:80' });
+    expect(odd.rules[3]).toMatchObject({ target: 'DROP', opt: '-f' });
+    expect(odd.rules[4]).toMatchObject({ target: 'DROP', protocol: { value: '17', negated: true } });
+    expect(odd.rules[4].counters).toEqual({ packets: 123_000_000, bytes: 9_877_000_000, exact: false });
+    expect(odd.rules[0].comment).toBe(String.raw`it's a "quoted" \ comment`);
+    expect(odd.rules[1].comment).toBe('-dash');
+    const exact = findListChain(parseIptablesList(cap.listExact), 'KUBE-ODD')!;
+    expect(exact.rules[4].counters).toEqual({ packets: 123456789, bytes: 9876543210, exact: true });
+    expect(exact.rules[2].target).toBeNull();
+    const nums = findListChain(parseIptablesList(cap.listNums), 'KUBE-ODD')!;
+    expect(nums.columns).toEqual(['num', 'target', 'prot', 'opt', 'source', 'destination']);
+    expect(nums.rules.map((r) => [r.num, r.target])).toEqual([[1, 'ACCEPT'], [2, 'ACCEPT'], [3, null], [4, 'DROP'], [5, 'DROP']]);
+    const fwd = findListChain(list, 'FORWARD')!;
+    expect(fwd.rules[1]).toMatchObject({ inInterface: { value: 'eth0', negated: false }, outInterface: { value: 'veth+', negated: true } });
+  });
+
+  const badList: [string, number, RegExp][] = [
+    ['target prot opt source destination\n', 1, /Chain NAME/],
+    ['Chain X (1 references)\nACCEPT all -- a b\n', 2, /column header/],
+    ['Chain X (policy ACCEPT 1 packets)\n', 1, /policy POLICY N packets/],
+    ['Chain X (lots of references)\n', 1, /N references/],
+    ['Chain X (1 references)\ntarget     prot opt source               destination\nACCEPT     all  ??  anywhere\n', 3, /opt column/],
+    ['Chain X (1 references)\ntarget     prot opt source               destination\nACCEPT     all  --  anywhere\n', 3, /destination address/],
+    ['Chain X (1 references)\n pkts bytes target     prot opt in     out     source               destination\n    x     0 ACCEPT\n', 3, /packet and byte counts/],
+    ['Chain X (1 references)\n', 1, /column header of chain X/],
+  ];
+  it.each(badList)('name the line of malformed listings: %j', (text, line, why) => {
+    expect(() => parseIptablesList(text)).toThrow(ParseError);
+    expect(() => parseIptablesList(text)).toThrow(new RegExp(`line ${line}: .*${why.source}`));
+  });
+
+  it('are total on arbitrary and mutated listings', () => {
+    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums]);
+  });
+});
