@@ -99,6 +99,9 @@ type Flow =
  */
 export function traceNat(input: TraceInput): TraceResult {
   const ctx = new Context(input);
+  if (!ctx.chains.has(input.hook)) {
+    throw new TraceError(0, `the nat table has no ${input.hook} chain, so nothing leads into kube-proxy's chains; trace iptables-save output, or restore input with the built-in jumps (rules --with-jumps)`);
+  }
   const start: State = { probability: 1, mark: input.packet.mark ?? 0, dnat: null, snat: null, path: [], steps: [] };
   let outcomes = ctx.runBuiltin(input.hook, start, input.packet);
   if (input.ipvs) outcomes = outcomes.flatMap((o) => ctx.handToIpvs(o, input.packet));

@@ -134,5 +134,8 @@ describe('tracing a packet through the nat table the kernel holds', () => {
     const nat = parseIptablesSave('*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n').tables[0];
     expect(() => traceNat({ nat, hook: 'PREROUTING', packet: fromPod('10.0.0.1', 1) })).toThrow(TraceError);
     expect(() => traceNat({ nat, hook: 'PREROUTING', packet: fromPod('10.0.0.1', 1) })).toThrow(/line 3: match -m owner/);
+    // kube-proxy's restore input alone has no built-in chains: say so rather than trace nothing.
+    const bare = parseIptablesSave(generateIptables(resolveServicePorts(syntheticCluster({ services: 1, endpoints: 1 })), {}).restore);
+    expect(() => traceNat({ nat: findTable(bare, 'nat')!, hook: 'OUTPUT', packet: fromPod('10.96.1.0', 80) })).toThrow(/no OUTPUT chain.*--with-jumps/);
   });
 });
