@@ -1,4 +1,6 @@
+import type { TableCounts as TableCount } from '../proxy/iptables-restore.ts';
 import { IPVS_IPSETS } from '../proxy/ipvs.ts';
+import type { NftablesCounts } from '../proxy/nftables.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 
 /**
@@ -19,10 +21,8 @@ export interface CountInput {
   localEndpoints?: number;
 }
 
-export interface TableCount {
-  chains: number;
-  rules: number;
-}
+export type { TableCounts as TableCount } from '../proxy/iptables-restore.ts';
+export type { NftablesCounts } from '../proxy/nftables.ts';
 
 export interface IptablesCounts {
   filter: TableCount;
@@ -38,14 +38,6 @@ export interface IpvsCounts {
   /** kube-ipvs0 addresses. */
   dummyAddresses: number;
   iptables: IptablesCounts;
-}
-
-export interface NftablesCounts {
-  chains: number;
-  rules: number;
-  sets: number;
-  maps: number;
-  elements: number;
 }
 
 export interface ModeCounts {
