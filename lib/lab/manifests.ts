@@ -1,0 +1,29 @@
+import { readFile } from 'node:fs/promises';
+import { parseAllDocuments } from 'yaml';
+import type { K8sObject } from './types.ts';
+
+/** Where the vendored manifests live, relative to this module. */
+export const MANIFEST_DIR = new URL('../../labs/manifests/', import.meta.url);
+
+/** Parse multi-document YAML into objects; a bad document names its index and the YAML error. */
+export function parseManifests(text: string, source = 'manifest'): K8sObject[] {
+  const docs = parseAllDocuments(text);
+  const out: K8sObject[] = [];
+  docs.forEach((doc, i) => {
+    if (doc.errors.length > 0) throw new Error(`${source}: document ${i + 1}: ${doc.errors[0].message}`);
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) return;
+    const o = value as Partial<K8sObject>;
+    if (typeof o !== 'object' || typeof o.kind !== 'string' || typeof o.metadata?.name !== 'string') {
+      throw new Error(`${source}: document ${i + 1}: expected a Kubernetes object with kind and metadata.name`);
+    }
+    out.push(o as K8sObject);
+  });
+  return out;
+}
+
+/** A vendored manifest by name: `httpbin` or `curl`. */
+export async function loadManifest(name: 'httpbin' | 'curl'): Promise<K8sObject[]> {
+  const url = new URL(`${name}.yaml`, MANIFEST_DIR);
+  return parseManifests(await readFile(url, 'utf8'), `labs/manifests/${name}.yaml`);
+}
