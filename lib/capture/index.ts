@@ -1,0 +1,3 @@
+export * from './commands.ts';
+export * from './capture.ts';
+export * from './store.ts';
