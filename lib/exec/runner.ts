@@ -100,6 +100,28 @@ export class Runner {
     return { argv: [...argv], command: shellQuote(argv), stdout, stderr, exitCode, durationMs };
   }
 
+  /**
+   * Start a long-running process (a pod's server) detached from this one, its output appended to
+   * `logFile`. Returns its pid; the caller owns stopping it.
+   */
+  async spawnDetached(argv: readonly string[], logFile: string, opts: { env?: Record<string, string> } = {}): Promise<number> {
+    if (argv.length === 0) throw new Error('Runner.spawnDetached: empty argv');
+    const [file, ...args] = argv;
+    this.defaults.echo?.(`${shellQuote(argv)} &`);
+    const log = { file: logFile, append: true } as const;
+    const child = execa(file, args, { detached: true, stdin: 'ignore', stdout: log, stderr: log, env: opts.env, reject: false, cleanup: false });
+    const pid = child.pid;
+    if (pid === undefined) {
+      const r = await child;
+      if (isEnoent(r.cause)) throw new MissingToolError(file);
+      throw new CommandError([...argv], r.exitCode ?? null, String(r.stderr ?? ''), 'exit');
+    }
+    child.unref();
+    // The process outlives this call by design; its eventual exit is nobody's error.
+    child.catch(() => undefined);
+    return pid;
+  }
+
   /** True when `binary` can be executed (found on PATH). */
   async has(binary: string): Promise<boolean> {
     try {

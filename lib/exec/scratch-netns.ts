@@ -9,7 +9,7 @@ export interface ScratchNetns {
 
 /**
  * A private, empty network namespace for the duration of fn, deleted afterwards even when fn
- * throws. Its name starts with `prefix` so leftovers after a crash can be found by name.
+ * throws. Its name is `<prefix>-<pid>-<random>`, so leftovers after a crash can be found by name.
  */
 export async function withScratchNetns<T>(
   prefix: string,
@@ -17,7 +17,8 @@ export async function withScratchNetns<T>(
   runner: Runner = defaultRunner,
 ): Promise<T> {
   if (!/^[a-z0-9-]{1,40}$/.test(prefix)) throw new Error(`namespace prefix ${JSON.stringify(prefix)} must be lower-case letters, digits and dashes`);
-  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  // The owner's pid in the name lets `gc` tell a leftover from a namespace still in use.
+  const name = `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
   await runner.run(['ip', 'netns', 'add', name]);
   const cleanup = () => runner.run(['ip', 'netns', 'del', name], { allowFailure: true });
   // Ctrl-C must not leave the namespace behind.

@@ -1,0 +1,129 @@
+import type { Runner } from '../../exec/index.ts';
+import type { ServicePortInfo } from '../../k8s/types.ts';
+import { builtinJumpsRestore, generateIptables } from '../../proxy/iptables.ts';
+import { IPVS_JUMPS, generateIpvs } from '../../proxy/ipvs.ts';
+import { generateNftables } from '../../proxy/nftables.ts';
+import type { ProxyMode } from '../../proxy/modes.ts';
+import type { LabNode, SyncReport } from '../types.ts';
+import { nodeNs } from './names.ts';
+
+export interface SyncOptions {
+  mode: ProxyMode;
+  podSubnet: string;
+  /** First sync on this node: kube-proxy ensures its jumps from the built-in chains. */
+  first: boolean;
+  /** The kernel runs IPVS; without it only the ipsets and iptables rules are loaded. */
+  ipvsKernel: boolean;
+}
+
+const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
+
+/**
+ * One kube-proxy sync on one node: generate the node's rules with lib/proxy, load them with the
+ * tools kube-proxy uses, and report what the kernel holds afterwards that it did not before.
+ */
+export async function syncNode(r: Runner, lab: string, node: LabNode, ports: ServicePortInfo[], opts: SyncOptions): Promise<SyncReport> {
+  const ns = nodeNs(lab, node.name);
+  const before = await snapshot(r, ns, opts.mode);
+  const proxyOpts = { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: opts.podSubnet };
+  if (opts.mode === 'iptables') {
+    const gen = generateIptables(ports, proxyOpts);
+    if (opts.first) await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: builtinJumpsRestore(gen.builtinJumps) });
+    await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: deleteStaleChains(gen.restore, before.chains) });
+  } else if (opts.mode === 'ipvs') {
+    const gen = generateIpvs(ports, proxyOpts);
+    await r.run(execIn(ns, 'ipset', 'restore', '-exist'), { input: replaceSetMembers(gen.ipsetRestore) });
+    if (opts.first) await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: builtinJumpsRestore(IPVS_JUMPS.map((j) => ({ ...j, args: [...j.args] }))) });
+    await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: deleteStaleChains(gen.iptablesRestore, before.chains) });
+    if (opts.ipvsKernel) {
+      await r.run(execIn(ns, 'ipvsadm', '-C'));
+      await r.run(execIn(ns, 'ipvsadm', '-R'), { input: gen.ipvsadmRestore });
+    }
+  } else {
+    const gen = generateNftables(ports, proxyOpts);
+    await r.run(execIn(ns, 'nft', '-f', '-'), { input: gen.nft });
+  }
+  const after = await snapshot(r, ns, opts.mode);
+  return { node: node.name, mode: opts.mode, ...multisetDiff(before.lines, after.lines) };
+}
+
+interface Snapshot {
+  /** Rules (and set members, nft statements) the kernel holds, one string each. */
+  lines: string[];
+  /** KUBE-* chains per table, for deleting the ones a sync no longer writes. */
+  chains: Map<string, Set<string>>;
+}
+
+async function snapshot(r: Runner, ns: string, mode: ProxyMode): Promise<Snapshot> {
+  const lines: string[] = [];
+  const chains = new Map<string, Set<string>>();
+  if (mode === 'nftables') {
+    const out = await r.run(execIn(ns, 'nft', 'list', 'table', 'ip', 'kube-proxy'), { allowFailure: true });
+    if (out.exitCode === 0) {
+      for (const l of out.stdout.split('\n')) {
+        const t = l.trim();
+        if (t && t !== '}' && t !== '{') lines.push(t);
+      }
+    }
+    return { lines, chains };
+  }
+  const saved = await r.run(execIn(ns, 'iptables-save'));
+  let table = '';
+  for (const l of saved.stdout.split('\n')) {
+    if (l.startsWith('*')) {
+      table = l.slice(1);
+      chains.set(table, new Set());
+    } else if (l.startsWith(':KUBE-')) chains.get(table)?.add(l.slice(1, l.indexOf(' ')));
+    else if (l.startsWith('-A ')) lines.push(`${table} ${l}`);
+  }
+  if (mode === 'ipvs') {
+    const sets = await r.run(execIn(ns, 'ipset', 'save'));
+    for (const l of sets.stdout.split('\n')) if (l.startsWith('add ')) lines.push(`ipset ${l}`);
+  }
+  return { lines, chains };
+}
+
+/**
+ * kube-proxy flushes and deletes the per-service chains it no longer writes (`:CHAIN` then
+ * `-X CHAIN` in the same restore); fixed chains are never deleted.
+ */
+export function deleteStaleChains(restore: string, existing: Map<string, Set<string>>): string {
+  const out: string[] = [];
+  let table = '';
+  let declared = new Set<string>();
+  for (const line of restore.split('\n')) {
+    if (line.startsWith('*')) {
+      table = line.slice(1);
+      declared = new Set();
+    } else if (line.startsWith(':')) declared.add(line.slice(1, line.indexOf(' ')));
+    if (line === 'COMMIT') {
+      const stale = [...(existing.get(table) ?? [])].filter((c) => !declared.has(c) && /^KUBE-(SVC|SVL|SEP|EXT|FW)-/.test(c)).sort();
+      for (const c of stale) out.push(`:${c} - [0:0]`);
+      for (const c of stale) out.push(`-X ${c}`);
+    }
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
+/** Make `ipset restore -exist` replace members: keep the creates, flush each set, then add. */
+export function replaceSetMembers(ipsetRestore: string): string {
+  const lines = ipsetRestore.split('\n').filter(Boolean);
+  const creates = lines.filter((l) => l.startsWith('create '));
+  const flushes = creates.map((l) => `flush ${l.split(' ')[1]}`);
+  return [...creates, ...flushes, ...lines.filter((l) => !l.startsWith('create '))].join('\n') + '\n';
+}
+
+export function multisetDiff(before: string[], after: string[]): { added: string[]; removed: string[] } {
+  const count = new Map<string, number>();
+  for (const l of before) count.set(l, (count.get(l) ?? 0) + 1);
+  const added: string[] = [];
+  for (const l of after) {
+    const n = count.get(l) ?? 0;
+    if (n > 0) count.set(l, n - 1);
+    else added.push(l);
+  }
+  const removed: string[] = [];
+  for (const [l, n] of count) for (let i = 0; i < n; i++) removed.push(l);
+  return { added, removed };
+}

@@ -1,0 +1,115 @@
+import type { Runner } from '../../exec/index.ts';
+import { addressAt, parseIpv4Cidr } from '../../k8s/addresses.ts';
+import type { LabNode } from '../types.ts';
+import { networkNs, nodeNs, podNs, podVethName } from './names.ts';
+
+/** kind's docker network: a /16 whose .1 is the gateway; nodes count up from .2. */
+export const NODE_NETWORK = '172.18.0.0/16';
+export const NODE_GATEWAY = '172.18.0.1';
+const BRIDGE = 'kind';
+
+/** `ip -n NS …`: every link, address and route goes into a namespace the lab owns. */
+const ipIn = (ns: string, ...args: string[]) => ['ip', '-n', ns, ...args];
+const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
+
+/** The bridge that joins the nodes, in its own namespace (the host never sees it). */
+export async function createNodeNetwork(r: Runner, lab: string): Promise<void> {
+  const ns = networkNs(lab);
+  await r.run(['ip', 'netns', 'add', ns]);
+  await r.run(ipIn(ns, 'link', 'set', 'lo', 'up'));
+  await r.run(ipIn(ns, 'link', 'add', BRIDGE, 'type', 'bridge'));
+  await r.run(ipIn(ns, 'addr', 'add', `${NODE_GATEWAY}/16`, 'dev', BRIDGE));
+  await r.run(ipIn(ns, 'link', 'set', BRIDGE, 'up'));
+}
+
+/** A node: its namespace, eth0 on the node network, forwarding on, kindnet's masquerade. */
+export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string): Promise<void> {
+  const ns = nodeNs(lab, node.name);
+  const peer = `eth-n${index}`;
+  await r.run(['ip', 'netns', 'add', ns]);
+  await r.run(ipIn(ns, 'link', 'set', 'lo', 'up'));
+  await r.run(ipIn(networkNs(lab), 'link', 'add', peer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns));
+  await r.run(ipIn(networkNs(lab), 'link', 'set', peer, 'master', BRIDGE, 'up'));
+  await r.run(ipIn(ns, 'addr', 'add', `${node.ip}/16`, 'dev', 'eth0'));
+  await r.run(ipIn(ns, 'link', 'set', 'eth0', 'up'));
+  await r.run(ipIn(ns, 'route', 'add', 'default', 'via', NODE_GATEWAY));
+  await r.run(execIn(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'));
+  await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: kindMasqAgentRules(podSubnet) });
+}
+
+/** kindnet's egress masquerade: pod traffic leaving the pod subnet takes the node's address. */
+export function kindMasqAgentRules(podSubnet: string): string {
+  return [
+    '*nat',
+    ':KIND-MASQ-AGENT - [0:0]',
+    '-A POSTROUTING -m addrtype ! --dst-type LOCAL -m comment --comment "kind-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom KIND-MASQ-AGENT chain" -j KIND-MASQ-AGENT',
+    `-A KIND-MASQ-AGENT -d ${podSubnet} -m comment --comment "kind-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN`,
+    '-A KIND-MASQ-AGENT -m comment --comment "kind-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)" -j MASQUERADE',
+    'COMMIT',
+    '',
+  ].join('\n');
+}
+
+/** Other nodes' pod CIDRs are reached through their node addresses, as kindnet routes them. */
+export async function routePodCidrs(r: Runner, lab: string, nodes: LabNode[]): Promise<void> {
+  for (const node of nodes) {
+    for (const other of nodes) {
+      if (other.name === node.name) continue;
+      await r.run(ipIn(nodeNs(lab, node.name), 'route', 'add', other.podCIDR, 'via', other.ip, 'dev', 'eth0'));
+    }
+  }
+}
+
+/** The gateway address every pod on a node routes through: .1 of the node's pod CIDR. */
+export function podGateway(node: LabNode): string {
+  return addressAt(parseIpv4Cidr(node.podCIDR), 1);
+}
+
+/**
+ * A pod wired as the ptp CNI plugin wires it: a veth pair, the pod's /24 address without its
+ * connected route, the node side holding the gateway address, and a /32 host route to the pod.
+ */
+export async function createPod(r: Runner, lab: string, node: LabNode, pod: string, ip: string): Promise<string> {
+  const ns = podNs(lab, pod);
+  const host = nodeNs(lab, node.name);
+  const veth = podVethName(`${lab}/${pod}`);
+  const gw = podGateway(node);
+  await r.run(['ip', 'netns', 'add', ns]);
+  await r.run(ipIn(ns, 'link', 'set', 'lo', 'up'));
+  await r.run(ipIn(host, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns));
+  await r.run(ipIn(host, 'addr', 'add', `${gw}/32`, 'dev', veth));
+  await r.run(ipIn(host, 'link', 'set', veth, 'up'));
+  await r.run(ipIn(host, 'route', 'add', `${ip}/32`, 'dev', veth, 'scope', 'host'));
+  await r.run(ipIn(ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0', 'noprefixroute'));
+  await r.run(ipIn(ns, 'link', 'set', 'eth0', 'up'));
+  await r.run(ipIn(ns, 'route', 'add', gw, 'dev', 'eth0', 'scope', 'link', 'src', ip));
+  await r.run(ipIn(ns, 'route', 'add', 'default', 'via', gw, 'dev', 'eth0', 'src', ip));
+  await r.run(ipIn(ns, 'route', 'add', node.podCIDR, 'via', gw, 'dev', 'eth0', 'src', ip));
+  return veth;
+}
+
+/** Stop every process in the namespace, then delete it (its links go with it). */
+export async function deleteNamespace(r: Runner, ns: string): Promise<void> {
+  const pids = await r.run(['ip', 'netns', 'pids', ns], { allowFailure: true });
+  const list = pids.stdout.split('\n').map(Number).filter((p) => Number.isInteger(p) && p > 0);
+  for (const pid of list) killQuietly(pid, 'SIGTERM');
+  if (list.length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const pid of list) killQuietly(pid, 'SIGKILL');
+  }
+  await r.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+}
+
+function killQuietly(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export async function listNamespaces(r: Runner): Promise<string[]> {
+  const out = await r.run(['ip', 'netns', 'list']);
+  // Lines look like `name (id: 3)` or `name`.
+  return out.stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+}
