@@ -6,10 +6,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Text fed to the command's standard input. */
   input?: string;
-  /** Don't throw on a non-zero exit; the caller inspects `exitCode`. */
+  /** Don't throw on a non-zero exit or a kill by signal; the caller inspects `exitCode` (-1 for a signal). */
   allowFailure?: boolean;
   env?: Record<string, string>;
   cwd?: string;
+  /** Aborting it terminates the command (SIGTERM); the call then throws a CommandError ('signal'). */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -65,7 +67,7 @@ export type EchoSink = (command: string) => void;
  */
 export class Runner {
   constructor(
-    readonly defaults: { timeoutMs: number; echo?: EchoSink } = { timeoutMs: 30_000 },
+    readonly defaults: { timeoutMs: number; echo?: EchoSink; env?: Record<string, string> } = { timeoutMs: 30_000 },
   ) {}
 
   withEcho(echo: EchoSink | undefined): Runner {
@@ -83,8 +85,9 @@ export class Runner {
       timeout: opts.timeoutMs ?? this.defaults.timeoutMs,
       reject: false,
       stripFinalNewline: false,
-      env: opts.env,
+      env: opts.env ?? this.defaults.env,
       cwd: opts.cwd,
+      cancelSignal: opts.signal,
       maxBuffer: 1024 * 1024 * 1024,
     });
     const durationMs = performance.now() - started;
@@ -95,7 +98,7 @@ export class Runner {
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut) throw new CommandError([...argv], null, stderr, 'timeout');
-    if (result.isTerminated && !result.timedOut) throw new CommandError([...argv], null, stderr, 'signal');
+    if (result.isTerminated && !opts.allowFailure) throw new CommandError([...argv], null, stderr, 'signal');
     if (exitCode !== 0 && !opts.allowFailure) throw new CommandError([...argv], exitCode, stderr, 'exit');
     return { argv: [...argv], command: shellQuote(argv), stdout, stderr, exitCode, durationMs };
   }
@@ -109,7 +112,7 @@ export class Runner {
     const [file, ...args] = argv;
     this.defaults.echo?.(`${shellQuote(argv)} &`);
     const log = { file: logFile, append: true } as const;
-    const child = execa(file, args, { detached: true, stdin: 'ignore', stdout: log, stderr: log, env: opts.env, reject: false, cleanup: false });
+    const child = execa(file, args, { detached: true, stdin: 'ignore', stdout: log, stderr: log, env: opts.env ?? this.defaults.env, reject: false, cleanup: false });
     const pid = child.pid;
     if (pid === undefined) {
       const r = await child;

@@ -19,7 +19,17 @@ export function deploymentPodName(deployment: string, index: number): string {
   for (const ch of `${deployment}/${index}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
   let suffix = '';
   for (let i = 0; i < 5; i++) { suffix += alphabet[h % alphabet.length]; h = Math.floor(h / alphabet.length) ^ (i * 2654435761); h >>>= 0; }
-  return `${deployment}-86b8ffc5ff-${suffix}`;
+  return `${deployment}-${templateHash(deployment)}-${suffix}`;
+}
+
+/** Stand-in for the pod-template-hash label: 10 characters from the deployment's name. */
+function templateHash(deployment: string): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  let h = 2166136261;
+  for (const ch of deployment) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  let out = '';
+  for (let i = 0; i < 10; i++) { out += alphabet[h % alphabet.length]; h = (Math.imul(h, 2654435761) + i) >>> 0; }
+  return out;
 }
 
 /**

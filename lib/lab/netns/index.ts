@@ -1,0 +1,370 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runner as defaultRunner, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
+import { formatCidr, parseIpv4Cidr, subnetAt } from '../../k8s/addresses.ts';
+import { resolveServicePorts } from '../../k8s/resolve.ts';
+import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
+import type { EndpointSlice, Service } from '../../k8s/types.ts';
+import { deploymentPodName } from '../../k8s/workshop.ts';
+import type { ProxyMode } from '../../proxy/modes.ts';
+import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
+import { checkLabName } from '../types.ts';
+import { allocatePodIP, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
+import { syncNode } from './kube-proxy.ts';
+import { labOfNamespace, labPrefix, networkNs, nodeNs, podNs, scratchOwnerPid } from './names.ts';
+import { HTTPBIN_SCRIPT, LOAD_SCRIPT, parseLoadOutput } from './pod/index.ts';
+import { labDir, listStates, readState, removeState, writeState, type DeploymentState, type LabState, type PodState } from './state.ts';
+import { createNode, createNodeNetwork, createPod, deleteNamespace, listNamespaces, routePodCidrs } from './topology.ts';
+
+export interface NetnsLabOptions {
+  name: string;
+  mode: ProxyMode;
+  /** Worker nodes besides the control plane (kind's workshop config has 2). */
+  workers?: number;
+  runner?: Runner;
+  /** Long steps report here (the CLI prints them). */
+  onProgress?: (step: string) => void;
+}
+
+/** The tools a netns lab drives, each checked before anything is created. */
+const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft', 'sysctl'];
+const NODE_IP_BASE = 2; // 172.18.0.1 is the gateway, nodes count up from .2 as in kind
+
+export function ipvsKernelAvailable(): boolean {
+  return existsSync('/proc/net/ip_vs');
+}
+
+/** Why the netns backend cannot run here, or null when it can. */
+export async function netnsUnavailable(r: Runner = defaultRunner): Promise<string | null> {
+  if (process.platform !== 'linux') return 'network namespaces need Linux';
+  if (process.getuid?.() !== 0) return 'network namespaces need root (run with sudo)';
+  for (const tool of REQUIRED_TOOLS) {
+    if (!(await r.has(tool))) {
+      const { MissingToolError } = await import('../../exec/runner.ts');
+      return new MissingToolError(tool).message;
+    }
+  }
+  return null;
+}
+
+/**
+ * Bring up a kind-shaped cluster of network namespaces: a control plane and N workers on a
+ * bridged node network, the default services, and kube-proxy's rules in each node's kernel.
+ */
+export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
+  const name = checkLabName(opts.name);
+  const r = opts.runner ?? defaultRunner;
+  const progress = opts.onProgress ?? (() => undefined);
+  const workers = opts.workers ?? 2;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 50) throw new Error(`workers must be 1..50, got ${workers}`);
+  const why = await netnsUnavailable(r);
+  if (why) throw new Error(`the netns backend cannot run here: ${why}`);
+  if ((await readState(name)) || (await listNamespaces(r)).some((ns) => ns.startsWith(labPrefix(name)))) {
+    throw new Error(`lab ${name} already exists: use it, or remove it with \`kube-netlab down --name ${name}\``);
+  }
+  const podNet = parseIpv4Cidr(KIND_DEFAULTS.podSubnet);
+  const nodes: LabNode[] = Array.from({ length: workers + 1 }, (_, i) => ({
+    name: kindNodeName(name, i),
+    role: i === 0 ? 'control-plane' : 'worker',
+    ip: `172.18.0.${NODE_IP_BASE + i}`,
+    podCIDR: formatCidr(subnetAt(podNet, KIND_DEFAULTS.nodeMaskSize, i)),
+  }));
+  const state: LabState = {
+    version: 1, name, backend: 'netns', mode: opts.mode, status: 'creating', creatorPid: process.pid,
+    createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [], placeholderPods: [],
+  };
+  // Written first, so a crash halfway leaves something `gc` recognises.
+  await writeState(state);
+  const lab = new NetnsLab(state, r);
+  try {
+    progress(`node network ${networkNs(name)} (bridge kind, 172.18.0.0/16)`);
+    await createNodeNetwork(r, name);
+    progress(`${nodes.length} nodes: ${nodes.map((n) => `${n.name} ${n.ip} pods ${n.podCIDR}`).join(', ')}`);
+    await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet)));
+    await routePodCidrs(r, name, nodes);
+    progress('default services: default/kubernetes, kube-system/kube-dns');
+    await lab.addDefaultServices();
+    progress(`kube-proxy (${opts.mode}) sync on every node`);
+    await lab.syncAll(true);
+    state.status = 'up';
+    await writeState(state);
+    return lab;
+  } catch (e) {
+    await destroyNetnsLab(name, r).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A lab brought up earlier (by this process or another), from its state file. */
+export async function openNetnsLab(name: string, r: Runner = defaultRunner): Promise<NetnsLab> {
+  const state = await readState(checkLabName(name));
+  if (!state) throw new Error(`no netns lab named ${name}: \`kube-netlab up --backend netns --name ${name}\` creates one`);
+  if (state.status !== 'up') throw new Error(`lab ${name} is still being created, or its creation died; \`kube-netlab down --name ${name}\` removes it`);
+  return new NetnsLab(state, r);
+}
+
+export class NetnsLab implements Lab {
+  readonly backend = 'netns' as const;
+  readonly name: string;
+  readonly mode: ProxyMode;
+
+  constructor(private readonly state: LabState, private readonly r: Runner) {
+    this.name = state.name;
+    this.mode = state.mode;
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    return { ipvs: ipvsKernelAvailable() };
+  }
+
+  async nodes(): Promise<LabNode[]> {
+    return this.state.nodes.map((n) => ({ ...n }));
+  }
+
+  exec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+    return this.r.run(['ip', 'netns', 'exec', nodeNs(this.name, this.node(node).name), ...argv], opts);
+  }
+
+  async apply(objects: K8sObject[]): Promise<SyncReport[]> {
+    for (const o of objects) {
+      if (o.kind === 'Service') {
+        const taken = new Set(this.state.services.map((s) => s.clusterIP));
+        const prev = this.state.services.find((s) => s.namespace === (o.metadata.namespace ?? 'default') && s.name === o.metadata.name);
+        if (prev) taken.delete(prev.clusterIP);
+        const svc = readServiceManifest(prev ? { ...o, spec: { clusterIP: prev.clusterIP, ...(o.spec as object) } } : o, taken);
+        this.state.services = [...this.state.services.filter((s) => s !== prev), svc];
+      } else if (o.kind === 'Deployment') {
+        const d = readDeployment(o);
+        const prev = this.state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
+        if (prev) Object.assign(prev, d);
+        else this.state.deployments.push({ ...d, created: 0 });
+        await this.reconcile(d.namespace, d.name);
+      } else if (o.kind !== 'ServiceAccount') {
+        throw new Error(`${o.kind} ${o.metadata.name}: the netns backend applies Deployments, Services and ServiceAccounts only`);
+      }
+    }
+    await writeState(this.state);
+    const reports = await this.syncAll(false);
+    await writeState(this.state);
+    return reports;
+  }
+
+  async scale(deployment: string, replicas: number, namespace = 'default'): Promise<SyncReport[]> {
+    if (!Number.isInteger(replicas) || replicas < 0 || replicas > 250) throw new Error(`replicas must be 0..250, got ${replicas}`);
+    const d = this.deployment(namespace, deployment);
+    d.replicas = replicas;
+    await this.reconcile(namespace, deployment);
+    await writeState(this.state);
+    return this.syncAll(false);
+  }
+
+  async pods(selector: Record<string, string> = {}): Promise<Pod[]> {
+    return this.state.pods
+      .filter((p) => Object.entries(selector).every(([k, v]) => p.labels[k] === v))
+      .map(({ namespace, name, ip, node, labels, ready }) => ({ namespace, name, ip, node, labels, ready }));
+  }
+
+  async services(): Promise<Service[]> {
+    return structuredClone(this.state.services);
+  }
+
+  async endpointSlices(): Promise<EndpointSlice[]> {
+    return endpointSlicesFor(this.state);
+  }
+
+  async load(spec: LoadSpec): Promise<LoadResult> {
+    if (this.mode === 'ipvs' && !ipvsKernelAvailable()) {
+      throw new Error('this kernel has no IP_VS: in IPVS mode the netns lab loads the ipsets and iptables rules but no virtual servers, so Service traffic cannot flow here; the IPVS figures are predictions');
+    }
+    const from = spec.from ?? { pod: this.clientPod().name };
+    const ns = 'pod' in from ? podNs(this.name, this.pod(from.pod).name) : nodeNs(this.name, this.node(from.node).name);
+    const argv = ['ip', 'netns', 'exec', ns, process.execPath, LOAD_SCRIPT, '--url', spec.url, '--requests', String(spec.requests),
+      '--concurrency', String(spec.concurrency ?? 10), '--timeout-ms', String(spec.timeoutMs ?? 5000)];
+    const out = await this.r.run(argv, { timeoutMs: 60_000 + spec.requests * 50 });
+    return parseLoadOutput(out.stdout);
+  }
+
+  async destroy(): Promise<void> {
+    await destroyNetnsLab(this.name, this.r);
+  }
+
+  /** Re-run kube-proxy on every node, as it does after any Service or endpoint change. */
+  async syncAll(first: boolean): Promise<SyncReport[]> {
+    const ipvsKernel = ipvsKernelAvailable();
+    return Promise.all(this.state.nodes.map((node) => {
+      const ports = resolveServicePorts(clusterOf(this.state), { nodeName: node.name });
+      return syncNode(this.r, this.name, node, ports, { mode: this.mode, podSubnet: KIND_DEFAULTS.podSubnet, first, ipvsKernel });
+    }));
+  }
+
+  /** kind's two default services; coredns's pods hold their addresses but run no DNS server. */
+  async addDefaultServices(): Promise<void> {
+    const controlPlane = this.state.nodes[0];
+    this.state.services.push(service({
+      namespace: 'default', name: 'kubernetes', clusterIP: '10.96.0.1',
+      ports: [{ name: 'https', protocol: 'TCP', port: 443, targetPort: 6443, nodePort: null }],
+    }));
+    this.state.services.push(service({
+      namespace: 'kube-system', name: 'kube-dns', clusterIP: '10.96.0.10',
+      ports: [
+        { name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: null },
+        { name: 'dns-tcp', protocol: 'TCP', port: 53, targetPort: 53, nodePort: null },
+        { name: 'metrics', protocol: 'TCP', port: 9153, targetPort: 9153, nodePort: null },
+      ],
+      selector: { 'k8s-app': 'kube-dns' },
+    }));
+    const coredns: PodState[] = [];
+    for (let i = 0; i < 2; i++) {
+      const name = deploymentPodName('coredns', i);
+      const ip = allocatePodIP(controlPlane, [...this.state.pods, ...coredns]);
+      coredns.push({ namespace: 'kube-system', name, ip, node: controlPlane.name, labels: { 'k8s-app': 'kube-dns' }, ready: true, deployment: 'coredns', veth: '', pid: null });
+    }
+    this.state.pods.push(...coredns);
+    this.state.placeholderPods.push(...coredns.map((p) => p.name));
+    await writeState(this.state);
+    await Promise.all(coredns.map(async (p) => { p.veth = await createPod(this.r, this.name, controlPlane, p.name, p.ip); }));
+  }
+
+  /** The Deployment controller: create or delete pods until the count matches. */
+  private async reconcile(namespace: string, name: string): Promise<void> {
+    const d = this.deployment(namespace, name);
+    const mine = () => this.state.pods.filter((p) => p.namespace === namespace && p.deployment === name);
+    const surplus = mine().slice(d.replicas);
+    for (const p of surplus.reverse()) {
+      await deleteNamespace(this.r, podNs(this.name, p.name));
+      this.state.pods = this.state.pods.filter((x) => x !== p);
+    }
+    const toCreate: PodState[] = [];
+    while (mine().length + toCreate.length < d.replicas) {
+      const node = pickNode(this.state.nodes, [...this.state.pods, ...toCreate], name);
+      const pod: PodState = {
+        namespace, name: deploymentPodName(name, d.created++), ip: allocatePodIP(node, [...this.state.pods, ...toCreate]),
+        node: node.name, labels: { ...d.labels }, ready: false, deployment: name, veth: '', pid: null,
+      };
+      toCreate.push(pod);
+    }
+    if (toCreate.length === 0) return;
+    this.state.pods.push(...toCreate);
+    await writeState(this.state); // before the namespaces exist, so a crash leaves them findable
+    await Promise.all(toCreate.map((p) => this.startPod(d, p)));
+  }
+
+  private async startPod(d: DeploymentState, pod: PodState): Promise<void> {
+    pod.veth = await createPod(this.r, this.name, this.node(pod.node), pod.name, pod.ip);
+    if (d.runs === 'httpbin') {
+      const dir = join(labDir(this.name), 'pods');
+      await mkdir(dir, { recursive: true });
+      const ready = join(dir, `${pod.name}.ready`);
+      pod.pid = await this.r.spawnDetached(
+        ['ip', 'netns', 'exec', podNs(this.name, pod.name), process.execPath, HTTPBIN_SCRIPT,
+          '--port', String(d.containerPort), '--hostname', pod.name, '--ready-file', ready],
+        join(dir, `${pod.name}.log`),
+      );
+      await waitForFile(ready, 10_000, `pod ${pod.name}: httpbin did not start (see ${join(dir, `${pod.name}.log`)})`);
+    }
+    pod.ready = true;
+  }
+
+  private node(name: string): LabNode {
+    const n = this.state.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`lab ${this.name} has no node ${JSON.stringify(name)}; nodes: ${this.state.nodes.map((x) => x.name).join(', ')}`);
+    return n;
+  }
+
+  private pod(name: string): PodState {
+    const p = this.state.pods.find((x) => x.name === name);
+    if (!p) throw new Error(`lab ${this.name} has no pod ${JSON.stringify(name)}`);
+    return p;
+  }
+
+  private clientPod(): PodState {
+    const p = this.state.pods.find((x) => x.deployment === 'curl' && x.ready);
+    if (!p) throw new Error(`lab ${this.name} has no client pod: apply labs/manifests/curl.yaml first`);
+    return p;
+  }
+
+  private deployment(namespace: string, name: string): DeploymentState {
+    const d = this.state.deployments.find((x) => x.namespace === namespace && x.name === name);
+    if (!d) throw new Error(`lab ${this.name} has no deployment ${namespace}/${name}`);
+    return d;
+  }
+}
+
+async function waitForFile(path: string, timeoutMs: number, message: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Remove everything a lab made, found by name, whether or not its state file survived: the
+ * processes in its namespaces, the namespaces (their links and routes go with them), its state.
+ */
+export async function destroyNetnsLab(name: string, r: Runner = defaultRunner): Promise<string[]> {
+  checkLabName(name);
+  const mine = (await listNamespaces(r)).filter((ns) => ns.startsWith(labPrefix(name)));
+  // Pods first, then nodes, then the network: each veth pair dies with its first end.
+  const order = (ns: string) => (ns.startsWith(`${labPrefix(name)}pod.`) ? 0 : ns === networkNs(name) ? 2 : 1);
+  for (const rank of [0, 1, 2]) {
+    await Promise.all(mine.filter((ns) => order(ns) === rank).map((ns) => deleteNamespace(r, ns)));
+  }
+  await removeState(name);
+  return mine;
+}
+
+export interface GcReport {
+  labs: string[];
+  namespaces: string[];
+}
+
+/**
+ * Remove what crashed runs left: labs without a state file or whose creation died, and scratch
+ * namespaces whose owner process is gone. Labs that are up are left alone.
+ */
+export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
+  const report: GcReport = { labs: [], namespaces: [] };
+  const namespaces = await listNamespaces(r);
+  const labs = new Set([...namespaces.map(labOfNamespace).filter((x): x is string => x !== null), ...(await listStates())]);
+  for (const lab of labs) {
+    let state: LabState | null = null;
+    try {
+      state = await readState(lab);
+    } catch {
+      state = null;
+    }
+    const dead = !state || (state.status === 'creating' && !alive(state.creatorPid));
+    if (dead) {
+      report.namespaces.push(...(await destroyNetnsLab(lab, r)));
+      report.labs.push(lab);
+    }
+  }
+  for (const ns of namespaces) {
+    const owner = scratchOwnerPid(ns);
+    if (owner !== null && !alive(owner)) {
+      await deleteNamespace(r, ns);
+      report.namespaces.push(ns);
+    }
+  }
+  return report;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function listNetnsLabs(): Promise<LabState[]> {
+  const out: LabState[] = [];
+  for (const name of await listStates()) {
+    const s = await readState(name).catch(() => null);
+    if (s) out.push(s);
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+import { resolveServicePorts } from '../k8s/resolve.ts';
+import type { Lab, LoadResult } from '../lab/types.ts';
+import { parseConntrack } from '../parse/conntrack.ts';
+import { findTable, parseIptablesSave } from '../parse/index.ts';
+import { provenance, type Provenance } from '../provenance/index.ts';
+import { predictSplit, type SplitPrediction } from '../sim/split.ts';
+import { chiSquareTest, type ChiSquareResult } from '../sim/stats.ts';
+
+export interface TrafficOptions {
+  /** The Service to call (default: default/httpbin). */
+  namespace?: string;
+  service?: string;
+  /** Port name, when the Service has several. */
+  portName?: string;
+  path?: string;
+  requests: number;
+  concurrency?: number;
+}
+
+export interface PodTally {
+  pod: string;
+  ip: string;
+  node: string;
+  /** Answers from this pod, by its /hostname. */
+  answers: number;
+  /**
+   * conntrack entries on the client's node whose reply comes from this pod. A connection that
+   * reuses the ports of a flow still in TIME_WAIT takes over its entry, so this can fall short.
+   */
+  conntrack: number | null;
+  /** First packets counted by the pod's KUBE-SEP DNAT rule (iptables mode). */
+  sepPackets: number | null;
+}
+
+export interface TrafficMeasurement {
+  provenance: Provenance;
+  service: { namespace: string; name: string; clusterIP: string; port: number };
+  /** The node whose kernel picked the backends: the client pod's node. */
+  node: string;
+  total: number;
+  ok: number;
+  errors: number;
+  durationMs: number;
+  firstOkMs: number | null;
+  requestsPerSecond: number;
+  /** In kube-proxy's endpoint order (sorted by ip:port), so it lines up with the prediction. */
+  byPod: PodTally[];
+  prediction: { provenance: Provenance; split: SplitPrediction };
+  /** Goodness of fit of the answers per pod against the prediction (random modes). */
+  chiSquare: ChiSquareResult | null;
+}
+
+/**
+ * Send N requests from the client pod to a Service's ClusterIP:port, tally the answers per pod
+ * from /hostname, and cross-check them with the kernel's own counts on the client's node.
+ */
+export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<TrafficMeasurement> {
+  const namespace = opts.namespace ?? 'default';
+  const name = opts.service ?? 'httpbin';
+  const client = (await lab.pods({ app: 'curl' })).find((p) => p.ready);
+  if (!client) throw new Error(`lab ${lab.name} has no ready client pod (app=curl): apply labs/manifests/curl.yaml first`);
+  const ports = resolveServicePorts({ services: await lab.services(), endpointSlices: await lab.endpointSlices() }, { nodeName: client.node });
+  const sp = ports.find((p) => p.namespace === namespace && p.name === name && (opts.portName === undefined || p.portName === opts.portName));
+  if (!sp) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}${opts.portName ? ` with port ${opts.portName}` : ''}`);
+  const endpoints = sp.endpoints.filter((e) => e.ready);
+  if (endpoints.length === 0) throw new Error(`Service ${namespace}/${name} has no ready endpoints`);
+  const vip = `${sp.clusterIP}:${sp.port}`;
+
+  // Start from a clean conntrack slate for this VIP on the client's node, then read it after.
+  await lab.exec(client.node, ['conntrack', '-D', '-p', sp.protocol.toLowerCase(), '--orig-dst', sp.clusterIP, '--orig-port-dst', String(sp.port)], { allowFailure: true });
+  const sepBefore = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
+  const result: LoadResult = await lab.load({
+    url: `http://${vip}${opts.path ?? '/hostname'}`,
+    requests: opts.requests,
+    concurrency: opts.concurrency ?? 10,
+    from: { pod: client.name },
+  });
+  const sepAfter = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
+  const ct = await lab.exec(client.node, ['conntrack', '-L', '-p', sp.protocol.toLowerCase(), '--orig-dst', sp.clusterIP, '--orig-port-dst', String(sp.port)], { allowFailure: true });
+  const conntrackByIp = new Map<string, number>();
+  for (const e of parseConntrack(ct.stdout).entries) conntrackByIp.set(e.reply.src, (conntrackByIp.get(e.reply.src) ?? 0) + 1);
+
+  const pods = await lab.pods();
+  const byPod: PodTally[] = endpoints.map((e) => {
+    const pod = pods.find((p) => p.ip === e.ip);
+    const podName = e.podName ?? pod?.name ?? e.ip;
+    const dest = `${e.ip}:${e.port}`;
+    return {
+      pod: podName,
+      ip: e.ip,
+      node: e.nodeName ?? pod?.node ?? '',
+      answers: result.byPod[podName] ?? 0,
+      conntrack: conntrackByIp.get(e.ip) ?? 0,
+      sepPackets: sepBefore && sepAfter ? (sepAfter.get(dest) ?? 0) - (sepBefore.get(dest) ?? 0) : null,
+    };
+  });
+  const split = predictSplit(lab.mode, endpoints.length, result.ok);
+  const random = lab.mode !== 'ipvs' && endpoints.length > 1 && result.ok > 0;
+  return {
+    provenance: provenance({ source: 'measured', backend: lab.backend, mode: lab.mode, node: client.node, lab: lab.name, command: `kube-netlab traffic --name ${lab.name} --requests ${opts.requests}` }),
+    service: { namespace, name, clusterIP: sp.clusterIP, port: sp.port },
+    node: client.node,
+    total: result.total,
+    ok: result.ok,
+    errors: result.errors,
+    durationMs: result.durationMs,
+    firstOkMs: result.firstOkMs,
+    requestsPerSecond: result.durationMs > 0 ? (result.ok * 1000) / result.durationMs : 0,
+    byPod,
+    prediction: { provenance: provenance({ source: 'predicted', backend: null, mode: lab.mode }), split },
+    chiSquare: random ? chiSquareTest(byPod.map((p) => p.answers), split.shares.map((s) => s.probability)) : null,
+  };
+}
+
+/** Packets counted by each KUBE-SEP chain's DNAT rule, keyed by its `ip:port` destination. */
+async function sepCounters(lab: Lab, node: string): Promise<Map<string, number>> {
+  const saved = await lab.exec(node, ['iptables-save', '-c', '-t', 'nat']);
+  const nat = findTable(parseIptablesSave(saved.stdout), 'nat');
+  const out = new Map<string, number>();
+  for (const chain of nat?.chains ?? []) {
+    if (!chain.name.startsWith('KUBE-SEP-')) continue;
+    for (const rule of chain.rules) {
+      if (rule.target?.name !== 'DNAT') continue;
+      const to = rule.target.options.find((o) => o.name === 'to-destination')?.args[0];
+      if (to) out.set(to, (out.get(to) ?? 0) + (rule.counters?.packets ?? 0));
+    }
+  }
+  return out;
+}
