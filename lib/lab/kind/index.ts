@@ -1,0 +1,444 @@
+/**
+ * The kind backend: real Kubernetes in Docker containers, driven through the kind, kubectl and
+ * docker CLIs. kind's kube-proxy writes the rules; this backend only watches what changed.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, parseDocument } from 'yaml';
+import {
+  CommandError, MissingToolError, packageFor, runner as defaultRunner,
+  type EchoSink, type ExecResult, type RunOptions, type Runner,
+} from '../../exec/index.ts';
+import { readCluster } from '../../k8s/read.ts';
+import { resolveServicePorts, usableEndpoints } from '../../k8s/resolve.ts';
+import type { Cluster, EndpointSlice, Service } from '../../k8s/types.ts';
+import type { ProxyMode } from '../../proxy/modes.ts';
+import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
+import { checkLabName } from '../types.ts';
+import {
+  MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  kindCreate, kindDelete, kindErrors, kindGetClusters, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
+  kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
+  loadArgv, parseKindClusters, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
+  parseNodesJson, parsePodsJson, type Semver,
+} from './commands.ts';
+
+export * from './commands.ts';
+
+/** The kind backend cannot run on this machine: what is wrong, and what to do about it. */
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError';
+  constructor(
+    /** Short and stable, e.g. 'docker daemon unreachable'; tests and callers match on it. */
+    override readonly cause: string,
+    /** What to type or install. */
+    readonly fix: string,
+    /** The tool's own words (stderr), when there are any. */
+    readonly detail = '',
+  ) {
+    super(`the kind backend cannot run here: ${cause}${detail ? `\n  ${detail.trim().split('\n').slice(-2).join('\n  ')}` : ''}\n  fix: ${fix}`);
+  }
+}
+
+/** kind's config per mode, in labs/ (each pins the node image). */
+export function kindConfigPath(mode: ProxyMode): string {
+  return fileURLToPath(new URL(`../../../labs/kind-${mode}.yaml`, import.meta.url));
+}
+
+const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';
+const QUICK = 10_000; // a CLI that answers at all answers in well under 10 s
+
+export interface Toolchain { docker: string; kind: Semver; kubectl: string }
+
+/**
+ * Docker's daemon, kind and kubectl, checked in that order with short timeouts; the first problem
+ * throws a BackendUnavailableError that names its cause and its fix.
+ */
+export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promise<Toolchain> {
+  let docker: string;
+  try {
+    docker = (await r.run(dockerInfo(), { timeoutMs: QUICK })).stdout.trim();
+  } catch (e) {
+    throw dockerUnavailable(e);
+  }
+  if (docker === '') throw new BackendUnavailableError('docker daemon unreachable', 'start Docker and check that `docker info` shows a Server section');
+  let kind: Semver;
+  try {
+    kind = parseKindVersion((await r.run(kindVersion(), { timeoutMs: QUICK })).stdout);
+  } catch (e) {
+    if (e instanceof MissingToolError) throw new BackendUnavailableError('kind not installed', KIND_INSTALL);
+    if (e instanceof CommandError) throw new BackendUnavailableError('kind does not run', KIND_INSTALL, e.stderr);
+    throw e;
+  }
+  if (compareSemver(kind, MIN_KIND[mode]) < 0) {
+    throw new BackendUnavailableError('kind too old', KIND_INSTALL,
+      `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND[mode])}, the first with kube-proxy ${mode} mode`);
+  }
+  let kubectl: string;
+  try {
+    kubectl = parseKubectlVersion((await r.run(['kubectl', 'version', '--client', '-o', 'json'], { timeoutMs: QUICK })).stdout);
+  } catch (e) {
+    if (e instanceof MissingToolError) throw new BackendUnavailableError('kubectl not installed', `install ${packageFor('kubectl')}`);
+    if (e instanceof CommandError) throw new BackendUnavailableError('kubectl does not run', `reinstall ${packageFor('kubectl')}`, e.stderr);
+    throw e;
+  }
+  return { docker, kind, kubectl };
+}
+
+/** A failed `docker info` as a BackendUnavailableError (anything else is rethrown as is). */
+export function dockerUnavailable(e: unknown): Error {
+  if (e instanceof MissingToolError) return new BackendUnavailableError('docker not installed', `install ${packageFor('docker')}`);
+  if (!(e instanceof CommandError)) return e as Error;
+  if (e.reason === 'timeout') return new BackendUnavailableError('docker daemon unreachable', 'the daemon did not answer `docker info` within 10 s: restart Docker', 'docker info timed out');
+  switch (classifyDockerInfoFailure(e.stderr)) {
+    case 'daemon-unreachable':
+      return new BackendUnavailableError('docker daemon unreachable',
+        'start it (`sudo systemctl start docker`, or open Docker Desktop) and check `docker info`; a set DOCKER_HOST must point at a running daemon', e.stderr);
+    case 'permission-denied':
+      return new BackendUnavailableError('docker permission denied',
+        'add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again), or run as root', e.stderr);
+    default:
+      return new BackendUnavailableError('docker info failed', 'run `docker info` and fix what it reports', e.stderr);
+  }
+}
+
+/** Why the kind backend cannot run here, or null when it can (for createLab's `auto`). */
+export async function kindUnavailable(r: Runner = defaultRunner, mode: ProxyMode = 'iptables'): Promise<string | null> {
+  try {
+    await preflight(r, mode);
+    return null;
+  } catch (e) {
+    if (e instanceof BackendUnavailableError) return `${e.cause}; ${e.fix}`;
+    throw e;
+  }
+}
+
+export interface KindLabOptions {
+  name: string;
+  mode: ProxyMode;
+  /** Worker nodes besides the control plane (the labs/ configs have 2). */
+  workers?: number;
+  runner?: Runner;
+  /** Print every command as the shell would read it. */
+  echo?: EchoSink;
+  /** Keep the nodes of a failed create for debugging (kind's --retain); nothing is deleted then. */
+  retain?: boolean;
+  /** kind's --wait for the control plane (default 120s). */
+  wait?: string;
+  onProgress?: (step: string) => void;
+  /** Aborting it stops a running create the way Ctrl-C does (and cleans up the same way). */
+  signal?: AbortSignal;
+}
+
+/** The labs/ config for the mode, with the worker count changed when it is not the file's. */
+async function kindConfig(mode: ProxyMode, workers: number): Promise<{ config: string; input?: string }> {
+  const path = kindConfigPath(mode);
+  const doc = parseDocument(await readFile(path, 'utf8'));
+  const nodes = doc.toJS().nodes as { role: string; image?: string }[];
+  if (nodes.filter((n) => n.role === 'worker').length === workers) return { config: path };
+  const cp = nodes.find((n) => n.role === 'control-plane') ?? { role: 'control-plane' };
+  const worker = nodes.find((n) => n.role === 'worker') ?? { role: 'worker', image: cp.image };
+  doc.set('nodes', [cp, ...Array.from({ length: workers }, () => ({ ...worker }))]);
+  // kind reads the config from stdin with `--config -`.
+  return { config: '-', input: doc.toString() };
+}
+
+/**
+ * Create the kind cluster for a lab: preflight first (fails in seconds with a cause and a fix),
+ * then `kind create cluster --wait`. A failed or interrupted (Ctrl-C) create deletes what it made,
+ * unless `retain`.
+ */
+export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
+  const name = checkLabName(opts.name);
+  const workers = opts.workers ?? 2;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 10) throw new Error(`workers must be 1..10 for kind, got ${workers}`);
+  const base = opts.runner ?? defaultRunner;
+  const r = opts.echo ? base.withEcho(opts.echo) : base;
+  const progress = opts.onProgress ?? (() => undefined);
+
+  progress('preflight: docker daemon, kind, kubectl');
+  const tools = await preflight(r, opts.mode);
+  const existing = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
+  if (existing.includes(name)) {
+    throw new Error(`kind cluster ${name} already exists: open it (openKindLab / --name ${name}) or delete it with \`kind delete cluster --name ${name}\``);
+  }
+
+  const { config, input } = await kindConfig(opts.mode, workers);
+  const wait = opts.wait ?? '120s';
+  progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
+  const ac = new AbortController();
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  if (opts.signal?.aborted) onSigint();
+  opts.signal?.addEventListener('abort', onSigint, { once: true });
+  try {
+    // Image pulls on a first run take minutes; --wait bounds the rest.
+    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { input, signal: ac.signal, timeoutMs: 20 * 60_000 });
+    if (interrupted) throw new Error('interrupted');
+  } catch (e) {
+    const theirs = e instanceof CommandError && classifyKindFailure(e.stderr) === 'cluster-exists';
+    // Never delete a cluster that was there before us (a race with another create).
+    const cleaned = !opts.retain && !theirs;
+    if (cleaned) {
+      progress(`delete the half-made cluster ${name}`);
+      await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 });
+    }
+    const after = opts.retain ? `its nodes are kept (--retain): \`kind delete cluster --name ${name}\` removes them`
+      : cleaned ? 'the half-made cluster was deleted' : '';
+    if (interrupted) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
+    if (e instanceof CommandError) {
+      const why = classifyKindFailure(e.stderr);
+      if (why === 'docker-missing') throw new BackendUnavailableError('docker not installed', `install ${packageFor('docker')}`, e.stderr);
+      if (why === 'docker-unreachable') throw new BackendUnavailableError('docker daemon unreachable', 'start Docker and check `docker info`', e.stderr);
+      const said = kindErrors(e.stderr);
+      throw new Error(`kind create cluster ${name} failed: ${said.length ? said.join('; ') : e.message}${after ? `; ${after}` : ''}`, { cause: e });
+    }
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    opts.signal?.removeEventListener('abort', onSigint);
+  }
+  progress(`cluster ${name} is up (context ${`kind-${name}`})`);
+  return new KindLab(name, opts.mode, r);
+}
+
+/** A kind lab made earlier; its mode is read back from kube-proxy's ConfigMap. */
+export async function openKindLab(name: string, r: Runner = defaultRunner): Promise<KindLab> {
+  checkLabName(name);
+  await preflight(r);
+  const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
+  if (!clusters.includes(name)) {
+    throw new Error(`no kind cluster named ${name}${clusters.length ? ` (there are: ${clusters.join(', ')})` : ''}: \`kube-netlab up --backend kind --name ${name}\` creates one`);
+  }
+  const cm = await r.run(kubectlGetKubeProxyConfig(name), { timeoutMs: 30_000 });
+  return new KindLab(name, parseKubeProxyMode(cm.stdout, parseYaml), r);
+}
+
+/** How long to wait for kube-proxy to finish syncing after a change (it syncs on its own clock). */
+const SETTLE = { intervalMs: 1_000, maxMs: 20_000 };
+
+export class KindLab implements Lab {
+  readonly backend = 'kind' as const;
+
+  constructor(readonly name: string, readonly mode: ProxyMode, private readonly r: Runner) {}
+
+  private kubectl(argv: string[], opts: RunOptions = {}): Promise<ExecResult> {
+    return this.r.run(argv, { timeoutMs: 60_000, ...opts });
+  }
+
+  /** Node containers are named `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`, … */
+  private checkNode(node: string): string {
+    const rest = node.startsWith(`${this.name}-`) ? node.slice(this.name.length + 1) : '';
+    if (rest !== 'control-plane' && !/^worker\d*$/.test(rest)) {
+      throw new Error(`${JSON.stringify(node)} is not a node of kind cluster ${this.name} (${this.name}-control-plane, ${this.name}-worker, …)`);
+    }
+    return node;
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    // /proc/net/ip_vs appears in a node's network namespace once the host kernel has ip_vs.
+    const r = await this.exec(`${this.name}-control-plane`, ['test', '-e', '/proc/net/ip_vs'], { allowFailure: true, timeoutMs: QUICK });
+    return { ipvs: r.exitCode === 0 };
+  }
+
+  async nodes(): Promise<LabNode[]> {
+    return parseNodesJson((await this.kubectl(kubectlGetNodes(this.name))).stdout);
+  }
+
+  async exec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+    return this.r.run(dockerExec(this.checkNode(node), argv), opts);
+  }
+
+  /** argv in the kube-proxy pod on `node`: it ships ipset (and iptables) that the node image lacks. */
+  async kubeProxyExec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+    const pods = parsePodsJson((await this.kubectl(kubectlGetKubeProxyPod(this.name, this.checkNode(node)))).stdout);
+    if (pods.length === 0) throw new Error(`no kube-proxy pod on ${node} (kubectl -n kube-system get pods -l k8s-app=kube-proxy)`);
+    return this.r.run(kubectlExec(this.name, pods[0].name, argv, { namespace: 'kube-system' }), opts);
+  }
+
+  async apply(objects: K8sObject[]): Promise<SyncReport[]> {
+    if (objects.length === 0) return [];
+    const before = await this.snapshotAll();
+    const list = { apiVersion: 'v1', kind: 'List', items: objects };
+    await this.kubectl(kubectlApply(this.name), { input: JSON.stringify(list) });
+    for (const d of objects.filter((o) => o.kind === 'Deployment')) {
+      await this.rollout(d.metadata.name, d.metadata.namespace ?? 'default');
+    }
+    return this.syncReports(before);
+  }
+
+  async scale(deployment: string, replicas: number, namespace = 'default'): Promise<SyncReport[]> {
+    const before = await this.snapshotAll();
+    await this.kubectl(kubectlScale(this.name, deployment, replicas, namespace));
+    await this.rollout(deployment, namespace);
+    return this.syncReports(before);
+  }
+
+  private rollout(deployment: string, namespace: string): Promise<ExecResult> {
+    return this.kubectl(kubectlRolloutStatus(this.name, deployment, namespace, '180s'), { timeoutMs: 200_000 });
+  }
+
+  async pods(selector?: Record<string, string>): Promise<Pod[]> {
+    return parsePodsJson((await this.kubectl(kubectlGetJson(this.name, ['pods'], { selector }))).stdout);
+  }
+
+  private async cluster(): Promise<Cluster> {
+    return readCluster(JSON.parse((await this.kubectl(kubectlGetJson(this.name, ['services', 'endpointslices']))).stdout));
+  }
+
+  async services(): Promise<Service[]> {
+    return (await this.cluster()).services;
+  }
+
+  async endpointSlices(): Promise<EndpointSlice[]> {
+    return (await this.cluster()).endpointSlices;
+  }
+
+  async load(spec: LoadSpec): Promise<LoadResult> {
+    const timeoutSeconds = Math.max(1, Math.ceil((spec.timeoutMs ?? 5_000) / 1000));
+    const concurrency = spec.concurrency ?? 1;
+    const argv = loadArgv({ url: spec.url, requests: spec.requests, concurrency, timeoutSeconds });
+    // Worst case every request times out; add room for kubectl exec to start.
+    const timeoutMs = Math.ceil(spec.requests / concurrency) * timeoutSeconds * 1000 + 60_000;
+    let out: ExecResult;
+    if (spec.from && 'node' in spec.from) {
+      out = await this.exec(spec.from.node, argv, { timeoutMs });
+    } else {
+      const pod = spec.from?.pod ?? (await this.pods({ app: 'curl' })).find((p) => p.ready)?.name;
+      if (!pod) throw new Error(`lab ${this.name} has no ready client pod (app=curl): apply labs/manifests/curl.yaml first`);
+      // Our client pod's container is `curl`; a pod named by the caller runs its default container.
+      out = await this.r.run(kubectlExec(this.name, pod, argv, { container: spec.from ? undefined : 'curl' }), { timeoutMs });
+    }
+    return parseLoadOutput(out.stdout);
+  }
+
+  async destroy(): Promise<void> {
+    await this.r.run(kindDelete(this.name), { timeoutMs: 180_000 });
+  }
+
+  // -- what kube-proxy changed -------------------------------------------------------------
+
+  private async snapshotAll(): Promise<Map<string, string[]>> {
+    const nodes = (await this.nodes()).map((n) => n.name);
+    const snaps = await Promise.all(nodes.map(async (n) => [n, await this.snapshot(n)] as const));
+    return new Map(snaps);
+  }
+
+  /** The node's kube-proxy state as comparable lines, read with the node image's own tools. */
+  private async snapshot(node: string): Promise<string[]> {
+    const run = (argv: string[]) => this.exec(node, argv, { allowFailure: true, timeoutMs: 30_000 }).then((r) => (r.exitCode === 0 ? r.stdout : ''));
+    if (this.mode === 'nftables') return ruleLines('nftables', await run(['nft', 'list', 'table', 'ip', 'kube-proxy']));
+    const saved = ruleLines('iptables', await run(['iptables-save']));
+    if (this.mode === 'iptables') return saved;
+    return [...saved, ...ruleLines('ipvs', await run(['cat', '/proc/net/ip_vs']))];
+  }
+
+  /**
+   * kube-proxy syncs on its own clock after the EndpointSlices change. Wait until every node's
+   * rules send traffic to every usable endpoint, to nothing the slices don't name, and hold still
+   * for a second; after SETTLE.maxMs, report what is there.
+   */
+  private async syncReports(before: Map<string, string[]>): Promise<SyncReport[]> {
+    let prev = await this.snapshotAll();
+    const started = performance.now();
+    for (;;) {
+      await new Promise((res) => setTimeout(res, SETTLE.intervalMs));
+      const { want, known } = endpointDestinations(await this.cluster());
+      const now = await this.snapshotAll();
+      const settled = [...now].every(([n, lines]) => {
+        const have = programmedDestinations(this.mode, lines);
+        return sameLines(lines, prev.get(n) ?? []) && [...want].every((d) => have.has(d)) && [...have].every((d) => known.has(d));
+      });
+      prev = now;
+      if (settled || performance.now() - started > SETTLE.maxMs) break;
+    }
+    return [...prev].map(([node, lines]) => ({ node, mode: this.mode, ...diffLines(before.get(node) ?? [], lines) }));
+  }
+}
+
+/** Run argv in kube-proxy's pod on a node (ipset, which kindest/node does not ship). */
+export function kubeProxyPodExec(lab: KindLab, node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+  return lab.kubeProxyExec(node, argv, opts);
+}
+
+/**
+ * Lines of rule text that say what kube-proxy programmed, without what changes on its own:
+ * iptables-save keeps KUBE-* lines minus counters; nft drops counter values; /proc/net/ip_vs keeps
+ * services and real servers minus connection counts.
+ */
+export function ruleLines(kind: 'iptables' | 'nftables' | 'ipvs', text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (kind === 'iptables') {
+      if (!line.includes('KUBE-')) continue;
+      out.push(line.startsWith(':') ? line.split(' ')[0] : line.replace(/^\[\d+:\d+\] /, ''));
+    } else if (kind === 'nftables') {
+      out.push(line.replace(/counter packets \d+ bytes \d+/g, 'counter'));
+    } else {
+      if (line.startsWith('IP Virtual Server') || line.startsWith('Prot ') || line.startsWith('-> RemoteAddress')) continue;
+      const w = line.split(/\s+/);
+      out.push(w[0] === '->' ? w.slice(0, 4).join(' ') : line);
+    }
+  }
+  return out;
+}
+
+/**
+ * Endpoint `ip:port`s every node must program (usable endpoints of cluster-wide services) and
+ * every one the slices name at all (anything else in the rules is stale).
+ */
+export function endpointDestinations(cluster: Cluster): { want: Set<string>; known: Set<string> } {
+  const want = new Set<string>();
+  const known = new Set<string>();
+  for (const sp of resolveServicePorts(cluster)) {
+    for (const e of sp.endpoints) known.add(`${e.ip}:${e.port}`);
+    if (sp.internalTrafficPolicy !== 'Cluster') continue;
+    for (const e of usableEndpoints(sp.endpoints)) want.add(`${e.ip}:${e.port}`);
+  }
+  return { want, known };
+}
+
+/** The `ip:port`s the rules DNAT to (iptables, nftables) or forward to (IPVS real servers). */
+export function programmedDestinations(mode: ProxyMode, lines: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const line of lines) {
+    const w = line.split(' ');
+    if (mode === 'nftables') {
+      const i = w.indexOf('dnat');
+      if (i >= 0 && w[i + 1] === 'to' && w[i + 2]) out.add(w[i + 2]);
+    } else if (w[0] === '->' && /^[0-9A-F]{8}:[0-9A-F]{4}$/.test(w[1] ?? '')) {
+      const h = w[1];
+      const ip = [0, 2, 4, 6].map((k) => parseInt(h.slice(k, k + 2), 16)).join('.');
+      out.add(`${ip}:${parseInt(h.slice(9), 16)}`);
+    } else {
+      const i = w.indexOf('--to-destination');
+      if (i >= 0 && w[i + 1]) out.add(w[i + 1]);
+    }
+  }
+  return out;
+}
+
+function sameLines(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((l, i) => l === b[i]);
+}
+
+/** Lines only after (added) and only before (removed), counting repeats. */
+export function diffLines(before: string[], after: string[]): { added: string[]; removed: string[] } {
+  const count = new Map<string, number>();
+  for (const l of before) count.set(l, (count.get(l) ?? 0) + 1);
+  const added: string[] = [];
+  for (const l of after) {
+    const c = count.get(l) ?? 0;
+    if (c > 0) count.set(l, c - 1);
+    else added.push(l);
+  }
+  const removed: string[] = [];
+  for (const [l, c] of count) for (let i = 0; i < c; i++) removed.push(l);
+  return { added, removed };
+}
