@@ -111,18 +111,22 @@ export class Runner {
     if (argv.length === 0) throw new Error('Runner.spawnDetached: empty argv');
     const [file, ...args] = argv;
     this.defaults.echo?.(`${shellQuote(argv)} &`);
-    const log = { file: logFile, append: true } as const;
-    const child = execa(file, args, { detached: true, stdin: 'ignore', stdout: log, stderr: log, env: opts.env ?? this.defaults.env, reject: false, cleanup: false });
-    const pid = child.pid;
-    if (pid === undefined) {
-      const r = await child;
-      if (isEnoent(r.cause)) throw new MissingToolError(file);
-      throw new CommandError([...argv], r.exitCode ?? null, String(r.stderr ?? ''), 'exit');
+    // node:child_process rather than execa here: execa keeps a handle on the child, which would
+    // hold this process open for as long as the pod runs.
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync(logFile, 'a');
+    try {
+      const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], env: opts.env ?? this.defaults.env });
+      const pid = await new Promise<number>((resolve, reject) => {
+        child.once('spawn', () => resolve(child.pid as number));
+        child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError(file) : e));
+      });
+      child.unref();
+      return pid;
+    } finally {
+      closeSync(fd);
     }
-    child.unref();
-    // The process outlives this call by design; its eventual exit is nobody's error.
-    child.catch(() => undefined);
-    return pid;
   }
 
   /** True when `binary` can be executed (found on PATH). */

@@ -1,4 +1,5 @@
 import type { CommandSpec } from '../cli.ts';
+import { capture, down, gc, status, traffic, up } from './lab.ts';
 import { parseCommand } from './parse.ts';
 import { predict } from './predict.ts';
 import { rules } from './rules.ts';
@@ -6,6 +7,12 @@ import { tour } from './tour.ts';
 import { trace } from './trace.ts';
 
 export const COMMANDS: Record<string, CommandSpec> = {
+  up,
+  down,
+  status,
+  gc,
+  traffic,
+  capture,
   rules,
   predict,
   parse: parseCommand,
