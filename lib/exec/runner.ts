@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { packageFor } from './packages.ts';
+import { installHint, packageFor } from './packages.ts';
 
 export interface RunOptions {
   /** Milliseconds before the command is killed. */
@@ -42,13 +42,9 @@ export class MissingToolError extends Error {
   override readonly name = 'MissingToolError';
   readonly package: string | undefined;
   constructor(readonly binary: string) {
-    const pkg = packageFor(binary);
-    super(
-      pkg
-        ? `${binary} is not installed: install it with \`apt-get install -y ${pkg.split(' (')[0]}\`${pkg.includes('(') ? ` ${pkg.slice(pkg.indexOf('('))}` : ''}`
-        : `${binary} is not installed or not on PATH`,
-    );
-    this.package = pkg;
+    const hint = installHint(binary);
+    super(hint ? `${binary} is not installed: ${hint}` : `${binary} is not installed or not on PATH`);
+    this.package = packageFor(binary);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { CommandSpec } from '../cli.ts';
+import { doctor, prefetch } from './doctor.ts';
 import { capture, down, gc, status, traffic, up } from './lab.ts';
 import { parseCommand } from './parse.ts';
 import { predict } from './predict.ts';
@@ -13,6 +14,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
   gc,
   traffic,
   capture,
+  doctor,
+  prefetch,
   rules,
   predict,
   parse: parseCommand,

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { CommandError, MissingToolError, packageFor, runner as defaultRunner, type Runner } from '../../exec/index.ts';
+import { CommandError, MissingToolError, installHint, runner as defaultRunner, type Runner } from '../../exec/index.ts';
 import { loadManifest } from '../manifests.ts';
 import {
   MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
@@ -88,7 +88,7 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     const v = parseKubectlVersion((await r.run(['kubectl', 'version', '--client', '-o', 'json'], { timeoutMs: 10_000 })).stdout);
     add({ name: 'kubectl', ok: true, detail: `kubectl ${v}` });
   } catch (e) {
-    add(toolProblem('kubectl', e, `install ${packageFor('kubectl')}`));
+    add(toolProblem('kubectl', e, installHint('kubectl')!));
   }
 
   // IPVS under kind runs in the host's kernel (nodes are containers). Read-only: we never modprobe.

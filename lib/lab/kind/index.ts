@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import {
-  CommandError, MissingToolError, packageFor, runner as defaultRunner,
+  CommandError, MissingToolError, installHint, runner as defaultRunner,
   type EchoSink, type ExecResult, type RunOptions, type Runner,
 } from '../../exec/index.ts';
 import { readCluster } from '../../k8s/read.ts';
@@ -78,8 +78,8 @@ export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promis
   try {
     kubectl = parseKubectlVersion((await r.run(['kubectl', 'version', '--client', '-o', 'json'], { timeoutMs: QUICK })).stdout);
   } catch (e) {
-    if (e instanceof MissingToolError) throw new BackendUnavailableError('kubectl not installed', `install ${packageFor('kubectl')}`);
-    if (e instanceof CommandError) throw new BackendUnavailableError('kubectl does not run', `reinstall ${packageFor('kubectl')}`, e.stderr);
+    if (e instanceof MissingToolError) throw new BackendUnavailableError('kubectl not installed', installHint('kubectl')!);
+    if (e instanceof CommandError) throw new BackendUnavailableError('kubectl does not run', `re${installHint('kubectl')}`, e.stderr);
     throw e;
   }
   return { docker, kind, kubectl };
@@ -87,7 +87,7 @@ export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promis
 
 /** A failed `docker info` as a BackendUnavailableError (anything else is rethrown as is). */
 export function dockerUnavailable(e: unknown): Error {
-  if (e instanceof MissingToolError) return new BackendUnavailableError('docker not installed', `install ${packageFor('docker')}`);
+  if (e instanceof MissingToolError) return new BackendUnavailableError('docker not installed', installHint('docker')!);
   if (!(e instanceof CommandError)) return e as Error;
   if (e.reason === 'timeout') return new BackendUnavailableError('docker daemon unreachable', 'the daemon did not answer `docker info` within 10 s: restart Docker', 'docker info timed out');
   switch (classifyDockerInfoFailure(e.stderr)) {
@@ -192,7 +192,7 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
     if (interrupted) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
     if (e instanceof CommandError) {
       const why = classifyKindFailure(e.stderr);
-      if (why === 'docker-missing') throw new BackendUnavailableError('docker not installed', `install ${packageFor('docker')}`, e.stderr);
+      if (why === 'docker-missing') throw new BackendUnavailableError('docker not installed', installHint('docker')!, e.stderr);
       if (why === 'docker-unreachable') throw new BackendUnavailableError('docker daemon unreachable', 'start Docker and check `docker info`', e.stderr);
       const said = kindErrors(e.stderr);
       throw new Error(`kind create cluster ${name} failed: ${said.length ? said.join('; ') : e.message}${after ? `; ${after}` : ''}`, { cause: e });
