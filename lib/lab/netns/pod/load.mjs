@@ -1,102 +1,146 @@
 // @ts-check
 // The client pod's load generator: N HTTP requests, at most C at a time, each on a NEW TCP
 // connection (kube-proxy picks a backend per connection, so keep-alive would hide the split).
+// Answers must be HTTP/1.1 with the body closed by the server (Connection: close).
 // Prints one JSON line: {"total","ok","errors","byPod","durationMs","firstOkMs","errorSamples"}.
+// Failed requests are counted, never fatal: exit 0 unless the arguments are wrong (exit 2).
 //
 //   node load.mjs --url http://10.96.120.15:8000/hostname --requests 3000 [--concurrency 10] [--timeout-ms 5000]
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({
-  options: {
-    url: { type: 'string' },
-    requests: { type: 'string', default: '100' },
-    concurrency: { type: 'string', default: '10' },
-    'timeout-ms': { type: 'string', default: '5000' },
-  },
-});
-
-/** @param {string} message */
+/** @param {string} message @returns {never} */
 function fail(message) {
-  process.stderr.write(`load: ${message}\n`);
+  process.stderr.write(`load: ${message}\nusage: load.mjs --url http://IP:PORT/hostname --requests N [--concurrency C] [--timeout-ms T]\n`);
   process.exit(2);
 }
 
-/** @param {string} name @param {string | undefined} raw @param {number} min */
-function count(name, raw, min) {
+/** @param {string} name @param {string | undefined} raw @param {number} min @param {number} max */
+function wholeNumber(name, raw, min, max) {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > 10_000_000) fail(`--${name} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
+  if (raw === undefined || !/^\d+$/.test(raw) || n < min || n > max) fail(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
-if (!values.url) fail('--url is required');
-let target;
-try {
-  target = new URL(/** @type {string} */ (values.url));
-} catch {
-  fail(`--url ${JSON.stringify(values.url)} is not a URL`);
+function readOptions() {
+  /** @type {{ url?: string, requests?: string, concurrency?: string, 'timeout-ms'?: string }} */
+  let v = {};
+  try {
+    v = parseArgs({
+      options: { url: { type: 'string' }, requests: { type: 'string' }, concurrency: { type: 'string' }, 'timeout-ms': { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    fail(/** @type {Error} */ (e).message);
+  }
+  if (!v.url) fail('--url is required');
+  /** @type {URL} */
+  let url;
+  try {
+    url = new URL(v.url);
+  } catch {
+    fail(`--url ${JSON.stringify(v.url)} is not a URL`);
+  }
+  if (url.protocol !== 'http:') fail(`--url must be http://…, got ${JSON.stringify(v.url)}`);
+  if (v.requests === undefined) fail('--requests is required');
+  const total = wholeNumber('requests', v.requests, 1, 10_000_000);
+  const concurrency = wholeNumber('concurrency', v.concurrency ?? '10', 1, 10_000);
+  const timeoutMs = wholeNumber('timeout-ms', v['timeout-ms'] ?? '5000', 1, 3_600_000);
+  return { url, total, concurrency: Math.min(concurrency, total), timeoutMs };
 }
-const url = /** @type {URL} */ (target);
-const total = count('requests', values.requests, 1);
-const concurrency = Math.min(count('concurrency', values.concurrency, 1), total);
-const timeoutMs = count('timeout-ms', values['timeout-ms'], 1);
 
-/** @type {Record<string, number>} */
-const byPod = {};
-/** @type {string[]} */
-const errorSamples = [];
-let ok = 0;
-let errors = 0;
-/** @type {number | null} */
-let firstOkMs = null;
-const t0 = performance.now();
-
-const port = Number(url.port || 80);
-// A bare HTTP/1.1 request on a raw socket: node:http's client costs more CPU per connection than
-// the kernel path being measured, and this machine has few cores to share with the servers.
-const head = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: kube-netlab-load\r\nConnection: close\r\n\r\n`;
-
-/** One request on a fresh connection; resolves with the answering pod's name. @returns {Promise<string>} */
-function once() {
+/**
+ * One GET on its own connection, written on a bare socket: node:http's client spends more CPU per
+ * connection than the kernel path under test, and the client shares few cores with the servers.
+ * Resolves with the answering pod's name, or '' when a 2xx answer names none (e.g. --url …/get).
+ * @param {URL} url @param {number} timeoutMs @returns {Promise<string>}
+ */
+function once(url, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: url.hostname, port });
+    const sock = connect({ host: url.hostname, port: Number(url.port || 80) });
     /** @type {Buffer[]} */
     const chunks = [];
-    sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`timed out after ${timeoutMs} ms`)));
-    sock.on('connect', () => sock.end(head));
+    // A deadline for the whole exchange (connect + answer), not per idle gap.
+    const timer = setTimeout(() => sock.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    sock.on('connect', () => sock.end(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: kube-netlab-load\r\nConnection: close\r\n\r\n`));
     sock.on('data', (c) => chunks.push(c));
-    sock.on('error', reject);
-    sock.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const status = text.slice(9, 12);
-      const bodyAt = text.indexOf('\r\n\r\n');
-      if (status !== '200' || bodyAt < 0) return reject(new Error(text ? `HTTP ${status || '?'}` : 'connection closed without an answer'));
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('close', (hadError) => {
+      clearTimeout(timer);
+      if (hadError) return;
+      const answer = parseAnswer(Buffer.concat(chunks).toString('utf8'));
+      if (answer === null) return reject(new Error('connection closed without a complete answer'));
+      if (answer.status < 200 || answer.status > 299) return reject(new Error(`HTTP ${answer.status}`));
       try {
-        const name = JSON.parse(text.slice(bodyAt + 4)).hostname;
-        if (typeof name !== 'string') throw new Error('no hostname');
-        resolve(name);
+        const name = JSON.parse(answer.body).hostname;
+        resolve(typeof name === 'string' ? name : '');
       } catch {
-        reject(new Error(`unexpected answer: ${text.slice(bodyAt + 4, bodyAt + 84)}`));
+        reject(new Error(`answer is not JSON: ${JSON.stringify(answer.body.slice(0, 80))}`));
       }
     });
   });
 }
 
-let next = 0;
-async function worker() {
-  while (next < total) {
-    next++;
-    try {
-      const pod = await once();
-      byPod[pod] = (byPod[pod] ?? 0) + 1;
-      ok++;
-      firstOkMs ??= performance.now() - t0;
-    } catch (e) {
-      errors++;
-      if (errorSamples.length < 5) errorSamples.push(/** @type {Error} */ (e).message);
+/** Status and body of an HTTP/1.1 answer read to the end; chunked bodies are decoded. @param {string} text */
+function parseAnswer(text) {
+  const end = text.indexOf('\r\n\r\n');
+  if (!text.startsWith('HTTP/1.') || end < 0) return null;
+  const status = Number(text.slice(9, 12));
+  const head = text.slice(0, end).toLowerCase();
+  let body = text.slice(end + 4);
+  if (head.includes('\r\ntransfer-encoding: chunked')) {
+    let out = '';
+    let at = 0;
+    for (;;) {
+      const eol = body.indexOf('\r\n', at);
+      const size = eol < 0 ? NaN : parseInt(body.slice(at, eol), 16);
+      if (!(size >= 0)) return null;
+      if (size === 0) break;
+      out += body.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
     }
+    body = out;
   }
+  return { status, body };
 }
 
-await Promise.all(Array.from({ length: concurrency }, worker));
-process.stdout.write(`${JSON.stringify({ total, ok, errors, byPod, durationMs: Math.round(performance.now() - t0), firstOkMs: firstOkMs === null ? null : Math.round(firstOkMs), errorSamples })}\n`);
+async function main() {
+  const { url, total, concurrency, timeoutMs } = readOptions();
+  /** @type {Record<string, number>} */
+  const byPod = {};
+  /** @type {string[]} */
+  const errorSamples = [];
+  let ok = 0;
+  let errors = 0;
+  /** @type {number | null} */
+  let firstOkMs = null;
+  let started = 0;
+  const t0 = performance.now();
+
+  async function worker() {
+    while (started < total) {
+      started++;
+      try {
+        const pod = await once(url, timeoutMs);
+        if (pod !== '') byPod[pod] = (byPod[pod] ?? 0) + 1;
+        ok++;
+        firstOkMs ??= performance.now() - t0;
+      } catch (e) {
+        errors++;
+        // Distinct messages: five copies of ECONNREFUSED say less than one each of two causes.
+        const msg = /** @type {Error} */ (e).message || String(e);
+        if (errorSamples.length < 5 && !errorSamples.includes(msg)) errorSamples.push(msg);
+      }
+    }
+  }
+
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const round = (/** @type {number} */ ms) => Math.round(ms * 10) / 10;
+  process.stdout.write(`${JSON.stringify({
+    total, ok, errors, byPod: Object.fromEntries(Object.entries(byPod).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    durationMs: round(performance.now() - t0), firstOkMs: firstOkMs === null ? null : round(firstOkMs), errorSamples,
+  })}\n`);
+}
+
+await main();
