@@ -3,7 +3,7 @@
 // bring-up against creating and deleting as many bare namespaces, Service throughput against the
 // same client talking to a pod's own address (no DNAT). Needs root.
 //
-//   npx tsx scripts/bench-lab.ts [--modes iptables,nftables] [--runs 3] [--requests 3000] [--concurrency 20] [--json]
+//   npx tsx scripts/bench-lab.ts [--modes iptables,nftables] [--runs 3] [--requests 3000] [--concurrency 50] [--json]
 import { parseArgs } from 'node:util';
 import { runner } from '../lib/exec/index.ts';
 import { loadManifest } from '../lib/lab/manifests.ts';
@@ -17,7 +17,7 @@ const { values } = parseArgs({
     modes: { type: 'string', default: 'iptables,nftables' },
     runs: { type: 'string', default: '3' },
     requests: { type: 'string', default: '3000' },
-    concurrency: { type: 'string', default: '20' },
+    concurrency: { type: 'string', default: '50' },
     json: { type: 'boolean', default: false },
   },
 });

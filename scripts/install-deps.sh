@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux)
+APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux procps)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

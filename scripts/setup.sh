@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-echo "==> npx kube-netlab tour"
-if [ "$(id -u)" -eq 0 ]; then npx kube-netlab tour; else sudo npx kube-netlab tour; fi
+echo "==> npx kube-netlab demo"
+if [ "$(id -u)" -eq 0 ]; then npx kube-netlab demo; else sudo npx kube-netlab demo; fi

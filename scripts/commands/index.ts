@@ -1,4 +1,5 @@
 import type { CommandSpec } from '../cli.ts';
+import { demo } from './demo.ts';
 import { doctor, prefetch } from './doctor.ts';
 import { capture, down, gc, status, traffic, up } from './lab.ts';
 import { parseCommand } from './parse.ts';
@@ -8,6 +9,7 @@ import { tour } from './tour.ts';
 import { trace } from './trace.ts';
 
 export const COMMANDS: Record<string, CommandSpec> = {
+  demo,
   up,
   down,
   status,
