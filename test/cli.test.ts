@@ -1,10 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../lib/exec/index.ts';
 import { main, type Io } from '../scripts/cli.ts';
-import { withNetns } from './helpers/netns.ts';
+import { testRunTag, withNetns } from './helpers/netns.ts';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -67,6 +67,30 @@ describe('kube-netlab CLI', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/line 4/);
     expect(r.out).toBe('');
+  });
+
+  it('brings a lab up, measures traffic, captures and takes it down again', async () => {
+    const name = `cli${testRunTag().slice(0, 4)}`;
+    try {
+      const up = await cli('up', '--name', name, '--mode', 'nftables', '--workers', '1', '--json');
+      expect(up.code).toBe(0);
+      expect(JSON.parse(up.out)).toMatchObject({ name, backend: 'netns', mode: 'nftables' });
+      const traffic = await cli('traffic', '--name', name, '--requests', '90', '--json');
+      const json = JSON.parse(traffic.out);
+      expect(json.total).toBe(90);
+      expect(Object.values(json.byPod as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(90);
+      expect(Object.keys(json.byPod).every((pod) => pod.startsWith('httpbin-'))).toBe(true);
+      expect(json.provenance).toMatchObject({ source: 'measured', backend: 'netns', mode: 'nftables' });
+      const out = join(dir, 'capture');
+      const cap = await cli('capture', '--name', name, '--out', out);
+      expect(cap.out).toContain(`captured 2 nodes of lab ${name}`);
+      expect(JSON.parse(await readFile(join(out, `${name}-worker`, 'provenance.json'), 'utf8'))).toMatchObject({ source: 'captured', node: `${name}-worker` });
+      expect((await cli('status', '--json')).out).toContain(`"name": "${name}"`);
+    } finally {
+      const down = await cli('down', '--name', name);
+      expect(down.out).toContain(`removed lab ${name}`);
+    }
+    expect((await cli('traffic', '--name', name)).err).toMatch(/no lab named/);
   });
 
   it('explains usage mistakes with exit code 2', async () => {
