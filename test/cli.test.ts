@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,15 @@ describe('kube-netlab CLI', () => {
       expect(down.out).toContain(`removed lab ${name}`);
     }
     expect((await cli('traffic', '--name', name)).err).toMatch(/no lab named/);
+  });
+
+  it('tours each mode in private namespaces and says which figures are predictions', async () => {
+    const r = await cli('tour', '--quiet');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/predicted: nat (\d+) rules in (\d+) chains \(lib\/proxy\)\n {2}captured: {2}nat \1 rules in \2 KUBE- chains/);
+    expect(r.out).toMatch(/33\.333333\d+%\s+DNAT → 10\.244\./);
+    if (!existsSync('/proc/net/ip_vs')) expect(r.out).toContain('are PREDICTED, not captured');
+    expect(r.out).toMatch(/captured: {2}table ip kube-proxy with \d+ chains/);
   });
 
   it('explains usage mistakes with exit code 2', async () => {

@@ -1,2 +1,3 @@
 export * from './types.ts';
 export * from './manifests.ts';
+export * from './create.ts';

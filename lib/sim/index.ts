@@ -1,0 +1,3 @@
+export * from './counts.ts';
+export * from './split.ts';
+export * from './stats.ts';
