@@ -3,6 +3,8 @@ import { captureNode, saveCapture } from '../../lib/capture/index.ts';
 import { runner } from '../../lib/exec/index.ts';
 import { chooseBackend, createLab, openLab, type BackendChoice } from '../../lib/lab/create.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
+import { kindGetClusters, parseKindClusters } from '../../lib/lab/kind/commands.ts';
+import { kindUnavailable } from '../../lib/lab/kind/index.ts';
 import { destroyNetnsLab, gcNetns, listNetnsLabs } from '../../lib/lab/netns/index.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
@@ -98,9 +100,14 @@ export const status: CommandSpec = {
       name: s.name, backend: s.backend, mode: s.mode, status: s.status, createdAt: s.createdAt,
       nodes: s.nodes.length, pods: s.pods.length, services: s.services.length,
     }));
-    if (args.values.json) return printJson(io, { labs: rows });
-    if (rows.length === 0) io.out('no labs; `kube-netlab up` brings one up');
+    // kind clusters, when kind and docker answer (their mode lives in the cluster, not here).
+    const kindClusters = (await kindUnavailable(runner)) === null
+      ? parseKindClusters((await runner.run(kindGetClusters(), { allowFailure: true })).stdout)
+      : [];
+    if (args.values.json) return printJson(io, { labs: rows, kindClusters });
+    if (rows.length === 0 && kindClusters.length === 0) io.out('no labs; `kube-netlab up` brings one up');
     for (const l of rows) io.out(`${l.name.padEnd(16)} ${l.backend}/${l.mode.padEnd(9)} ${l.status.padEnd(9)} ${l.nodes} nodes, ${l.pods} pods, ${l.services} services, since ${l.createdAt}`);
+    for (const c of kindClusters) io.out(`${c.padEnd(16)} kind cluster (kubectl --context kind-${c})`);
   },
 };
 
