@@ -9,3 +9,4 @@ export * as lab from './lab/index.ts';
 export * as capture from './capture/index.ts';
 export * as traffic from './traffic/index.ts';
 export * as provenance from './provenance/index.ts';
+export * as plot from './plot/index.ts';

@@ -1,0 +1,10 @@
+export { renderFigure, type Figure, type FigureOptions } from './figure.ts';
+export { legendSvg, type LegendItem, type SwatchKind } from './legend.ts';
+export { toPng, bundledFontFiles, type PngOptions } from './png.ts';
+export { saveFigure } from './save.ts';
+export { display } from './display.ts';
+export { THEME, MODE_COLORS } from './theme.ts';
+export { ruleCountsFigure, type RuleCountRow, type RuleCountsOptions } from './rule-counts.ts';
+export { trafficSplitFigure, type TrafficSplitOptions } from './traffic-split.ts';
+export { traceTreeFigure, tracePaths, type TraceTreeOptions } from './trace-tree.ts';
+export { scalingFigure, type ScalingPoint, type ScalingOptions } from './scaling.ts';

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { Resvg } from '@resvg/resvg-js';
+import * as Plot from '@observablehq/plot';
+import {
+  bundledFontFiles, display, renderFigure, ruleCountsFigure, scalingFigure, toPng, traceTreeFigure, tracePaths, trafficSplitFigure,
+} from '../../lib/plot/index.ts';
+import { provenance } from '../../lib/provenance/index.ts';
+import { ruleCountRows, scalingPoints, traceResult, trafficMeasurement } from './data.ts';
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Elements carrying a mark class, e.g. `<g class="measured" …>` → its child tags. */
+function markTags(svg: string, cls: string): string[] {
+  const i = svg.indexOf(`class="${cls}"`);
+  if (i < 0) return [];
+  const after = svg.slice(svg.indexOf('>', i) + 1, svg.indexOf('</g>', i));
+  return [...after.matchAll(/<([a-z]+)[\s>/]/g)].map((m) => m[1]);
+}
+
+function pngSize(png: Uint8Array): { width: number; height: number } {
+  const v = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return { width: v.getUint32(16), height: v.getUint32(20) };
+}
+
+function decode(svg: string) {
+  const img = new Resvg(svg, { font: { fontFiles: bundledFontFiles(), loadSystemFonts: false, defaultFontFamily: 'DejaVu Sans' } }).render();
+  return { pixels: img.pixels, width: img.width, height: img.height };
+}
+
+describe('figures render to SVG with provenance, and measured apart from predicted', () => {
+  it('rule counts: captured bars against predicted ticks', () => {
+    const fig = ruleCountsFigure(ruleCountRows(), { measured: provenance({ source: 'captured', backend: 'netns', mode: 'iptables', node: 'kind-worker' }) });
+    expect(fig.svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="640" height="\d+" viewBox="0 0 640 \d+"/);
+    for (const s of ['captured · netns/iptables · kind-worker', 'predicted · model/iptables', 'iptables · nat rules', 'captured 115 = predicted 115', 'predicted 103']) {
+      expect(fig.svg).toContain(s);
+    }
+    expect(markTags(fig.svg, 'measured')).toEqual(['rect', 'rect']); // nftables has no capture
+    expect(new Set(markTags(fig.svg, 'predicted'))).toEqual(new Set(['line']));
+  });
+
+  it('traffic split: answers per pod against the expected count and its 95% interval', () => {
+    const m = trafficMeasurement();
+    const fig = trafficSplitFigure(m);
+    for (const p of m.byPod) expect(fig.svg).toContain(`${p.pod} (${p.node})`);
+    for (const p of m.byPod) expect(fig.svg).toContain(`${p.answers} answers`);
+    const [s] = m.prediction.split.shares;
+    expect(fig.svg).toContain(`[${s.low}, ${s.high}]`);
+    expect(fig.svg).toContain('measured · netns/iptables · kind-worker');
+    expect(fig.svg).toContain('predicted · model/iptables');
+    expect(fig.svg).toContain('predicted 95% interval');
+    expect(markTags(fig.svg, 'measured')).toEqual(['rect', 'rect', 'rect']);
+    expect(markTags(fig.svg, 'predicted')).toEqual(['line', 'line', 'line']);
+    expect(markTags(fig.svg, 'predicted-interval')).toContain('line');
+  });
+
+  it('trace tree: every chain from PREROUTING to each KUBE-SEP, with its share', () => {
+    const result = traceResult();
+    const paths = tracePaths(result);
+    expect(paths).toHaveLength(3);
+    for (const p of paths) expect(p).toMatch(/^PREROUTING\/KUBE-SERVICES\/KUBE-SVC-[A-Z2-7]{16}\/KUBE-SEP-[A-Z2-7]{16} \(33\.33%\)\/.*DNAT → 10\.244\.\d+\.\d+:\d+ \(33\.33%\)$/);
+    const fig = traceTreeFigure(result);
+    for (const chain of ['PREROUTING', 'KUBE-SERVICES', 'KUBE-SVC-', 'KUBE-SEP-', '33.33%', 'DNAT → 10.244.']) expect(fig.svg).toContain(chain);
+    expect(fig.svg).toContain('predicted · model/iptables');
+    for (const o of result.outcomes) expect(fig.svg).toContain(o.dnat!);
+  });
+
+  it('scaling: predicted lines, measured dots', () => {
+    const fig = scalingFigure(scalingPoints());
+    for (const s of ['iptables', 'ipvs', 'nftables', 'predicted (model)', 'measured (lab)', 'services']) expect(fig.svg).toContain(s);
+    expect(markTags(fig.svg, 'predicted')).toEqual(['path', 'path', 'path']);
+    expect(markTags(fig.svg, 'measured')).toEqual(['circle', 'circle', 'circle']);
+  });
+
+  it('refuses Plot options that would turn the SVG into an HTML figure', () => {
+    expect(() => renderFigure({ color: { legend: true }, marks: [Plot.dot([1, 2], { x: (d: number) => d, fill: (d: number) => (d === 1 ? 'a' : 'b') })] })).toThrow(/legend/);
+  });
+
+  it('display is a no-op outside tslab and hands back the SVG', () => {
+    const fig = renderFigure({ marks: [Plot.ruleY([0])] });
+    expect(display(fig)).toBe(fig.svg);
+  });
+});
+
+describe('PNG output', () => {
+  it('renders every figure to a PNG of the SVG size × scale', () => {
+    const figs = [
+      ruleCountsFigure(ruleCountRows()), trafficSplitFigure(trafficMeasurement()), traceTreeFigure(traceResult()), scalingFigure(scalingPoints()),
+    ];
+    for (const fig of figs) {
+      const png = toPng(fig.svg, { scale: 1.5 });
+      expect([...png.slice(0, 8)]).toEqual(PNG_SIGNATURE);
+      const { width, height } = pngSize(png);
+      expect(width).toBe(Math.round(fig.width * 1.5));
+      expect(height).toBe(Math.round(fig.height * 1.5));
+    }
+  });
+
+  it('draws text with the bundled font: the title puts dark pixels where it stands', () => {
+    // A long bar chart whose title is the only thing drawn in the top rows.
+    const base = { width: 400, marks: [Plot.barY([3, 5], { x: (_: number, i: number) => i, y: (d: number) => d })] };
+    const withTitle = renderFigure({ ...base, title: 'Rules per mode' });
+    const untitled = renderFigure({ ...base, title: '   ' }); // same layout, nothing to draw
+    expect(withTitle.height).toBe(untitled.height);
+    const dark = (svg: string) => {
+      const { pixels, width } = decode(svg);
+      let n = 0;
+      for (let y = 12; y < 36; y++) {
+        for (let x = 0; x < width; x++) {
+          const i = 4 * (y * width + x);
+          if (pixels[i + 3] > 0 && pixels[i] + pixels[i + 1] + pixels[i + 2] < 300) n++;
+        }
+      }
+      return n;
+    };
+    expect(dark(untitled.svg)).toBe(0);
+    expect(dark(withTitle.svg)).toBeGreaterThan(200);
+    expect(Buffer.compare(Buffer.from(toPng(withTitle.svg)), Buffer.from(toPng(untitled.svg)))).not.toBe(0);
+  });
+});
