@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux procps)
+# Jupyter comes from Debian's packages (on /usr/bin/python3); the notebooks run on tslab.
+APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux procps
+  jupyter-nbconvert jupyter-client python3-ipykernel)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,0 +1,225 @@
+/**
+ * `npm run notebooks`: registers the project's tslab kernel (under out/jupyter/, nothing global),
+ * executes every notebooks/*.ipynb headless in order, renders each to HTML in out/notebooks/, and
+ * fails on any cell error, naming the notebook and the cell.
+ *
+ * `tsx scripts/notebooks.ts --register` only registers the kernel (`npm run jupyter` uses it).
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MissingToolError, installHint, runner as defaultRunner, type Runner } from '../lib/exec/index.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Jupyter comes from Debian's packages, which run on the system Python, not whatever is on PATH. */
+export const JUPYTER = process.env.JUPYTER ?? '/usr/bin/jupyter';
+export const JUPYTER_PYTHON = process.env.JUPYTER_PYTHON ?? '/usr/bin/python3';
+export const KERNEL_NAME = 'tslab';
+/** `tslab install --prefix` puts the kernelspec in {prefix}/share/jupyter/kernels/tslab. */
+export const KERNEL_PREFIX = join(ROOT, 'out', 'jupyter');
+export const JUPYTER_DATA = join(KERNEL_PREFIX, 'share', 'jupyter');
+
+export interface CellFailure {
+  /** 1-based, counting every cell (markdown too), as Jupyter shows them. */
+  cell: number;
+  source: string;
+  /** What the cell printed on stderr: tslab writes compile and runtime errors there. */
+  stderr: string;
+}
+
+export interface NotebookResult {
+  notebook: string;
+  executed: string;
+  html: string;
+  seconds: number;
+  failures: CellFailure[];
+}
+
+export interface NotebookRun {
+  ok: boolean;
+  results: NotebookResult[];
+  /** A one-paragraph reason when !ok. */
+  message?: string;
+}
+
+export interface NotebookOptions {
+  runner?: Runner;
+  notebooksDir?: string;
+  outDir?: string;
+  /** Progress and the commands run (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Env that makes /usr/bin/jupyter find the project's kernelspec before any other. */
+export function jupyterEnv(): Record<string, string> {
+  const existing = process.env.JUPYTER_PATH;
+  return {
+    JUPYTER_PATH: existing ? `${JUPYTER_DATA}:${existing}` : JUPYTER_DATA,
+    // Debian's Python 3.11 debugger warns about frozen modules on every start; it's noise here.
+    PYDEVD_DISABLE_FILE_VALIDATION: '1',
+  };
+}
+
+function missingJupyter(detail?: string): Error {
+  const e = new MissingToolError('jupyter');
+  if (detail) e.message += ` (${detail})`;
+  return e;
+}
+
+/** Fail early, with the apt packages, when Jupyter or nbconvert is missing. */
+export async function checkJupyter(r: Runner = defaultRunner): Promise<void> {
+  if (JUPYTER.includes('/') && !existsSync(JUPYTER)) throw missingJupyter(`${JUPYTER} does not exist`);
+  let res;
+  try {
+    res = await r.run([JUPYTER, 'nbconvert', '--version'], { allowFailure: true, timeoutMs: 60_000, env: jupyterEnv() });
+  } catch (e) {
+    if (e instanceof MissingToolError) throw missingJupyter();
+    throw e;
+  }
+  if (res.exitCode !== 0) throw missingJupyter(`\`${res.command}\` failed: ${res.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+}
+
+/**
+ * Register tslab as a kernel under out/jupyter/ (idempotent). The kernelspec's argv names this
+ * checkout's node_modules/.bin/tslab, so it is rewritten when the checkout moves.
+ */
+export async function registerKernel(r: Runner = defaultRunner): Promise<string> {
+  const tslab = join(ROOT, 'node_modules', '.bin', 'tslab');
+  if (!existsSync(tslab)) throw new Error(`${relative(ROOT, tslab)} is missing: run \`npm ci\` first`);
+  const spec = join(JUPYTER_DATA, 'kernels', KERNEL_NAME, 'kernel.json');
+  const current = existsSync(spec) ? (JSON.parse(readFileSync(spec, 'utf8')) as { argv?: string[] }).argv?.[0] : undefined;
+  if (current !== tslab) {
+    if (JUPYTER_PYTHON.includes('/') && !existsSync(JUPYTER_PYTHON)) {
+      throw new Error(`${JUPYTER_PYTHON} is missing (Jupyter's Python): ${installHint('jupyter')}`);
+    }
+    await r.run([tslab, 'install', `--python=${JUPYTER_PYTHON}`, `--prefix=${KERNEL_PREFIX}`, `--binary=${tslab}`], { timeoutMs: 60_000, cwd: ROOT });
+  }
+  // Check that Jupyter itself sees it, with the env every later call uses.
+  const list = await r.run([JUPYTER, 'kernelspec', 'list', '--json'], { timeoutMs: 60_000, env: jupyterEnv() });
+  const found = (JSON.parse(list.stdout) as { kernelspecs: Record<string, { resource_dir: string }> }).kernelspecs[KERNEL_NAME];
+  if (!found) throw new Error(`jupyter does not list the ${KERNEL_NAME} kernel after \`tslab install --prefix=${KERNEL_PREFIX}\``);
+  return spec;
+}
+
+/**
+ * nbconvert's config for executing: keep going after a failed cell (so a notebook's last cell,
+ * which removes its lab, still runs) and mark the cell. tslab reports a failure only in its
+ * execute_reply and on stderr, never as an error output, so without the mark it would be lost.
+ */
+const NBCONVERT_CONFIG = `# Written by scripts/notebooks.ts on every run.
+import asyncio
+from nbformat.v4 import new_output
+
+async def _mark_failed_cell(cell, cell_index, execute_reply, **_):
+    content = execute_reply.get("content", {})
+    ename = content.get("ename") or "CellError"
+    evalue = content.get("evalue") or "this cell failed; its stderr above says why"
+    cell.metadata["kube_netlab_failed"] = True
+    cell.outputs.append(new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
+    # After a failed cell tslab aborts whatever arrives in the next 200 ms; wait it out so the
+    # cells below, above all the one that removes the lab, still run.
+    await asyncio.sleep(0.5)
+
+c.ExecutePreprocessor.allow_errors = True
+c.ExecutePreprocessor.on_cell_error = _mark_failed_cell
+`;
+
+interface NbCell {
+  cell_type: string;
+  source: string | string[];
+  metadata?: Record<string, unknown>;
+  outputs?: { output_type: string; name?: string; text?: string | string[] }[];
+}
+
+const text = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join('') : (s ?? ''));
+
+/** The cells of an executed notebook that failed. */
+export function failedCells(notebookJson: string): CellFailure[] {
+  const nb = JSON.parse(notebookJson) as { cells: NbCell[] };
+  const out: CellFailure[] = [];
+  nb.cells.forEach((c, i) => {
+    const outputs = c.outputs ?? [];
+    if (c.metadata?.kube_netlab_failed !== true && !outputs.some((o) => o.output_type === 'error')) return;
+    const stderr = outputs.filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => text(o.text)).join('');
+    out.push({ cell: i + 1, source: text(c.source), stderr });
+  });
+  return out;
+}
+
+export async function runNotebooks(opts: NotebookOptions = {}): Promise<NotebookRun> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const r = (opts.runner ?? defaultRunner).withEcho((cmd) => log(`$ ${cmd}`));
+  // Absolute, because nbconvert runs in the notebooks' folder (the kernel's cwd).
+  const notebooksDir = resolve(opts.notebooksDir ?? join(ROOT, 'notebooks'));
+  const outDir = resolve(opts.outDir ?? join(ROOT, 'out', 'notebooks'));
+
+  await checkJupyter(r);
+  await registerKernel(r);
+  mkdirSync(KERNEL_PREFIX, { recursive: true });
+  const config = join(KERNEL_PREFIX, 'nbconvert_config.py');
+  writeFileSync(config, NBCONVERT_CONFIG);
+  mkdirSync(outDir, { recursive: true });
+
+  const notebooks = readdirSync(notebooksDir).filter((f) => f.endsWith('.ipynb')).sort();
+  if (notebooks.length === 0) return { ok: false, results: [], message: `no notebooks in ${relative(ROOT, notebooksDir)}` };
+  const results: NotebookResult[] = [];
+  for (const file of notebooks) {
+    const source = join(notebooksDir, file);
+    const executed = join(outDir, file);
+    const html = join(outDir, file.replace(/\.ipynb$/, '.html'));
+    // A stale copy from an earlier run must not pass for this one.
+    rmSync(executed, { force: true });
+    rmSync(html, { force: true });
+    log(`==> ${relative(ROOT, source)}`);
+    const t0 = performance.now();
+    const exec = await r.run(
+      [JUPYTER, 'nbconvert', '--to', 'notebook', '--execute', `--config=${config}`,
+        `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`, '--ExecutePreprocessor.timeout=600',
+        '--output-dir', outDir, source],
+      { allowFailure: true, timeoutMs: 60 * 60_000, env: jupyterEnv(), cwd: notebooksDir },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    if (exec.exitCode !== 0 || !existsSync(executed)) {
+      // A cell timeout or a dead kernel: nbconvert stops and writes nothing.
+      const tail = exec.stderr.trim().split('\n').slice(-15).join('\n');
+      return { ok: false, results, message: `${file}: \`jupyter nbconvert --execute\` exited ${exec.exitCode} after ${seconds.toFixed(0)}s:\n${tail}` };
+    }
+    const failures = failedCells(readFileSync(executed, 'utf8'));
+    // HTML even for a failed run: it is the easiest place to read what went wrong.
+    await r.run([JUPYTER, 'nbconvert', '--to', 'html', '--output-dir', outDir, executed], { timeoutMs: 5 * 60_000, env: jupyterEnv() });
+    results.push({ notebook: source, executed, html, seconds, failures });
+    log(`    ${failures.length === 0 ? 'ok' : `${failures.length} failed cell(s)`} in ${seconds.toFixed(1)}s; HTML: ${relative(ROOT, html)}`);
+    if (failures.length > 0) {
+      const f = failures[0];
+      const firstLine = f.source.split('\n').find((l) => l.trim() && !l.trim().startsWith('//')) ?? '';
+      return {
+        ok: false, results,
+        message: `${file}: cell ${f.cell} failed (${firstLine.trim()}):\n${f.stderr.trim() || '(no stderr)'}\nsee ${relative(ROOT, html)}`,
+      };
+    }
+  }
+  return { ok: true, results };
+}
+
+async function main(): Promise<number> {
+  if (process.argv.includes('--register')) {
+    const spec = await registerKernel();
+    console.log(`tslab kernel registered: ${relative(ROOT, spec)}; Jupyter finds it with JUPYTER_PATH=${relative(ROOT, JUPYTER_DATA)}`);
+    return 0;
+  }
+  const run = await runNotebooks();
+  if (!run.ok) {
+    console.error(`notebooks FAILED: ${run.message}`);
+    return 1;
+  }
+  for (const res of run.results) console.log(`${relative(ROOT, res.notebook)}: ok in ${res.seconds.toFixed(1)}s → ${relative(ROOT, res.html)}`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((code) => process.exit(code), (e: unknown) => {
+    console.error(`notebooks FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}
