@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { allocateClusterIP, allocatePodIP, endpointSlicesFor, pickNode, readDeployment, workloadOf } from '../../lib/lab/netns/controllers.ts';
-import { deleteStaleChains, multisetDiff, replaceSetMembers } from '../../lib/lab/netns/kube-proxy.ts';
+import { diffLines } from '../../lib/lab/diff.ts';
+import { deleteStaleChains, replaceSetMembers } from '../../lib/lab/netns/kube-proxy.ts';
 import { labOfNamespace, networkNs, nodeNs, podNs, scratchOwnerPid } from '../../lib/lab/netns/names.ts';
 import type { LabState, PodState } from '../../lib/lab/netns/state.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
@@ -83,6 +84,6 @@ describe('kube-proxy resync helpers', () => {
   });
 
   it('diff rules as multisets', () => {
-    expect(multisetDiff(['a', 'b', 'b'], ['b', 'c'])).toEqual({ added: ['c'], removed: ['a', 'b'] });
+    expect(diffLines(['a', 'b', 'b'], ['b', 'c'])).toEqual({ added: ['c'], removed: ['a', 'b'] });
   });
 });

@@ -2,6 +2,7 @@
  * The kind backend: real Kubernetes in Docker containers, driven through the kind, kubectl and
  * docker CLIs. kind's kube-proxy writes the rules; this backend only watches what changed.
  */
+import { diffLines } from '../diff.ts';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseDocument } from 'yaml';
@@ -428,17 +429,4 @@ function sameLines(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((l, i) => l === b[i]);
 }
 
-/** Lines only after (added) and only before (removed), counting repeats. */
-export function diffLines(before: string[], after: string[]): { added: string[]; removed: string[] } {
-  const count = new Map<string, number>();
-  for (const l of before) count.set(l, (count.get(l) ?? 0) + 1);
-  const added: string[] = [];
-  for (const l of after) {
-    const c = count.get(l) ?? 0;
-    if (c > 0) count.set(l, c - 1);
-    else added.push(l);
-  }
-  const removed: string[] = [];
-  for (const [l, c] of count) for (let i = 0; i < c; i++) removed.push(l);
-  return { added, removed };
-}
+export { diffLines };

@@ -1,4 +1,5 @@
 import type { Runner } from '../../exec/index.ts';
+import { diffLines } from '../diff.ts';
 import type { ServicePortInfo } from '../../k8s/types.ts';
 import { builtinJumpsRestore, generateIptables } from '../../proxy/iptables.ts';
 import { IPVS_JUMPS, generateIpvs } from '../../proxy/ipvs.ts';
@@ -44,7 +45,7 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
     await r.run(execIn(ns, 'nft', '-f', '-'), { input: gen.nft });
   }
   const after = await snapshot(r, ns, opts.mode);
-  return { node: node.name, mode: opts.mode, ...multisetDiff(before.lines, after.lines) };
+  return { node: node.name, mode: opts.mode, ...diffLines(before.lines, after.lines) };
 }
 
 interface Snapshot {
@@ -112,18 +113,4 @@ export function replaceSetMembers(ipsetRestore: string): string {
   const creates = lines.filter((l) => l.startsWith('create '));
   const flushes = creates.map((l) => `flush ${l.split(' ')[1]}`);
   return [...creates, ...flushes, ...lines.filter((l) => !l.startsWith('create '))].join('\n') + '\n';
-}
-
-export function multisetDiff(before: string[], after: string[]): { added: string[]; removed: string[] } {
-  const count = new Map<string, number>();
-  for (const l of before) count.set(l, (count.get(l) ?? 0) + 1);
-  const added: string[] = [];
-  for (const l of after) {
-    const n = count.get(l) ?? 0;
-    if (n > 0) count.set(l, n - 1);
-    else added.push(l);
-  }
-  const removed: string[] = [];
-  for (const [l, n] of count) for (let i = 0; i < n; i++) removed.push(l);
-  return { added, removed };
 }
