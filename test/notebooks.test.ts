@@ -26,5 +26,16 @@ describe('notebooks', () => {
     expect(html).toContain('<caption>Pods</caption>');
     expect(html).toMatch(/httpbin-[a-z0-9]+-[a-z0-9]+/);
     expect(html).toContain('lab nb00 removed');
+
+    const iptables = run.results.find((r) => r.notebook.endsWith('03-pod-to-service-iptables.ipynb'));
+    expect(iptables).toBeDefined();
+    expect(existsSync(iptables!.html)).toBe(true);
+    const executed03 = readFileSync(iptables!.executed, 'utf8');
+    const outputs03 = (JSON.parse(executed03) as { cells: { outputs?: { output_type: string }[] }[] }).cells.flatMap((c) => c.outputs ?? []);
+    expect(outputs03.filter((o) => o.output_type === 'error')).toEqual([]);
+    expect(failedCells(executed03)).toEqual([]);
+    const html03 = readFileSync(iptables!.html, 'utf8');
+    expect(html03).toContain('KUBE-SVC-FREKB6WNWYJLKTHC');
+    expect(html03).toContain('<svg');
   }, 20 * 60_000);
 });
