@@ -47,6 +47,8 @@ export interface NotebookOptions {
   runner?: Runner;
   notebooksDir?: string;
   outDir?: string;
+  /** Run only notebooks whose file names start with one of these (e.g. `03`). */
+  only?: string[];
   /** Progress and the commands run (default: stderr). */
   log?: (line: string) => void;
 }
@@ -161,7 +163,11 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
   writeFileSync(config, NBCONVERT_CONFIG);
   mkdirSync(outDir, { recursive: true });
 
-  const notebooks = readdirSync(notebooksDir).filter((f) => f.endsWith('.ipynb')).sort();
+  // `npm run notebooks -- 03 05` runs only the notebooks whose names start with those prefixes.
+  const only = opts.only ?? [];
+  const notebooks = readdirSync(notebooksDir)
+    .filter((f) => f.endsWith('.ipynb') && (only.length === 0 || only.some((p) => f.startsWith(p))))
+    .sort();
   if (notebooks.length === 0) return { ok: false, results: [], message: `no notebooks in ${relative(ROOT, notebooksDir)}` };
   const results: NotebookResult[] = [];
   for (const file of notebooks) {
@@ -208,7 +214,7 @@ async function main(): Promise<number> {
     console.log(`tslab kernel registered: ${relative(ROOT, spec)}; Jupyter finds it with JUPYTER_PATH=${relative(ROOT, JUPYTER_DATA)}`);
     return 0;
   }
-  const run = await runNotebooks();
+  const run = await runNotebooks({ only: process.argv.slice(2).filter((a) => !a.startsWith('-')) });
   if (!run.ok) {
     console.error(`notebooks FAILED: ${run.message}`);
     return 1;
