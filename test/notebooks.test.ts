@@ -1,41 +1,64 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { installHint } from '../lib/exec/index.ts';
-import { JUPYTER, failedCells, runNotebooks } from '../scripts/notebooks.ts';
+import { JUPYTER, failedCells, runNotebooks, type NotebookRun } from '../scripts/notebooks.ts';
 
-// Notebooks are tests too (DESIGN §5): this is `npm run notebooks`, asserted on.
+type Cell = { cell_type: string; outputs?: { output_type: string }[] };
+
+// Notebooks are tests too (DESIGN §5): this is `npm run notebooks`, run once, asserted on per notebook.
 describe('notebooks', () => {
-  it('executes every notebook headless, without a cell error, and renders HTML', async () => {
+  let run: NotebookRun;
+  beforeAll(async () => {
     if (!existsSync(JUPYTER)) {
       throw new Error(`${JUPYTER} is missing, so the notebooks cannot run: ${installHint('jupyter')}`);
     }
-    const run = await runNotebooks({ log: () => undefined });
+    run = await runNotebooks({ log: () => undefined });
+  }, 20 * 60_000);
+
+  /** The executed notebook and its HTML, after checking it ran without an error or failed cell. */
+  function result(file: string): { cells: Cell[]; html: string } {
+    const r = run.results.find((x) => x.notebook.endsWith(file));
+    expect(r, `${file} was not executed: ${run.message ?? ''}`).toBeDefined();
+    const executed = readFileSync(r!.executed, 'utf8');
+    const cells = (JSON.parse(executed) as { cells: Cell[] }).cells;
+    expect(cells.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === 'error')).toEqual([]);
+    expect(failedCells(executed)).toEqual([]);
+    return { cells, html: readFileSync(r!.html, 'utf8') };
+  }
+
+  it('executes the whole series headless without a cell error', () => {
     expect(run.message).toBeUndefined();
     expect(run.ok).toBe(true);
+    expect(run.results.length).toBeGreaterThanOrEqual(6);
+  });
 
-    const setup = run.results.find((r) => r.notebook.endsWith('00-setup.ipynb'));
-    expect(setup).toBeDefined();
-    const executed = readFileSync(setup!.executed, 'utf8');
-    const cells = (JSON.parse(executed) as { cells: { cell_type: string; outputs?: { output_type: string }[] }[] }).cells;
+  it('00 setup: doctor, a lab with pods, traffic, and the lab removed', () => {
+    const { cells, html } = result('00-setup.ipynb');
     const code = cells.filter((c) => c.cell_type === 'code');
     expect(code.filter((c) => (c.outputs ?? []).length > 0).length).toBeGreaterThan(code.length / 2);
-    expect(code.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === 'error')).toEqual([]);
-    expect(failedCells(executed)).toEqual([]);
-
-    const html = readFileSync(setup!.html, 'utf8');
     expect(html).toContain('<caption>Pods</caption>');
     expect(html).toMatch(/httpbin-[a-z0-9]+-[a-z0-9]+/);
     expect(html).toContain('lab nb00 removed');
+  });
 
-    const iptables = run.results.find((r) => r.notebook.endsWith('03-pod-to-service-iptables.ipynb'));
-    expect(iptables).toBeDefined();
-    expect(existsSync(iptables!.html)).toBe(true);
-    const executed03 = readFileSync(iptables!.executed, 'utf8');
-    const outputs03 = (JSON.parse(executed03) as { cells: { outputs?: { output_type: string }[] }[] }).cells.flatMap((c) => c.outputs ?? []);
-    expect(outputs03.filter((o) => o.output_type === 'error')).toEqual([]);
-    expect(failedCells(executed03)).toEqual([]);
-    const html03 = readFileSync(iptables!.html, 'utf8');
-    expect(html03).toContain('KUBE-SVC-FREKB6WNWYJLKTHC');
-    expect(html03).toContain('<svg');
-  }, 20 * 60_000);
+  it('01 container-to-container and 02 pod-to-pod', () => {
+    expect(result('01-container-to-container.ipynb').html).toContain('lab nb01 removed');
+    expect(result('02-pod-to-pod.ipynb').html).toContain('lab nb02 removed');
+  });
+
+  it('03 pod-to-service in iptables mode, with figures', () => {
+    const { html } = result('03-pod-to-service-iptables.ipynb');
+    expect(html).toContain('KUBE-SVC-FREKB6WNWYJLKTHC');
+    expect(html).toContain('<svg');
+    expect(html).toContain('lab nb03 removed');
+  });
+
+  it('04 IPVS and 05 nftables, with figures', () => {
+    for (const [file, lab] of [['04-ipvs.ipynb', 'nb04'], ['05-nftables.ipynb', 'nb05']]) {
+      const { html } = result(file);
+      expect(html).toContain(`lab ${lab} removed`);
+      expect(html).toContain('<svg');
+    }
+    expect(result('05-nftables.ipynb').html).toContain('numgen');
+  });
 });
