@@ -84,10 +84,8 @@ export interface Lab {
   destroy(): Promise<void>;
 }
 
-export type LabName = string;
-
 /** Lab names end up in namespace and cluster names: keep them short and plain. */
-export function checkLabName(name: string): LabName {
+export function checkLabName(name: string): string {
   if (!/^[a-z][a-z0-9-]{0,14}$/.test(name) || name.endsWith('-')) {
     throw new Error(`lab name ${JSON.stringify(name)} must be 1–15 lower-case letters, digits or dashes, start with a letter and not end with a dash`);
   }

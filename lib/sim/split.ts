@@ -1,3 +1,4 @@
+import { formatProbability } from '../proxy/iptables.ts';
 import { kernelProbability } from '../trace/iptables.ts';
 import { binomialInterval, seededUint32 } from './stats.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
@@ -31,11 +32,16 @@ export function iptablesShares(n: number): number[] {
   const shares: number[] = [];
   let remaining = 1;
   for (let i = 0; i < n; i++) {
-    const p = i === n - 1 ? 1 : kernelProbability(Number((1 / (n - i)).toFixed(10)));
+    const p = i === n - 1 ? 1 : storedJump(n - i);
     shares.push(remaining * p);
     remaining *= 1 - p;
   }
   return shares;
+}
+
+/** The jump probability 1/k as kube-proxy writes it (%0.10f) and xt_statistic stores it. */
+function storedJump(k: number): number {
+  return kernelProbability(Number(formatProbability(k)));
 }
 
 /** Expected split of N new connections over n endpoints, with 95% intervals. */
@@ -82,7 +88,7 @@ export function monteCarloSplit(mode: ProxyMode, endpoints: number, requests: nu
     for (let k = 0; k < requests; k++) counts[Math.floor((rand() * endpoints) / 2 ** 32)]++;
     return counts;
   }
-  const stored = Array.from({ length: endpoints - 1 }, (_, i) => Math.round(Number((1 / (endpoints - i)).toFixed(10)) * 2 ** 31));
+  const stored = Array.from({ length: endpoints - 1 }, (_, i) => storedJump(endpoints - i) * 2 ** 31);
   for (let k = 0; k < requests; k++) {
     let i = 0;
     while (i < endpoints - 1 && (rand() & 0x7fffffff) >= stored[i]) i++;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { readClusterJson, resolveServicePorts, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
+import { readClusterJson, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
 import { UsageError, intOption, stringOption, type ParsedArgs } from '../cli.ts';
 
 /** Read a file named on the command line (`-` is standard input) with a clear error. */
@@ -50,4 +50,3 @@ export async function clusterFromArgs(args: ParsedArgs): Promise<Cluster> {
   }
 }
 
-export { resolveServicePorts };

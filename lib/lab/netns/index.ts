@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runner as defaultRunner, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
+import { MissingToolError, runner as defaultRunner, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
 import { formatCidr, parseIpv4Cidr, subnetAt } from '../../k8s/addresses.ts';
 import { resolveServicePorts } from '../../k8s/resolve.ts';
 import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
@@ -40,10 +40,7 @@ export async function netnsUnavailable(r: Runner = defaultRunner): Promise<strin
   if (process.platform !== 'linux') return 'network namespaces need Linux';
   if (process.getuid?.() !== 0) return 'network namespaces need root (run with sudo)';
   for (const tool of REQUIRED_TOOLS) {
-    if (!(await r.has(tool))) {
-      const { MissingToolError } = await import('../../exec/runner.ts');
-      return new MissingToolError(tool).message;
-    }
+    if (!(await r.has(tool))) return new MissingToolError(tool).message;
   }
   return null;
 }
@@ -72,7 +69,7 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   }));
   const state: LabState = {
     version: 1, name, backend: 'netns', mode: opts.mode, status: 'creating', creatorPid: process.pid,
-    createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [], placeholderPods: [],
+    createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
   };
   // Written first, so a crash halfway leaves something `gc` recognises.
   await writeState(state);
@@ -221,7 +218,6 @@ export class NetnsLab implements Lab {
       coredns.push({ namespace: 'kube-system', name, ip, node: controlPlane.name, labels: { 'k8s-app': 'kube-dns' }, ready: true, deployment: 'coredns', veth: '', pid: null });
     }
     this.state.pods.push(...coredns);
-    this.state.placeholderPods.push(...coredns.map((p) => p.name));
     await writeState(this.state);
     await Promise.all(coredns.map(async (p) => { p.veth = await createPod(this.r, this.name, controlPlane, p.name, p.ip); }));
   }

@@ -39,8 +39,6 @@ export interface LabState {
   services: Service[];
   deployments: DeploymentState[];
   pods: PodState[];
-  /** Pods that stand for addresses only (kube-dns's coredns): no process answers. */
-  placeholderPods: string[];
 }
 
 /** Lab state lives in tmpfs beside the namespaces it describes: both vanish on reboot. */
