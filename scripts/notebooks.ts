@@ -6,7 +6,7 @@
  * `tsx scripts/notebooks.ts --register` only registers the kernel (`npm run jupyter` uses it).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MissingToolError, installHint, runner as defaultRunner, type Runner } from '../lib/exec/index.ts';
 
@@ -189,6 +189,7 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
     if (exec.exitCode !== 0 || !existsSync(executed)) {
       // A cell timeout or a dead kernel: nbconvert stops and writes nothing.
       const tail = exec.stderr.trim().split('\n').slice(-15).join('\n');
+      writeIndex(outDir, results);
       return { ok: false, results, message: `${file}: \`jupyter nbconvert --execute\` exited ${exec.exitCode} after ${seconds.toFixed(0)}s:\n${tail}` };
     }
     const failures = failedCells(readFileSync(executed, 'utf8'));
@@ -199,13 +200,39 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
     if (failures.length > 0) {
       const f = failures[0];
       const firstLine = f.source.split('\n').find((l) => l.trim() && !l.trim().startsWith('//')) ?? '';
+      writeIndex(outDir, results);
       return {
         ok: false, results,
         message: `${file}: cell ${f.cell} failed (${firstLine.trim()}):\n${f.stderr.trim() || '(no stderr)'}\nsee ${relative(ROOT, html)}`,
       };
     }
   }
+  writeIndex(outDir, results);
   return { ok: true, results };
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** out/notebooks/index.html: one page that links every executed notebook, for the audience. */
+export function writeIndex(outDir: string, results: readonly NotebookResult[]): string {
+  const rows = results.map((r) => {
+    const name = r.notebook.split('/').at(-1)!.replace(/\.ipynb$/, '');
+    const href = encodeURI(r.html.split('/').at(-1)!);
+    const status = r.failures.length === 0 ? 'ok' : `${r.failures.length} failed cell(s)`;
+    return `<tr><td><a href="${href}">${escapeHtml(name)}</a></td><td>${status}</td><td>${r.seconds.toFixed(1)} s</td></tr>`;
+  });
+  const page = `<!doctype html>
+<meta charset="utf-8"><title>kube-netlab notebooks</title>
+<style>body{font-family:DejaVu Sans,sans-serif;margin:2em}td,th{padding:.2em 1em;text-align:left}</style>
+<h1>kube-netlab notebooks</h1>
+<p>Executed headless with <code>npm run notebooks</code> on ${escapeHtml(new Date().toISOString())}.</p>
+<table><tr><th>notebook</th><th>status</th><th>time</th></tr>
+${rows.join('\n')}
+</table>
+`;
+  const file = join(outDir, 'index.html');
+  writeFileSync(file, page);
+  return file;
 }
 
 async function main(): Promise<number> {
@@ -220,6 +247,7 @@ async function main(): Promise<number> {
     return 1;
   }
   for (const res of run.results) console.log(`${relative(ROOT, res.notebook)}: ok in ${res.seconds.toFixed(1)}s → ${relative(ROOT, res.html)}`);
+  console.log(`${run.results.length} notebook(s) ran without a cell error. Open ${relative(ROOT, join(run.results[0] ? dirname(run.results[0].html) : ROOT, 'index.html'))} in a browser.`);
   return 0;
 }
 
