@@ -12,6 +12,8 @@ export interface RunOptions {
   cwd?: string;
   /** Aborting it terminates the command (SIGTERM); the call then throws a CommandError ('signal'). */
   signal?: AbortSignal;
+  /** Also stream the command's stderr to ours as it runs (progress of a long child); still captured. */
+  teeStderr?: boolean;
 }
 
 export interface ExecResult {
@@ -84,6 +86,7 @@ export class Runner {
       env: opts.env ?? this.defaults.env,
       cwd: opts.cwd,
       cancelSignal: opts.signal,
+      ...(opts.teeStderr ? { stderr: ['pipe', 'inherit'] as const } : {}),
       maxBuffer: 1024 * 1024 * 1024,
     });
     const durationMs = performance.now() - started;
