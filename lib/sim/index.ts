@@ -1,3 +1,4 @@
 export * from './counts.ts';
 export * from './split.ts';
 export * from './stats.ts';
+export * from './published.ts';
