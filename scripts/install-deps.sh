@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Jupyter comes from Debian's packages (on /usr/bin/python3); the notebooks run on tslab.
 APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux procps
-  jupyter-nbconvert jupyter-client python3-ipykernel)
+  jupyter-nbconvert jupyter-client python3-ipykernel jupyter-notebook)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -20,9 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-node_major=$(node -p 'process.versions.node.split(".").map(Number).reduce((a,b,i)=>i<2?a*1000+b:a,0)' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20019 ]; then
-  echo "Node.js >= 20.19 is required (found $(node --version 2>/dev/null || echo none))." >&2
+# tslab require()s ES modules (execa): Node 20.19+ or 22.12+ does that without a flag; 21 and
+# 22.0-22.11 do not.
+node_version=$(node -p 'process.versions.node' 2>/dev/null || echo none)
+if ! node -e '
+  const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 23 ? 0 : 1);' 2>/dev/null; then
+  echo "Node.js 20.19+ or 22.12+ is required (found ${node_version})." >&2
   exit 1
 fi
 

@@ -213,25 +213,43 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-/** out/notebooks/index.html: one page that links every executed notebook, for the audience. */
+/**
+ * out/notebooks/index.html: one page that links every executed notebook, for the audience. A run
+ * of some notebooks (`npm run notebooks -- 03`) updates their rows and keeps the others' rows,
+ * read back from the page itself, whose HTML is still there.
+ */
 export function writeIndex(outDir: string, results: readonly NotebookResult[]): string {
-  const rows = results.map((r) => {
+  const file = join(outDir, 'index.html');
+  type Row = { name: string; href: string; status: string; time: string; at: string };
+  const rows = new Map<string, Row>();
+  if (existsSync(file)) {
+    const rowRe = /<tr data-notebook="([^"]+)"><td><a href="([^"]+)">[^<]*<\/a><\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g;
+    for (const m of readFileSync(file, 'utf8').matchAll(rowRe)) {
+      if (existsSync(join(outDir, decodeURI(m[2])))) rows.set(m[1], { name: m[1], href: m[2], status: m[3], time: m[4], at: m[5] });
+    }
+  }
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  for (const r of results) {
     const name = r.notebook.split('/').at(-1)!.replace(/\.ipynb$/, '');
-    const href = encodeURI(r.html.split('/').at(-1)!);
-    const status = r.failures.length === 0 ? 'ok' : `${r.failures.length} failed cell(s)`;
-    return `<tr><td><a href="${href}">${escapeHtml(name)}</a></td><td>${status}</td><td>${r.seconds.toFixed(1)} s</td></tr>`;
-  });
-  const page = `<!doctype html>
+    rows.set(name, {
+      name,
+      href: encodeURI(r.html.split('/').at(-1)!),
+      status: r.failures.length === 0 ? 'ok' : `${r.failures.length} failed cell(s)`,
+      time: `${r.seconds.toFixed(1)} s`,
+      at: now,
+    });
+  }
+  const body = [...rows.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) =>
+    `<tr data-notebook="${escapeHtml(r.name)}"><td><a href="${r.href}">${escapeHtml(r.name)}</a></td><td>${r.status}</td><td>${r.time}</td><td>${r.at}</td></tr>`);
+  writeFileSync(file, `<!doctype html>
 <meta charset="utf-8"><title>kube-netlab notebooks</title>
 <style>body{font-family:DejaVu Sans,sans-serif;margin:2em}td,th{padding:.2em 1em;text-align:left}</style>
 <h1>kube-netlab notebooks</h1>
-<p>Executed headless with <code>npm run notebooks</code> on ${escapeHtml(new Date().toISOString())}.</p>
-<table><tr><th>notebook</th><th>status</th><th>time</th></tr>
-${rows.join('\n')}
+<p>Executed headless with <code>npm run notebooks</code>; each row says when.</p>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>executed (UTC)</th></tr>
+${body.join('\n')}
 </table>
-`;
-  const file = join(outDir, 'index.html');
-  writeFileSync(file, page);
+`);
   return file;
 }
 

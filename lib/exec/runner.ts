@@ -94,6 +94,10 @@ export class Runner {
       throw new MissingToolError(file);
     }
     const exitCode = result.exitCode ?? -1;
+    // `ip netns exec NS tool` reports a missing tool only on stderr; name its package all the same.
+    const nsMissing = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && exitCode !== 0
+      ? /exec of "([^"]+)" failed: No such file or directory/.exec(String(result.stderr ?? '')) : null;
+    if (nsMissing) throw new MissingToolError(nsMissing[1]);
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut) throw new CommandError([...argv], null, stderr, 'timeout');

@@ -1,4 +1,5 @@
 import { resolveServicePorts } from '../k8s/resolve.ts';
+import { MissingToolError } from '../exec/index.ts';
 import type { Lab, LoadResult } from '../lab/types.ts';
 import { parseConntrack } from '../parse/conntrack.ts';
 import { findTable, parseIptablesSave } from '../parse/index.ts';
@@ -48,6 +49,8 @@ export interface TrafficMeasurement {
   prediction: { provenance: Provenance; split: SplitPrediction };
   /** Goodness of fit of the answers per pod against the prediction (random modes). */
   chiSquare: ChiSquareResult | null;
+  /** Cross-checks that could not be made, and why (a null count above has its reason here). */
+  skipped: string[];
 }
 
 /**
@@ -66,8 +69,19 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
   if (endpoints.length === 0) throw new Error(`Service ${namespace}/${name} has no ready endpoints`);
   const vip = `${sp.clusterIP}:${sp.port}`;
 
+  const skipped: string[] = [];
+  // conntrack's view is a cross-check: without the tool the answers still count, the check is skipped.
+  const conntrack = async (op: '-D' | '-L') => {
+    try {
+      return await lab.exec(client.node, ['conntrack', op, '-p', sp.protocol.toLowerCase(), '--orig-dst', sp.clusterIP, '--orig-port-dst', String(sp.port)], { allowFailure: true });
+    } catch (e) {
+      if (!(e instanceof MissingToolError)) throw e;
+      if (!skipped.some((s) => s.startsWith('conntrack'))) skipped.push(`conntrack counts: ${e.message}`);
+      return null;
+    }
+  };
   // Start from a clean conntrack slate for this VIP on the client's node, then read it after.
-  await lab.exec(client.node, ['conntrack', '-D', '-p', sp.protocol.toLowerCase(), '--orig-dst', sp.clusterIP, '--orig-port-dst', String(sp.port)], { allowFailure: true });
+  await conntrack('-D');
   const sepBefore = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
   const result: LoadResult = await lab.load({
     url: `http://${vip}${opts.path ?? '/hostname'}`,
@@ -76,9 +90,12 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
     from: { pod: client.name },
   });
   const sepAfter = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
-  const ct = await lab.exec(client.node, ['conntrack', '-L', '-p', sp.protocol.toLowerCase(), '--orig-dst', sp.clusterIP, '--orig-port-dst', String(sp.port)], { allowFailure: true });
+  const ct = await conntrack('-L');
+  // `conntrack -L` exits 0 with zero entries too; any other exit means it could not read the table.
+  if (ct && ct.exitCode !== 0) skipped.push(`conntrack counts: \`${ct.command}\` exited ${ct.exitCode}: ${ct.stderr.trim().split('\n').at(-1) ?? ''}`);
+  const ctOk = ct !== null && ct.exitCode === 0;
   const conntrackByIp = new Map<string, number>();
-  for (const e of parseConntrack(ct.stdout).entries) conntrackByIp.set(e.reply.src, (conntrackByIp.get(e.reply.src) ?? 0) + 1);
+  if (ctOk) for (const e of parseConntrack(ct.stdout).entries) conntrackByIp.set(e.reply.src, (conntrackByIp.get(e.reply.src) ?? 0) + 1);
 
   const pods = await lab.pods();
   const byPod: PodTally[] = endpoints.map((e) => {
@@ -90,7 +107,7 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
       ip: e.ip,
       node: e.nodeName ?? pod?.node ?? '',
       answers: result.byPod[podName] ?? 0,
-      conntrack: conntrackByIp.get(e.ip) ?? 0,
+      conntrack: ctOk ? (conntrackByIp.get(e.ip) ?? 0) : null,
       sepPackets: sepBefore && sepAfter ? (sepAfter.get(dest) ?? 0) - (sepBefore.get(dest) ?? 0) : null,
     };
   });
@@ -109,6 +126,7 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
     byPod,
     prediction: { provenance: provenance({ source: 'predicted', backend: null, mode: lab.mode }), split },
     chiSquare: random ? chiSquareTest(byPod.map((p) => p.answers), split.shares.map((s) => s.probability)) : null,
+    skipped,
   };
 }
 

@@ -64,9 +64,10 @@ export const demo: CommandSpec = {
         io.out(`  measured ${m.ok}/${m.total} answers at ${m.requestsPerSecond.toFixed(0)} req/s; per pod (measured | conntrack${mode === 'iptables' ? ' | KUBE-SEP packets' : ''} | predicted [95%]):`);
         m.byPod.forEach((p, i) => {
           const s = m.prediction.split.shares[i];
-          io.out(`    ${p.pod.padEnd(28)} ${String(p.answers).padStart(5)} | ${String(p.conntrack).padStart(5)}${p.sepPackets !== null ? ` | ${String(p.sepPackets).padStart(5)}` : ''} | ${s.expected.toFixed(0)} [${s.low}, ${s.high}]`);
+          io.out(`    ${p.pod.padEnd(28)} ${String(p.answers).padStart(5)} | ${String(p.conntrack ?? '-').padStart(5)}${p.sepPackets !== null ? ` | ${String(p.sepPackets).padStart(5)}` : ''} | ${s.expected.toFixed(0)} [${s.low}, ${s.high}]`);
         });
         if (m.chiSquare) io.out(`  chi-square against the prediction: p = ${m.chiSquare.pValue.toFixed(3)}`);
+        for (const why of m.skipped) io.out(`  not cross-checked: ${why}`);
         summary.push({ mode, backend: lab.backend, upSeconds, measured: { ok: m.ok, byPod: Object.fromEntries(m.byPod.map((p) => [p.pod, p.answers])), pValue: m.chiSquare?.pValue ?? null } });
       } finally {
         await lab.destroy();

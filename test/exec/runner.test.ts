@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommandError, MissingToolError, Runner, shellQuote } from '../../lib/exec/index.ts';
+import { CommandError, MissingToolError, Runner, shellQuote, withScratchNetns } from '../../lib/exec/index.ts';
 
 const r = new Runner({ timeoutMs: 10_000 });
 const node = process.execPath;
@@ -76,5 +76,19 @@ describe('shellQuote', () => {
     expect(shellQuote(['iptables', '-t', 'nat', '-S'])).toBe('iptables -t nat -S');
     expect(shellQuote(['sh', '-c', "echo 'hi'"])).toBe(`sh -c 'echo '\\''hi'\\'''`);
     expect(shellQuote([''])).toBe("''");
+  });
+});
+
+describe('Runner inside a network namespace', () => {
+  it('a tool missing under `ip netns exec` is a MissingToolError, not an exit code', async () => {
+    await withScratchNetns('kn-test', async (ns) => {
+      const err = await r.run(['ip', 'netns', 'exec', ns.name, 'kn-no-such-tool'], { allowFailure: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MissingToolError);
+      expect((err as MissingToolError).binary).toBe('kn-no-such-tool');
+      expect((err as Error).message).toBe('kn-no-such-tool is not installed or not on PATH');
+      // A tool that runs and fails is still an exit code.
+      const res = await r.run(['ip', 'netns', 'exec', ns.name, 'ip', 'route', 'get', '300.1.1.1'], { allowFailure: true });
+      expect(res.exitCode).not.toBe(0);
+    });
   });
 });
