@@ -61,4 +61,24 @@ describe('notebooks', () => {
     }
     expect(result('05-nftables.ipynb').html).toContain('numgen');
   });
+
+  it('06 scaling: the diff per mode beside the prediction, the split after scaling, the article\'s cluster counted', () => {
+    const { html } = result('06-scaling.ipynb');
+    expect(html).toContain('lab nb06 removed');
+    expect(html).toContain('<svg');
+    // The rewritten iptables jump for 1/5 as the kernel stores it, and nftables' new dispatch.
+    expect(html).toContain('0.20000000019');
+    expect(html).toContain('numgen random mod 5');
+    expect(html).toMatch(/CAPTURED from a private namespace[^<]*: 64,005 nat rules/);
+  });
+
+  it('07 ingress and egress: masquerade, NodePort Cluster vs Local, LoadBalancer', () => {
+    const { html } = result('07-ingress-egress.ipynb');
+    expect(html).toContain('lab nb07 removed');
+    expect(html).toContain('<svg');
+    expect(html).toMatch(/-A KIND-MASQ-AGENT [^<]*-j MASQUERADE/);
+    expect(html).toMatch(/-A KUBE-NODEPORTS [^<]*-j KUBE-EXT-[A-Z0-9]{16}/);
+    // Local keeps the client's address: the pods answered the client node itself.
+    expect(html).toMatch(/the pods answered to 172\.18\.0\.\d+ \(the client&#39;s own address\)/);
+  });
 });

@@ -22,8 +22,11 @@ export function parseManifests(text: string, source = 'manifest'): K8sObject[] {
   return out;
 }
 
-/** A vendored manifest by name: `httpbin` or `curl`. */
-export async function loadManifest(name: 'httpbin' | 'curl'): Promise<K8sObject[]> {
+/** The manifests in labs/manifests/: the workshop's two, and Service variants for ingress. */
+export type ManifestName = 'httpbin' | 'curl' | 'httpbin-nodeport' | 'httpbin-lb';
+
+/** A vendored manifest by name, e.g. `httpbin` or `curl`. */
+export async function loadManifest(name: ManifestName): Promise<K8sObject[]> {
   const url = new URL(`${name}.yaml`, MANIFEST_DIR);
   return parseManifests(await readFile(url, 'utf8'), `labs/manifests/${name}.yaml`);
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { allocateClusterIP, allocatePodIP, endpointSlicesFor, pickNode, readDeployment, workloadOf } from '../../lib/lab/netns/controllers.ts';
+import {
+  NODE_PORT_RANGE, allocateClusterIP, allocateLoadBalancerIP, allocateNodePort, allocatePodIP, assignExternalAccess, endpointSlicesFor,
+  pickNode, readDeployment, readServiceManifest, workloadOf,
+} from '../../lib/lab/netns/controllers.ts';
 import { diffLines } from '../../lib/lab/diff.ts';
 import { deleteStaleChains, replaceSetMembers } from '../../lib/lab/netns/kube-proxy.ts';
 import { labOfNamespace, networkNs, nodeNs, podNs, scratchOwnerPid } from '../../lib/lab/netns/names.ts';
@@ -46,6 +49,62 @@ describe('netns lab controllers', () => {
     expect(a).toBe(allocateClusterIP('default', 'httpbin', new Set()));
     expect(a.startsWith('10.96.')).toBe(true);
     expect(allocateClusterIP('default', 'httpbin', new Set([a]))).not.toBe(a);
+  });
+
+  it('allocate nodePorts in 30000-32767, the same ones every run, never twice', () => {
+    const a = allocateNodePort('default/x:http/TCP', new Set());
+    expect(a).toBe(allocateNodePort('default/x:http/TCP', new Set()));
+    expect(a).toBeGreaterThanOrEqual(NODE_PORT_RANGE.first);
+    expect(a).toBeLessThanOrEqual(NODE_PORT_RANGE.last);
+    const b = allocateNodePort('default/x:http/TCP', new Set([a]));
+    expect(b).not.toBe(a);
+    expect(b).toBe(a === NODE_PORT_RANGE.last ? NODE_PORT_RANGE.first : a + 1);
+    const all = new Set(Array.from({ length: NODE_PORT_RANGE.last - NODE_PORT_RANGE.first + 1 }, (_, i) => NODE_PORT_RANGE.first + i));
+    expect(() => allocateNodePort('k', all)).toThrow(/no free nodePort left in 30000-32767/);
+  });
+
+  it('hand out LoadBalancer IPs from the top of the node network down', () => {
+    expect(allocateLoadBalancerIP(new Set())).toBe('172.18.255.254');
+    expect(allocateLoadBalancerIP(new Set(['172.18.255.254']))).toBe('172.18.255.253');
+  });
+
+  it('give NodePort and LoadBalancer Services node ports and ingress IPs as the API server and an LB controller would', async () => {
+    const manifests = [...(await loadManifest('httpbin')), ...(await loadManifest('httpbin-nodeport')), ...(await loadManifest('httpbin-lb'))];
+    const read = (name: string) => readServiceManifest(manifests.find((o) => o.kind === 'Service' && o.metadata.name === name)!, new Set());
+    const others: ReturnType<typeof read>[] = [];
+    const add = (name: string, prev?: ReturnType<typeof read>) => {
+      const s = assignExternalAccess(read(name), prev, others.filter((o) => o !== prev));
+      others.splice(0, others.length, ...others.filter((o) => o !== prev), s);
+      return s;
+    };
+    const clusterIP = add('httpbin');
+    expect(clusterIP.ports[0].nodePort).toBeNull();
+    expect(clusterIP.loadBalancerIPs).toEqual([]);
+    const np = add('httpbin-nodeport');
+    const local = add('httpbin-local');
+    const lb = add('httpbin-lb');
+    expect([np.type, local.type, lb.type]).toEqual(['NodePort', 'NodePort', 'LoadBalancer']);
+    expect(local.externalTrafficPolicy).toBe('Local');
+    const ports = [np, local, lb].map((s) => s.ports[0].nodePort!);
+    expect(new Set(ports).size).toBe(3);
+    for (const p of ports) expect(p >= 30000 && p <= 32767).toBe(true);
+    expect(np.loadBalancerIPs).toEqual([]);
+    expect(lb.loadBalancerIPs).toEqual(['172.18.255.254']);
+    expect(lb.loadBalancerSourceRanges).toEqual(['172.18.0.0/16']);
+    // Applied again: the same node port and ingress IP, as the API server keeps them.
+    const again = add('httpbin-lb', lb);
+    expect(again.ports[0].nodePort).toBe(lb.ports[0].nodePort);
+    expect(again.loadBalancerIPs).toEqual(lb.loadBalancerIPs);
+    // A nodePort the manifest asks for is checked the way the API server checks it.
+    const asking = (nodePort: number) => ({ ...read('httpbin-nodeport'), ports: [{ ...np.ports[0], nodePort }] });
+    expect(() => assignExternalAccess(asking(8080), undefined, others)).toThrow(/nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767/);
+    expect(() => assignExternalAccess(asking(local.ports[0].nodePort!), undefined, others)).toThrow(/provided port is already allocated/);
+    const free = [30000, 30001, 30002, 30003].find((p) => !ports.includes(p))!;
+    expect(assignExternalAccess(asking(free), undefined, others).ports[0].nodePort).toBe(free);
+    // Back to ClusterIP: the node port and the ingress IP go.
+    const downgraded = assignExternalAccess({ ...lb, type: 'ClusterIP', ports: lb.ports.map((p) => ({ ...p, nodePort: null })) }, lb, others.filter((o) => o !== lb));
+    expect(downgraded.ports[0].nodePort).toBeNull();
+    expect(downgraded.loadBalancerIPs).toEqual([]);
   });
 
   it('build EndpointSlices from the ready pods a selector matches', () => {

@@ -36,6 +36,7 @@ export function trafficMeasurement(requests = 300): TrafficMeasurement {
     })),
     prediction: { provenance: provenance({ source: 'predicted', backend: null, mode: 'iptables', at: AT }), split },
     chiSquare: chiSquareTest(answers, split.shares.map((s) => s.probability)),
+    skipped: [],
   };
 }
 

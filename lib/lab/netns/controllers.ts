@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { addressAt, cidrSize, ipv4ToInt, parseIpv4Cidr } from '../../k8s/addresses.ts';
 import { readCluster } from '../../k8s/read.ts';
-import { slice } from '../../k8s/synthetic.ts';
+import { KIND_DEFAULTS, slice } from '../../k8s/synthetic.ts';
 import type { Cluster, EndpointSlice, Service } from '../../k8s/types.ts';
 import type { K8sObject, LabNode } from '../types.ts';
 import type { DeploymentState, LabState, PodState } from './state.ts';
@@ -25,6 +25,76 @@ export function allocateClusterIP(namespace: string, name: string, taken: Readon
     if (!taken.has(ip)) return ip;
   }
   throw new Error(`no free ClusterIP left in ${SERVICE_SUBNET}`);
+}
+
+/** kube-apiserver's default --service-node-port-range. */
+export const NODE_PORT_RANGE = { first: 30000, last: 32767 } as const;
+
+/**
+ * A free nodePort for one Service port. kube-apiserver draws a random free port from the range;
+ * we start from a hash of the port's identity instead, so a lab gets the same ports every run.
+ */
+export function allocateNodePort(key: string, taken: ReadonlySet<number>): number {
+  const { first, last } = NODE_PORT_RANGE;
+  const size = last - first + 1;
+  const h = createHash('sha256').update(key).digest().readUInt32BE(0);
+  for (let i = 0; i < size; i++) {
+    const port = first + ((h + i) % size);
+    if (!taken.has(port)) return port;
+  }
+  throw new Error(`no free nodePort left in ${first}-${last}`);
+}
+
+/**
+ * Where LoadBalancer ingress IPs come from: the node network, handed out from its top down
+ * (172.18.255.254 first), far from the nodes, which count up from .2.
+ */
+export const LOAD_BALANCER_POOL = KIND_DEFAULTS.nodeSubnet;
+
+export function allocateLoadBalancerIP(taken: ReadonlySet<string>): string {
+  const net = parseIpv4Cidr(LOAD_BALANCER_POOL);
+  const size = cidrSize(net);
+  // Down from the last usable address; stop well above the nodes.
+  for (let i = size - 2; i >= 256; i--) {
+    const ip = addressAt(net, i);
+    if (!taken.has(ip)) return ip;
+  }
+  throw new Error(`no free LoadBalancer IP left in ${LOAD_BALANCER_POOL}`);
+}
+
+/**
+ * What kube-apiserver and a LoadBalancer controller add to a Service after it is written:
+ * nodePorts for NodePort and LoadBalancer Services (kept from the previous version of the
+ * Service, or checked when the manifest asks for one), and an ingress IP for LoadBalancers.
+ * `others` are the lab's other Services, whose ports and IPs are taken.
+ */
+export function assignExternalAccess(svc: Service, prev: Service | undefined, others: readonly Service[]): Service {
+  const id = `Service ${svc.namespace}/${svc.name}`;
+  const external = svc.type === 'NodePort' || svc.type === 'LoadBalancer';
+  const taken = new Set(others.flatMap((s) => s.ports.map((p) => p.nodePort)).filter((p): p is number => p !== null));
+  const ports = svc.ports.map((p, i) => {
+    if (!external) return { ...p, nodePort: null };
+    if (p.nodePort !== null) {
+      const { first, last } = NODE_PORT_RANGE;
+      if (p.nodePort < first || p.nodePort > last) {
+        throw new Error(`${id}: spec.ports[${i}].nodePort: Invalid value: ${p.nodePort}: provided port is not in the valid range. The range of valid ports is ${first}-${last}`);
+      }
+      if (taken.has(p.nodePort)) throw new Error(`${id}: spec.ports[${i}].nodePort: Invalid value: ${p.nodePort}: provided port is already allocated`);
+      taken.add(p.nodePort);
+      return p;
+    }
+    const kept = prev?.ports.find((q) => q.name === p.name && q.protocol === p.protocol)?.nodePort ?? null;
+    const nodePort = kept !== null && !taken.has(kept) ? kept : allocateNodePort(`${svc.namespace}/${svc.name}:${p.name}/${p.protocol}`, taken);
+    taken.add(nodePort);
+    return { ...p, nodePort };
+  });
+  let loadBalancerIPs: string[] = [];
+  if (svc.type === 'LoadBalancer') {
+    const used = new Set(others.flatMap((s) => s.loadBalancerIPs));
+    const kept = prev?.loadBalancerIPs.find((ip) => !used.has(ip));
+    loadBalancerIPs = [kept ?? allocateLoadBalancerIP(used)];
+  }
+  return { ...svc, ports, loadBalancerIPs };
 }
 
 /** kube-scheduler's spreading, simplified: the worker with the fewest of this deployment's pods. */

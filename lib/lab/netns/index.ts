@@ -10,7 +10,7 @@ import { deploymentPodName } from '../../k8s/workshop.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
-import { allocatePodIP, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
+import { allocatePodIP, assignExternalAccess, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
 import { syncNode } from './kube-proxy.ts';
 import { labOfNamespace, labPrefix, networkNs, nodeNs, podNs, scratchOwnerPid } from './names.ts';
 import { HTTPBIN_SCRIPT, LOAD_SCRIPT, parseLoadOutput } from './pod/index.ts';
@@ -129,8 +129,9 @@ export class NetnsLab implements Lab {
         const taken = new Set(this.state.services.map((s) => s.clusterIP));
         const prev = this.state.services.find((s) => s.namespace === (o.metadata.namespace ?? 'default') && s.name === o.metadata.name);
         if (prev) taken.delete(prev.clusterIP);
-        const svc = readServiceManifest(prev ? { ...o, spec: { clusterIP: prev.clusterIP, ...(o.spec as object) } } : o, taken);
-        this.state.services = [...this.state.services.filter((s) => s !== prev), svc];
+        const others = this.state.services.filter((s) => s !== prev);
+        const read = readServiceManifest(prev ? { ...o, spec: { clusterIP: prev.clusterIP, ...(o.spec as object) } } : o, taken);
+        this.state.services = [...others, assignExternalAccess(read, prev, others)];
       } else if (o.kind === 'Deployment') {
         const d = readDeployment(o);
         const prev = this.state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
