@@ -12,6 +12,7 @@ import { findChain, findTable, type IptablesSave } from '../../lib/parse/index.t
 import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
 import { ipvsSkipReason, testRunTag } from '../helpers/netns.ts';
+import { withScratchNetns } from '../../lib/exec/index.ts';
 
 // Lab names are short (they end up in namespace names) and unique to this test run.
 const tag = testRunTag().slice(0, 4);
@@ -132,6 +133,28 @@ describe('a netns lab in ipvs mode', () => {
     const httpbin = (await lab.services()).find((s) => s.name === 'httpbin')!;
     expect(sets).toContain(`${httpbin.clusterIP},tcp:8000`);
     expect((await lab.exec(node, ['iptables-save', '-t', 'nat'])).stdout).toContain('--match-set KUBE-CLUSTER-IP dst,dst');
+  });
+
+  it('binds every ClusterIP to kube-ipvs0, left down, and the node takes them as local', async (ctx) => {
+    const node = (await lab.nodes())[1].name;
+    const probe = await withScratchNetns('kn-test', (ns) => ns.run(['ip', 'link', 'add', 'kn-probe', 'type', 'dummy'], { allowFailure: true }));
+    if (probe.exitCode !== 0) {
+      console.log(`skipped kube-ipvs0: this kernel has no dummy interfaces (${probe.stderr.trim()})`);
+      expect((await lab.exec(node, ['ip', 'link', 'show', 'kube-ipvs0'], { allowFailure: true })).exitCode).not.toBe(0);
+      ctx.skip();
+    }
+    const links = JSON.parse((await lab.exec(node, ['ip', '-j', 'addr', 'show', 'dev', 'kube-ipvs0'])).stdout) as
+      { link_type: string; flags: string[]; addr_info: { local: string; prefixlen: number }[] }[];
+    expect(links[0].flags).not.toContain('UP');
+    const bound = links[0].addr_info.map((a) => `${a.local}/${a.prefixlen}`).sort();
+    const clusterIPs = (await lab.services()).map((s) => `${s.clusterIP}/32`).sort();
+    expect(bound).toEqual(clusterIPs);
+    const httpbin = (await lab.services()).find((s) => s.name === 'httpbin')!;
+    expect((await lab.exec(node, ['ip', 'route', 'get', httpbin.clusterIP])).stdout).toMatch(/^local /);
+    // A resync keeps exactly one copy of each address.
+    await lab.scale('httpbin', 3);
+    const again = JSON.parse((await lab.exec(node, ['ip', '-j', 'addr', 'show', 'dev', 'kube-ipvs0'])).stdout) as typeof links;
+    expect(again[0].addr_info.map((a) => `${a.local}/${a.prefixlen}`).sort()).toEqual(clusterIPs);
   });
 
   it('says plainly when the kernel cannot run IPVS, and refuses to measure', async () => {

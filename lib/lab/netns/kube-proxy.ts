@@ -36,6 +36,7 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
     await r.run(execIn(ns, 'ipset', 'restore', '-exist'), { input: replaceSetMembers(gen.ipsetRestore) });
     if (opts.first) await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: builtinJumpsRestore(IPVS_JUMPS.map((j) => ({ ...j, args: [...j.args] }))) });
     await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: deleteStaleChains(gen.iptablesRestore, before.chains) });
+    await syncDummyAddresses(r, ns, gen.dummyInterface, gen.dummyAddresses, opts.ipvsKernel);
     if (opts.ipvsKernel) {
       await r.run(execIn(ns, 'ipvsadm', '-C'));
       await r.run(execIn(ns, 'ipvsadm', '-R'), { input: gen.ipvsadmRestore });
@@ -46,6 +47,33 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
   }
   const after = await snapshot(r, ns, opts.mode);
   return { node: node.name, mode: opts.mode, ...diffLines(before.lines, after.lines) };
+}
+
+/**
+ * kube-proxy binds every ClusterIP to a dummy interface it leaves down, so the node takes the
+ * packets as its own (the kernel adds local routes for them all the same) and IPVS can grab them
+ * in INPUT. Done in every IPVS lab, as kube-proxy does; without IP_VS nothing then answers there.
+ */
+async function syncDummyAddresses(r: Runner, ns: string, dev: string, want: readonly string[], ipvsKernel: boolean): Promise<void> {
+  const shown = await r.run(execIn(ns, 'ip', '-j', 'addr', 'show', 'dev', dev), { allowFailure: true });
+  if (shown.exitCode !== 0) {
+    const made = await r.run(execIn(ns, 'ip', 'link', 'add', dev, 'type', 'dummy'), { allowFailure: true });
+    if (made.exitCode !== 0) {
+      // Some kernels ship without the dummy driver. Without IP_VS nothing would answer there anyway.
+      if (!ipvsKernel && /Unknown device type/.test(made.stderr)) return;
+      throw new Error(`cannot create ${dev}, which IPVS needs to take ClusterIP traffic as local: \`${made.command}\` said ${made.stderr.trim()} (the kernel needs the dummy module: CONFIG_DUMMY)`);
+    }
+  }
+  const have = shown.exitCode === 0
+    ? (JSON.parse(shown.stdout) as { addr_info?: { family: string; local: string; prefixlen: number }[] }[])
+      .flatMap((l) => l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)
+    : [];
+  const wanted = new Set(want);
+  const batch = [
+    ...have.filter((a) => !wanted.has(a)).map((a) => `addr del ${a} dev ${dev}`),
+    ...want.filter((a) => !have.includes(a)).map((a) => `addr add ${a} dev ${dev}`),
+  ];
+  if (batch.length > 0) await r.run(execIn(ns, 'ip', '-batch', '-'), { input: `${batch.join('\n')}\n` });
 }
 
 interface Snapshot {
