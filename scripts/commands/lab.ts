@@ -1,11 +1,14 @@
 import { join } from 'node:path';
 import { captureNode, saveCapture } from '../../lib/capture/index.ts';
-import { runner } from '../../lib/exec/index.ts';
-import { chooseBackend, createLab, openLab, type BackendChoice } from '../../lib/lab/create.ts';
+import { Runner, runner, type EchoSink, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
+import { createLab, gcLabs, openLab, removeLab, type BackendChoice } from '../../lib/lab/create.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { kindGetClusters, parseKindClusters } from '../../lib/lab/kind/commands.ts';
-import { kindUnavailable } from '../../lib/lab/kind/index.ts';
-import { destroyNetnsLab, gcNetns, listNetnsLabs } from '../../lib/lab/netns/index.ts';
+import { kindClustersUnavailable } from '../../lib/lab/kind/index.ts';
+import { listKindRecords } from '../../lib/lab/kind/state.ts';
+import { listNetnsLabs } from '../../lib/lab/netns/index.ts';
+import type { Capabilities, Lab, LabNode } from '../../lib/lab/types.ts';
+import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
@@ -26,6 +29,112 @@ function progress(io: Io, args: ParsedArgs): (step: string) => void {
   return (step) => io.err(`[${((performance.now() - t0) / 1000).toFixed(2)}s] ${step}`);
 }
 
+export interface UpOptions {
+  backend: BackendChoice;
+  mode: ProxyMode;
+  workers: number;
+  replicas: number;
+  name: string;
+  runner: Runner;
+  onProgress: (step: string) => void;
+  /** Ctrl-C: stops whatever runs and removes the lab, however far it got. */
+  signal?: AbortSignal;
+}
+
+/** An `up` stopped by its signal; the lab is gone (or `gc` will remove what is left). */
+export class UpInterrupted extends Error {
+  override readonly name = 'UpInterrupted';
+}
+
+export interface UpResult {
+  name: string;
+  backend: Lab['backend'];
+  mode: ProxyMode;
+  seconds: number;
+  nodes: LabNode[];
+  services: { name: string; clusterIP: string; ports: string[] }[];
+  pods: { name: string; ip: string; node: string }[];
+  sync: { node: string; added: number; removed: number }[];
+  capabilities: Capabilities;
+}
+
+/** The lab's commands, each cancelled (SIGTERM) once `signal` aborts. */
+class CancellableRunner extends Runner {
+  constructor(private readonly inner: Runner, private readonly signal: AbortSignal) {
+    super(inner.defaults);
+  }
+  override run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
+    return this.inner.run(argv, { ...opts, signal: opts.signal ?? this.signal });
+  }
+  override spawnDetached(argv: readonly string[], logFile: string, opts: { env?: Record<string, string> } = {}): Promise<number> {
+    return this.inner.spawnDetached(argv, logFile, opts);
+  }
+  override withEcho(echo: EchoSink | undefined): Runner {
+    return new CancellableRunner(this.inner.withEcho(echo), this.signal);
+  }
+}
+
+/**
+ * What `up` does: create the lab, deploy httpbin and the curl client, read the result back.
+ * When `signal` aborts, a kind create stops and deletes what it made (createKindLab); after the
+ * create, the lab's running commands are cancelled and the lab is removed. Either way it throws
+ * UpInterrupted.
+ */
+export async function upLab(o: UpOptions): Promise<{ lab: Lab; result: UpResult }> {
+  const t0 = performance.now();
+  // Linked to `signal` only once the lab exists: a create cleans up after itself with this runner.
+  const deploy = new AbortController();
+  let lab: Lab;
+  try {
+    lab = await createLab({
+      backend: o.backend, mode: o.mode, workers: o.workers, name: o.name, runner: new CancellableRunner(o.runner, deploy.signal),
+      onProgress: o.onProgress, signal: o.signal,
+    });
+  } catch (e) {
+    if (o.signal?.aborted) throw new UpInterrupted((e as Error).message);
+    throw e;
+  }
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    stop = () => {
+      deploy.abort();
+      reject(new UpInterrupted('interrupted'));
+    };
+    o.signal?.addEventListener('abort', stop, { once: true });
+  });
+  stopped.catch(() => undefined);
+  try {
+    // Interrupted while a netns create (which takes no signal) was finishing.
+    if (o.signal?.aborted) throw new UpInterrupted('interrupted');
+    const work = (async (): Promise<UpResult> => {
+      o.onProgress(`deploy httpbin (${o.replicas} replicas) and the curl client`);
+      const httpbin = (await loadManifest('httpbin')).map((x) => (x.kind === 'Deployment' ? { ...x, spec: { ...(x.spec as object), replicas: o.replicas } } : x));
+      const reports = await lab.apply([...httpbin, ...(await loadManifest('curl'))]);
+      const pods = await lab.pods();
+      const services = await lab.services();
+      return {
+        name: lab.name, backend: lab.backend, mode: lab.mode, seconds: +((performance.now() - t0) / 1000).toFixed(2),
+        nodes: await lab.nodes(),
+        services: services.map((x) => ({ name: `${x.namespace}/${x.name}`, clusterIP: x.clusterIP, ports: x.ports.map((p) => `${p.port}/${p.protocol}→${p.targetPort}`) })),
+        pods: pods.map((p) => ({ name: `${p.namespace}/${p.name}`, ip: p.ip, node: p.node })),
+        sync: reports.map((x) => ({ node: x.node, added: x.added.length, removed: x.removed.length })),
+        capabilities: await lab.capabilities(),
+      };
+    })();
+    // On Ctrl-C its commands are cancelled; nobody waits for what is left of it.
+    work.catch(() => undefined);
+    return { lab, result: await Promise.race([work, stopped]) };
+  } catch (e) {
+    o.onProgress(`remove lab ${lab.name} (${o.signal?.aborted ? 'interrupted' : 'deploy failed'})`);
+    const removed = await removeLab(lab.name, lab.backend, o.runner).catch((err: unknown) => err as Error);
+    const after = removed instanceof Error ? `removing it failed (${removed.message}); \`kube-netlab gc\` and \`kube-netlab down --name ${lab.name}\` retry` : `lab ${lab.name} removed`;
+    if (o.signal?.aborted) throw new UpInterrupted(`interrupted; ${after}`);
+    throw new Error(`${(e as Error).message}; ${after}`, { cause: e });
+  } finally {
+    o.signal?.removeEventListener('abort', stop);
+  }
+}
+
 export const up: CommandSpec = {
   summary: 'bring up a lab: nodes, kube-proxy in the chosen mode, httpbin and the curl client',
   usage: 'up [--backend netns|kind|auto] [--mode iptables|ipvs|nftables] [--workers N] [--replicas R] [--name NAME] [--echo] [--json]',
@@ -36,38 +145,41 @@ export const up: CommandSpec = {
   async run(args, io) {
     const mode = stringOption(args, 'mode') ?? 'iptables';
     if (!isProxyMode(mode)) throw new UsageError(`--mode must be iptables, ipvs or nftables, got ${JSON.stringify(mode)}`);
-    const replicas = intOption(args, 'replicas', 3);
     const say = progress(io, args);
     const r = args.values.echo ? runner.withEcho((c) => io.err(`  $ ${c}`)) : runner;
-    const t0 = performance.now();
-    const lab = await createLab({ backend: backendOption(args), mode, workers: intOption(args, 'workers', 2), name: nameOption(args), runner: r, onProgress: say });
+    // Ctrl-C (or SIGTERM) removes the lab however far `up` got; a second one exits at once.
+    const ac = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (ac.signal.aborted) process.exit(130);
+      io.err(`${sig}: stopping, and removing what was made (again to quit at once)`);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let up: Awaited<ReturnType<typeof upLab>>;
     try {
-      say(`deploy httpbin (${replicas} replicas) and the curl client`);
-      const httpbin = (await loadManifest('httpbin')).map((o) => (o.kind === 'Deployment' ? { ...o, spec: { ...(o.spec as object), replicas } } : o));
-      const reports = await lab.apply([...httpbin, ...(await loadManifest('curl'))]);
-      const pods = await lab.pods();
-      const services = await lab.services();
-      const result = {
-        name: lab.name, backend: lab.backend, mode: lab.mode, seconds: +((performance.now() - t0) / 1000).toFixed(2),
-        nodes: await lab.nodes(),
-        services: services.map((s) => ({ name: `${s.namespace}/${s.name}`, clusterIP: s.clusterIP, ports: s.ports.map((p) => `${p.port}/${p.protocol}→${p.targetPort}`) })),
-        pods: pods.map((p) => ({ name: `${p.namespace}/${p.name}`, ip: p.ip, node: p.node })),
-        sync: reports.map((s) => ({ node: s.node, added: s.added.length, removed: s.removed.length })),
-        capabilities: await lab.capabilities(),
-      };
-      if (args.values.json) return printJson(io, result);
-      io.out(`lab ${lab.name} is up on ${lab.backend} in ${result.seconds}s, kube-proxy mode ${lab.mode}`);
-      for (const n of result.nodes) io.out(`  node ${n.name.padEnd(22)} ${n.ip.padEnd(12)} pods ${n.podCIDR}`);
-      for (const s of result.services) io.out(`  svc  ${s.name.padEnd(22)} ${s.clusterIP.padEnd(12)} ${s.ports.join(' ')}`);
-      for (const p of result.pods) io.out(`  pod  ${p.name.padEnd(40)} ${p.ip.padEnd(12)} on ${p.node}`);
-      if (lab.mode === 'ipvs' && !result.capabilities.ipvs) {
-        io.out('  note: this kernel has no IP_VS: the ipsets and iptables rules are loaded, the virtual servers are not, so every IPVS figure here is a prediction');
-      }
-      io.out(`next: kube-netlab traffic --name ${lab.name} --requests 3000`);
+      up = await upLab({
+        backend: backendOption(args), mode, workers: intOption(args, 'workers', 2), replicas: intOption(args, 'replicas', 3),
+        name: nameOption(args), runner: r, onProgress: say, signal: ac.signal,
+      });
     } catch (e) {
-      await lab.destroy().catch(() => undefined);
-      throw e;
+      if (!(e instanceof UpInterrupted)) throw e;
+      io.err(`kube-netlab up: ${e.message}`);
+      return 130;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
+    const { lab, result } = up;
+    if (args.values.json) return printJson(io, result);
+    io.out(`lab ${lab.name} is up on ${lab.backend} in ${result.seconds}s, kube-proxy mode ${lab.mode}`);
+    for (const n of result.nodes) io.out(`  node ${n.name.padEnd(22)} ${n.ip.padEnd(12)} pods ${n.podCIDR}`);
+    for (const x of result.services) io.out(`  svc  ${x.name.padEnd(22)} ${x.clusterIP.padEnd(12)} ${x.ports.join(' ')}`);
+    for (const p of result.pods) io.out(`  pod  ${p.name.padEnd(40)} ${p.ip.padEnd(12)} on ${p.node}`);
+    if (lab.mode === 'ipvs' && !result.capabilities.ipvs) {
+      io.out('  note: this kernel has no IP_VS: the ipsets and iptables rules are loaded, the virtual servers are not, so every IPVS figure here is a prediction');
+    }
+    io.out(`next: kube-netlab traffic --name ${lab.name} --requests 3000`);
   },
 };
 
@@ -77,14 +189,7 @@ export const down: CommandSpec = {
   options: { name: { type: 'string' }, backend: { type: 'string' } },
   async run(args, io) {
     const name = nameOption(args);
-    const backend = backendOption(args);
-    let removed: string[] = [];
-    if (backend !== 'kind') removed = await destroyNetnsLab(name);
-    if (backend === 'kind' || (backend === 'auto' && removed.length === 0 && (await chooseBackend('auto').catch(() => null)) === 'kind')) {
-      const lab = await openLab(name, 'kind');
-      await lab.destroy();
-      removed = [`kind cluster ${name}`];
-    }
+    const removed = await removeLab(name, backendOption(args), runner);
     if (args.values.json) return printJson(io, { name, removed });
     io.out(removed.length ? `removed lab ${name}: ${removed.join(', ')}` : `no lab named ${name}; nothing to remove`);
   },
@@ -100,25 +205,39 @@ export const status: CommandSpec = {
       name: s.name, backend: s.backend, mode: s.mode, status: s.status, createdAt: s.createdAt,
       nodes: s.nodes.length, pods: s.pods.length, services: s.services.length,
     }));
-    // kind clusters, when kind and docker answer (their mode lives in the cluster, not here).
-    const kindClusters = (await kindUnavailable(runner)) === null
-      ? parseKindClusters((await runner.run(kindGetClusters(), { allowFailure: true })).stdout)
+    // kind clusters, when kind and docker answer; kube-netlab's own are the ones it has a record of.
+    const records = await listKindRecords();
+    const kindClusters = (await kindClustersUnavailable(runner)) === null
+      ? parseKindClusters((await runner.run(kindGetClusters(), { allowFailure: true })).stdout).map((c) => {
+        const rec = records.find((x) => x.name === c);
+        return { name: c, kubeNetlab: rec !== undefined, mode: rec?.mode ?? null, status: rec?.status ?? null, createdAt: rec?.createdAt ?? null };
+      })
       : [];
     if (args.values.json) return printJson(io, { labs: rows, kindClusters });
     if (rows.length === 0 && kindClusters.length === 0) io.out('no labs; `kube-netlab up` brings one up');
     for (const l of rows) io.out(`${l.name.padEnd(16)} ${l.backend}/${l.mode.padEnd(9)} ${l.status.padEnd(9)} ${l.nodes} nodes, ${l.pods} pods, ${l.services} services, since ${l.createdAt}`);
-    for (const c of kindClusters) io.out(`${c.padEnd(16)} kind cluster (kubectl --context kind-${c})`);
+    for (const c of kindClusters) {
+      io.out(c.kubeNetlab
+        ? `${c.name.padEnd(16)} kind/${(c.mode ?? '').padEnd(10)} ${(c.status ?? '').padEnd(9)} kind cluster (kubectl --context kind-${c.name}), since ${c.createdAt}`
+        : `${c.name.padEnd(16)} kind cluster, no kube-netlab record of it (kubectl --context kind-${c.name})`);
+    }
   },
 };
 
 export const gc: CommandSpec = {
-  summary: 'remove what crashed runs left behind (labs whose creation died, orphaned namespaces)',
-  usage: 'gc [--json]',
-  options: {},
+  summary: 'remove what crashed runs left behind: half-made labs and kind clusters, orphaned namespaces',
+  usage: 'gc [--backend netns|kind|auto] [--json]',
+  options: { backend: { type: 'string' } },
   async run(args, io) {
-    const report = await gcNetns();
+    const report = await gcLabs(runner, backendOption(args));
     if (args.values.json) return printJson(io, report);
-    io.out(report.namespaces.length === 0 ? 'nothing to clean up' : `removed ${report.namespaces.length} namespaces${report.labs.length ? ` of labs ${report.labs.join(', ')}` : ''}: ${report.namespaces.join(', ')}`);
+    const n = report.netns;
+    if ('skipped' in n) io.out(`netns: not checked: ${n.skipped}`);
+    else io.out(n.namespaces.length === 0 ? 'netns: nothing to clean up' : `netns: removed ${n.namespaces.length} namespaces${n.labs.length ? ` of labs ${n.labs.join(', ')}` : ''}: ${n.namespaces.join(', ')}`);
+    const k = report.kind;
+    if (k.skipped !== null) io.out(`kind:  not checked: ${k.skipped}`);
+    else if (k.decisions.length === 0) io.out('kind:  no kind clusters');
+    for (const d of k.decisions) io.out(`kind:  ${d.action === 'delete' ? 'deleted' : d.action === 'forget' ? 'forgot' : 'kept'} ${d.name}: ${d.why}`);
   },
 };
 

@@ -1,37 +1,34 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { MissingToolError, Runner, runner, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
+import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadImage,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadImage,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
 import { doctor, kernelModules, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
+import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord } from '../../lib/lab/kind/state.ts';
+import { EnvRunner, fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
 
 const FIXTURES = new URL('../fixtures/kind/', import.meta.url);
 const fixture = (name: string) => readFile(new URL(name, FIXTURES), 'utf8');
 
-/** The real runner, with extra environment for every command (PATH, DOCKER_HOST). */
-class EnvRunner extends Runner {
-  constructor(private readonly env: Record<string, string>) {
-    super({ timeoutMs: 30_000 });
-  }
-  override run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
-    return super.run(argv, { ...opts, env: { ...this.env, ...opts.env } });
-  }
-}
-
 let tmp: string;
+const xdg = process.env.XDG_STATE_HOME;
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'kn-kind-test-'));
+  // Lab records go to a directory of this test's own (this file runs in its own process).
+  process.env.XDG_STATE_HOME = join(tmp, 'state');
 });
 afterAll(async () => {
+  if (xdg === undefined) delete process.env.XDG_STATE_HOME;
+  else process.env.XDG_STATE_HOME = xdg;
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -280,74 +277,24 @@ describe('kind backend: failures through the real runner', () => {
 });
 
 describe('kind backend: create, use and clean up, with fake kind/kubectl/docker', () => {
-  let fake: string;
+  let fake: FakeToolchain;
   let r: EnvRunner;
-  const log = async () => (await readFile(join(fake, 'log'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  const set = (file: string, text: string) => writeFile(join(fake, file), text);
+  const log = () => fake.log();
+  const set = (file: string, text: string) => fake.set(file, text);
+  const reset = (create: 'ok' | 'fail' | 'hang', stderr = '') => fake.reset(create, stderr);
 
   beforeAll(async () => {
-    fake = join(tmp, 'fake');
-    await mkdir(fake);
-    const scripts: Record<string, string> = {
-      docker: `
-case "$1" in
-  info) echo 28.2.2 ;;
-  pull) echo "Status: Downloaded newer image for $2" ;;
-  image) if grep -qxF "$5" "$F/images" 2>/dev/null; then echo sha256:0f3b; else echo "Error: No such image: $5" >&2; exit 1; fi ;;
-  exec) shift 2
-        if [ "$1" = iptables-save ]; then cat "$F/rules"; else exec "$@"; fi ;;
-  *) echo "unexpected docker $*" >&2; exit 1 ;;
-esac`,
-      kind: `
-case "$1" in
-  version) cat "$F/kind-version" ;;
-  get) if [ -s "$F/clusters" ]; then cat "$F/clusters"; else echo "No kind clusters found." >&2; fi ;;
-  create) case "$(cat "$F/create")" in
-            ok) echo 'Creating cluster "x" ...' >&2 ;;
-            fail) cat "$F/create.stderr" >&2; exit 1 ;;
-            hang) exec sleep 30 ;;
-          esac ;;
-  load) echo "Image: \"$3\" with ID \"sha256:0f3b\" not yet present on node \"$6-worker\", loading..." >&2 ;;
-  delete) echo "Deleting cluster \\"$4\\" ..." >&2 ;;
-  *) echo "ERROR: unknown command \\"$1\\" for \\"kind\\"" >&2; exit 1 ;;
-esac`,
-      kubectl: `
-[ "$1" = --context ] && shift 2
-case "$*" in
-  "version --client -o json") echo '{"clientVersion":{"gitVersion":"v1.33.1"}}' ;;
-  "get nodes -o json") cat "$F/nodes.json" ;;
-  "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
-  "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
-  "apply -f -") cat > "$F/applied.json"; cp "$F/rules.after" "$F/rules"; echo "deployment.apps/httpbin configured" ;;
-  "-n default rollout status deployment/httpbin --timeout=180s") echo 'deployment "httpbin" successfully rolled out' ;;
-  *" exec "*) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
-  *) echo "error: unexpected kubectl $*" >&2; exit 1 ;;
-esac`,
-      // Answers like go-httpbin's /hostname (pretty-printed JSON), from one of three pods.
-      curl: `
-w=''; url=''
-while [ $# -gt 0 ]; do case "$1" in -w) w="$2"; shift 2 ;; -m) shift 2 ;; -s) shift ;; *) url="$1"; shift ;; esac; done
-printf '{\\n  "hostname": "httpbin-%d"\\n}\\n' $((RANDOM % 3))
-printf '%s' "\${w//%\\{http_code\\}/200}"`,
-    };
-    for (const [name, body] of Object.entries(scripts)) {
-      const lg = name === 'curl' ? '' : `printf '%s\\n' "${name} \${*:1:12}" >> "$F/log"\n`;
-      await writeFile(join(fake, name), `#!/bin/bash\nF=${JSON.stringify(fake)}\n${lg}${body}\n`);
-      await chmod(join(fake, name), 0o755);
-    }
-    await set('kind-version', 'kind v0.29.0 go1.24.2 linux/amd64\n');
-    await set('nodes.json', await fixture('kubectl-get-nodes.json'));
-    await set('pods.json', await fixture('kubectl-get-pods.json'));
-    await set('cluster.json', await readFile(new URL('../fixtures/kind-httpbin.kubectl.json', import.meta.url), 'utf8'));
-    r = new EnvRunner({ PATH: `${fake}:/usr/bin:/bin` });
+    fake = await fakeToolchain(join(tmp, 'fake'), undefined, {
+      'nodes.json': await fixture('kubectl-get-nodes.json'),
+      'pods.json': await fixture('kubectl-get-pods.json'),
+      'kube-proxy-pods.json': JSON.stringify({
+        kind: 'List',
+        items: JSON.parse(await fixture('kubectl-get-pods.json')).items.filter((p: { metadata: { name: string } }) => p.metadata.name.startsWith('kube-proxy-')),
+      }),
+      'cluster.json': await readFile(new URL('../fixtures/kind-httpbin.kubectl.json', import.meta.url), 'utf8'),
+    });
+    r = fake.runner;
   });
-
-  const reset = async (create: string, stderr = '') => {
-    await set('log', '');
-    await set('create', create);
-    await set('create.stderr', stderr);
-    await set('clusters', '');
-  };
 
   it('refuses nftables with a kind older than v0.23', async () => {
     await reset('ok');
@@ -372,25 +319,28 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
     expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
   });
 
-  it('deletes a half-made cluster when kind create fails, and says what kind said', async () => {
+  it('deletes a half-made cluster when kind create fails, says what kind said, and forgets the lab', async () => {
     await reset('fail', await fixture('kind-create-failed.stderr'));
     const err = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/^kind create cluster kntest failed: failed to create cluster: command "docker run --name netlab-worker/);
     expect((err as Error).message).toMatch(/the half-made cluster was deleted$/);
     const l = await log();
-    expect(l.slice(-2)).toEqual([
-      `kind create cluster --name kntest --config ${join(new URL('../../labs/', import.meta.url).pathname, 'kind-ipvs.yaml')} --wait 120s`,
-      'kind delete cluster --name kntest',
-    ]);
+    expect(l.slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect(kindConfigFile('kntest').startsWith(join(tmp, 'state', 'kube-netlab', 'kind'))).toBe(true);
+    expect(await readKindRecord('kntest')).toBeNull();
+    expect(existsSync(kindConfigFile('kntest'))).toBe(false);
   });
 
-  it('keeps the nodes with retain, and never deletes a cluster that was already there', async () => {
+  it('keeps the nodes and the record with retain, and never deletes a cluster that was already there', async () => {
     await reset('fail', await fixture('kind-create-failed.stderr'));
-    await expect(createKindLab({ name: 'kntest', mode: 'iptables', runner: r, retain: true })).rejects.toThrow(/kept \(--retain\)/);
+    await expect(createKindLab({ name: 'kntest', mode: 'iptables', runner: r, retain: true })).rejects.toThrow(/kept \(--retain\): `kube-netlab down --name kntest`/);
     expect((await log()).at(-1)).toMatch(/^kind create cluster --name kntest .* --wait 120s --retain$/);
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'retained', mode: 'iptables', creator: { pid: process.pid } });
     await reset('fail', await fixture('kind-create-exists.stderr'));
     await expect(createKindLab({ name: 'kntest', mode: 'iptables', runner: r })).rejects.toThrow(/already exist for a cluster with the name/);
     expect((await log()).at(-1)).toMatch(/^kind create cluster/);
+    // Not ours: no record of it is kept.
+    expect(await readKindRecord('kntest')).toBeNull();
   });
 
   it('stops a create that is interrupted and deletes what it made', async () => {
@@ -398,13 +348,48 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
     const ac = new AbortController();
     const t0 = performance.now();
     const p = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, workers: 3, signal: ac.signal }).catch((e: unknown) => e);
-    await new Promise((res) => setTimeout(res, 500));
+    // While kind runs, the record and the generated config are on disk, the owner label in it.
+    for (let i = 0; i < 100 && !(await log()).some((l) => l.startsWith('kind create')); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'creating', creator: { pid: process.pid } });
+    const cfg = parseYaml(await readFile(kindConfigFile('kntest'), 'utf8'));
+    const owner = (await readKindRecord('kntest'))!.owner;
+    expect(cfg.nodes.map((n: { role: string; labels: Record<string, string> }) => `${n.role} ${n.labels[OWNER_LABEL]}`))
+      .toEqual(['control-plane', 'worker', 'worker', 'worker'].map((role) => `${role} ${owner}`));
     ac.abort();
     const err = await p;
     expect((err as Error).message).toMatch(/interrupted .* the half-made cluster was deleted/);
     expect(performance.now() - t0).toBeLessThan(10_000);
-    // A worker count other than the file's goes to kind on stdin.
-    expect((await log()).slice(-2)).toEqual(['kind create cluster --name kntest --config - --wait 120s', 'kind delete cluster --name kntest']);
+    expect((await log()).slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect(await readKindRecord('kntest')).toBeNull();
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+  });
+
+  it('in IPVS mode, waits for kube-proxy to load ip_vs, and removes a cluster whose kernel has none', async () => {
+    await reset('ok');
+    const err = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r, ipvsWaitMs: 300 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackendUnavailableError);
+    expect((err as Error).message).toMatch(/^the kind backend cannot run here: kernel has no IP_VS\n {2}kube-proxy in IPVS mode cannot run: \/proc\/net\/ip_vs stayed absent on the nodes for 0 s; the half-made cluster was deleted\n {2}fix: load the modules on the Docker host: `sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh nf_conntrack`/);
+    expect((await log()).slice(-2)).toEqual(['docker exec kntest-control-plane test -e /proc/net/ip_vs', 'kind delete cluster --name kntest']);
+    expect(await readKindRecord('kntest')).toBeNull();
+    await reset('ok');
+    await set('ip_vs', '');
+    try {
+      const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
+      expect(await lab.capabilities()).toEqual({ ipvs: true });
+      expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
+      await lab.destroy();
+    } finally {
+      await rm(join(fake.dir, 'ip_vs'));
+    }
+  });
+
+  it('does not start kind at all when aborted before the create', async () => {
+    await reset('ok');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: ac.signal })).rejects.toThrow(/interrupted before it began; nothing was made/);
+    expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
+    expect(await readKindRecord('kntest')).toBeNull();
   });
 
   it('creates, lists, applies with a sync report, loads from the client pod and destroys', async () => {
@@ -419,15 +404,16 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
     const progress: string[] = [];
     const lab = await createKindLab({ name: 'netlab', mode: 'iptables', runner: r, onProgress: (s) => progress.push(s) });
     expect(progress.at(-1)).toBe('cluster netlab is up (context kind-netlab)');
+    expect(await readKindRecord('netlab')).toMatchObject({ name: 'netlab', backend: 'kind', mode: 'iptables', status: 'up' });
     expect(lab.backend).toBe('kind');
     expect((await lab.nodes()).map((n) => n.name)).toEqual(['netlab-control-plane', 'netlab-worker', 'netlab-worker2']);
     expect((await lab.pods()).filter((p) => p.ready && p.labels.app === 'httpbin')).toHaveLength(2);
-    expect(await lab.capabilities()).toEqual({ ipvs: existsSync('/proc/net/ip_vs') });
+    expect(await lab.capabilities()).toEqual({ ipvs: false });
     await expect(lab.exec('other-worker', ['true'])).rejects.toThrow(/not a node of kind cluster netlab/);
 
     const { loadManifest } = await import('../../lib/lab/manifests.ts');
     const reports = await lab.apply((await loadManifest('httpbin')));
-    expect(JSON.parse(await readFile(join(fake, 'applied.json'), 'utf8')).items.map((o: { kind: string }) => o.kind)).toEqual(['ServiceAccount', 'Service', 'Deployment']);
+    expect(JSON.parse(await readFile(join(fake.dir, 'applied.json'), 'utf8')).items.map((o: { kind: string }) => o.kind)).toEqual(['ServiceAccount', 'Service', 'Deployment']);
     expect(reports).toHaveLength(3);
     expect(reports[1]).toEqual({
       node: 'netlab-worker', mode: 'iptables', removed: [],
@@ -446,8 +432,26 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
     expect(res.firstOkMs).not.toBeNull();
     expect((await log()).some((l) => l.startsWith('kubectl --context kind-netlab -n default exec curl-5b5c7c9c8d-qx7pl -c curl -- sh -c'))).toBe(true);
 
+    // ipset is not on kindest/node: it runs in kube-proxy's pod on the node.
+    await set('ipset', 'Name: KUBE-CLUSTER-IP\nType: hash:ip,port\n');
+    const ipset = await lab.exec('netlab-worker', ['ipset', 'list']);
+    expect(ipset.command).toBe('kubectl --context kind-netlab -n kube-system exec kube-proxy-9xq4w -- ipset list');
+    expect(ipset.stdout).toContain('KUBE-CLUSTER-IP');
+
     await lab.destroy();
-    expect((await log()).at(-1)).toBe('kind delete cluster --name netlab');
+    // The owner label was read off the nodes before the delete.
+    expect((await log()).slice(-2)).toEqual(['docker exec netlab-worker2 cat /kind/kubeadm.conf', 'kind delete cluster --name netlab']);
+    expect(await readKindRecord('netlab')).toBeNull();
+  });
+
+  it('leaves out host-network pods (kube-proxy, kindnet, static pods): they own no pod IP', async () => {
+    const pod = (name: string, hostNetwork: boolean) => ({
+      kind: 'Pod', metadata: { name, namespace: 'kube-system' }, spec: { nodeName: 'netlab-worker', ...(hostNetwork ? { hostNetwork: true } : {}) },
+      status: { phase: 'Running', podIP: hostNetwork ? '172.18.0.2' : '10.244.1.5', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    const list = JSON.stringify({ kind: 'List', items: [pod('kube-proxy-x', true), pod('kindnet-y', true), pod('coredns-z', false)] });
+    expect(parsePodsJson(list).map((p) => p.name)).toEqual(['kube-proxy-x', 'kindnet-y', 'coredns-z']);
+    expect(parsePodsJson(list, { podNetworkOnly: true }).map((p) => `${p.name} ${p.ip}`)).toEqual(['coredns-z 10.244.1.5']);
   });
 
   it('doctor reports each prerequisite; prefetch pulls the images and loads them into a cluster', async () => {
@@ -459,7 +463,10 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
     expect(by['docker daemon']).toEqual({ name: 'docker daemon', ok: true, detail: 'Docker Engine 28.2.2', fix: undefined });
     expect(by.kind.detail).toBe('kind v0.29.0');
     expect(by.kubectl).toMatchObject({ ok: true, detail: 'kubectl v1.33.1' });
-    expect(by['cluster name netlab']).toMatchObject({ ok: false, fix: 'use it, pick another --name, or `kind delete cluster --name netlab`' });
+    expect(by['cluster name netlab']).toMatchObject({
+      ok: false, detail: 'a kind cluster named netlab exists, not made by kube-netlab',
+      fix: 'pick another --name, or `kind delete cluster --name netlab` if you no longer need it',
+    });
     expect(by['image curlimages/curl:8.16.0'].ok).toBe(true);
     expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: 'docker pull docker.io/mccutchen/go-httpbin:v2.15.0' });
     expect(by['kernel modules for IPVS mode']).toBeDefined();

@@ -169,6 +169,9 @@ export const MIN_KIND: Readonly<Record<ProxyMode, Semver>> = {
   nftables: { major: 0, minor: 23, patch: 0, pre: '' },
 };
 
+/** Kernel modules IPVS mode needs in the (shared) host kernel. */
+export const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'] as const;
+
 /** `kubectl version --client -o json` → `v1.33.1`. */
 export function parseKubectlVersion(stdout: string): string {
   const o = parseJsonObject(stdout, 'kubectl version --client -o json');
@@ -252,15 +255,18 @@ function strMap(o: unknown): Record<string, string> {
 
 /**
  * `kubectl get pods -o json` → Pod[]. Pods that finished (Succeeded/Failed) are left out; a pod
- * counts as ready when its Ready condition is True and it is not being deleted.
+ * counts as ready when its Ready condition is True and it is not being deleted. With
+ * `podNetworkOnly`, pods on their node's network (`hostNetwork: true`: kube-proxy, kindnet, the
+ * control plane's static pods) are left out too: they have no pod IP, veth or route of their own.
  */
-export function parsePodsJson(text: string): Pod[] {
+export function parsePodsJson(text: string, opts: { podNetworkOnly?: boolean } = {}): Pod[] {
   const out: Pod[] = [];
   listItems(text, 'kubectl get pods -o json').forEach((item, i) => {
     if (item.kind !== undefined && item.kind !== 'Pod') return;
     const meta = item.metadata;
     const name = str(meta, 'name');
     if (!name) throw new Error(`kubectl get pods -o json: items[${i}] has no metadata.name`);
+    if (opts.podNetworkOnly && isObject(item.spec) && item.spec.hostNetwork === true) return;
     const status = isObject(item.status) ? item.status : {};
     const phase = str(status, 'phase');
     if (phase === 'Succeeded' || phase === 'Failed') return;

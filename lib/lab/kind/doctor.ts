@@ -8,10 +8,11 @@ import { parse as parseYaml } from 'yaml';
 import { CommandError, MissingToolError, installHint, runner as defaultRunner, type Runner } from '../../exec/index.ts';
 import { loadManifest } from '../manifests.ts';
 import {
-  MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
+  IPVS_MODULES, MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
   kindVersion, parseKindClusters, parseKindVersion, parseKubectlVersion,
 } from './commands.ts';
 import { BackendUnavailableError, dockerUnavailable, kindConfigPath, preflight } from './index.ts';
+import { readKindRecord } from './state.ts';
 
 export interface DoctorCheck {
   name: string;
@@ -26,8 +27,7 @@ export interface DoctorReport {
   ok: boolean;
 }
 
-/** Kernel modules IPVS mode loads in the (shared) host kernel. */
-export const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'] as const;
+export { IPVS_MODULES };
 
 /** The images a kind lab runs: the node image (from labs/kind-iptables.yaml) and the manifests'. */
 export async function labImages(): Promise<{ node: string; workloads: string[] }> {
@@ -104,10 +104,15 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
   try {
     const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: 10_000 })).stdout);
     const taken = clusters.includes(name);
+    const ours = taken ? await readKindRecord(name).catch(() => null) : null;
     add({
       name: `cluster name ${name}`, ok: !taken,
-      detail: taken ? `a kind cluster named ${name} exists` : clusters.length ? `free (existing: ${clusters.join(', ')})` : 'free (no kind clusters)',
-      fix: taken ? `use it, pick another --name, or \`kind delete cluster --name ${name}\`` : undefined,
+      detail: !taken ? (clusters.length ? `free (existing: ${clusters.join(', ')})` : 'free (no kind clusters)')
+        : ours ? `a kube-netlab lab named ${name} exists (${ours.mode}, ${ours.status} since ${ours.createdAt})`
+          : `a kind cluster named ${name} exists, not made by kube-netlab`,
+      fix: !taken ? undefined
+        : ours ? (ours.status === 'creating' ? `\`kube-netlab gc\` removes it if its creation died, or \`kube-netlab down --name ${name}\`` : `use it, pick another --name, or \`kube-netlab down --name ${name}\``)
+          : `pick another --name, or \`kind delete cluster --name ${name}\` if you no longer need it`,
     });
   } catch (e) {
     add(toolProblem(`cluster name ${name}`, e, 'fix kind and docker first'));

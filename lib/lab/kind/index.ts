@@ -3,9 +3,10 @@
  * docker CLIs. kind's kube-proxy writes the rules; this backend only watches what changed.
  */
 import { diffLines } from '../diff.ts';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, parseDocument } from 'yaml';
+import { isMap, isNode, parse as parseYaml, parseDocument } from 'yaml';
 import {
   CommandError, MissingToolError, installHint, runner as defaultRunner,
   type EchoSink, type ExecResult, type RunOptions, type Runner,
@@ -17,12 +18,16 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import {
-  MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
-  kindCreate, kindDelete, kindErrors, kindGetClusters, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
+  IPVS_MODULES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
-  loadArgv, parseKindClusters, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
+  loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
   parseNodesJson, parsePodsJson, type Semver,
 } from './commands.ts';
+import {
+  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
+  writeKindRecord, type KindRecord, type NodeMarker,
+} from './state.ts';
 
 export * from './commands.ts';
 
@@ -56,6 +61,13 @@ export interface Toolchain { docker: string; kind: Semver; kubectl: string }
  * throws a BackendUnavailableError that names its cause and its fix.
  */
 export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promise<Toolchain> {
+  const docker = await checkDocker(r);
+  const kind = await checkKind(r, mode);
+  return { docker, kind, kubectl: await checkKubectl(r) };
+}
+
+/** The daemon's version, or a BackendUnavailableError that says why docker can't be used. */
+export async function checkDocker(r: Runner): Promise<string> {
   let docker: string;
   try {
     docker = (await r.run(dockerInfo(), { timeoutMs: QUICK })).stdout.trim();
@@ -63,6 +75,11 @@ export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promis
     throw dockerUnavailable(e);
   }
   if (docker === '') throw new BackendUnavailableError('docker daemon unreachable', 'start Docker and check that `docker info` shows a Server section');
+  return docker;
+}
+
+/** kind's version, checked against what the mode needs (nftables: v0.23). */
+export async function checkKind(r: Runner, mode: ProxyMode = 'iptables'): Promise<Semver> {
   let kind: Semver;
   try {
     kind = parseKindVersion((await r.run(kindVersion(), { timeoutMs: QUICK })).stdout);
@@ -75,15 +92,17 @@ export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promis
     throw new BackendUnavailableError('kind too old', KIND_INSTALL,
       `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND[mode])}, the first with kube-proxy ${mode} mode`);
   }
-  let kubectl: string;
+  return kind;
+}
+
+async function checkKubectl(r: Runner): Promise<string> {
   try {
-    kubectl = parseKubectlVersion((await r.run(['kubectl', 'version', '--client', '-o', 'json'], { timeoutMs: QUICK })).stdout);
+    return parseKubectlVersion((await r.run(['kubectl', 'version', '--client', '-o', 'json'], { timeoutMs: QUICK })).stdout);
   } catch (e) {
     if (e instanceof MissingToolError) throw new BackendUnavailableError('kubectl not installed', installHint('kubectl')!);
     if (e instanceof CommandError) throw new BackendUnavailableError('kubectl does not run', `re${installHint('kubectl')}`, e.stderr);
     throw e;
   }
-  return { docker, kind, kubectl };
 }
 
 /** A failed `docker info` as a BackendUnavailableError (anything else is rethrown as is). */
@@ -105,8 +124,23 @@ export function dockerUnavailable(e: unknown): Error {
 
 /** Why the kind backend cannot run here, or null when it can (for createLab's `auto`). */
 export async function kindUnavailable(r: Runner = defaultRunner, mode: ProxyMode = 'iptables'): Promise<string | null> {
+  return unavailable(() => preflight(r, mode));
+}
+
+/**
+ * Why kind clusters can't be listed or deleted here, or null: kind (checked first: it needs no
+ * daemon) and docker; kubectl is not needed.
+ */
+export async function kindClustersUnavailable(r: Runner = defaultRunner): Promise<string | null> {
+  return unavailable(async () => {
+    await checkKind(r);
+    await checkDocker(r);
+  });
+}
+
+async function unavailable(check: () => Promise<unknown>): Promise<string | null> {
   try {
-    await preflight(r, mode);
+    await check();
     return null;
   } catch (e) {
     if (e instanceof BackendUnavailableError) return `${e.cause}; ${e.fix}`;
@@ -129,25 +163,39 @@ export interface KindLabOptions {
   onProgress?: (step: string) => void;
   /** Aborting it stops a running create the way Ctrl-C does (and cleans up the same way). */
   signal?: AbortSignal;
+  /** IPVS mode: how long kube-proxy gets to load the ip_vs modules once the cluster is up (60 s). */
+  ipvsWaitMs?: number;
 }
 
-/** The labs/ config for the mode, with the worker count changed when it is not the file's. */
-async function kindConfig(mode: ProxyMode, workers: number): Promise<{ config: string; input?: string }> {
-  const path = kindConfigPath(mode);
-  const doc = parseDocument(await readFile(path, 'utf8'));
-  const nodes = doc.toJS().nodes as { role: string; image?: string }[];
-  if (nodes.filter((n) => n.role === 'worker').length === workers) return { config: path };
+/**
+ * The kind config for one lab: labs/kind-<mode>.yaml with `workers` workers, and every node
+ * labelled OWNER_LABEL=<owner> so that `gc` and `down` can prove the cluster is kube-netlab's.
+ */
+export async function kindClusterConfig(mode: ProxyMode, workers: number, owner: string): Promise<string> {
+  if (!/^[a-z0-9]{1,63}$/.test(owner)) throw new Error(`owner token ${JSON.stringify(owner)}: expected 1-63 lower-case letters and digits`);
+  const doc = parseDocument(await readFile(kindConfigPath(mode), 'utf8'));
+  type NodeCfg = { role: string; image?: string; labels?: Record<string, string> };
+  const nodes = (doc.toJS() as { nodes?: NodeCfg[] }).nodes ?? [];
   const cp = nodes.find((n) => n.role === 'control-plane') ?? { role: 'control-plane' };
   const worker = nodes.find((n) => n.role === 'worker') ?? { role: 'worker', image: cp.image };
-  doc.set('nodes', [cp, ...Array.from({ length: workers }, () => ({ ...worker }))]);
-  // kind reads the config from stdin with `--config -`.
-  return { config: '-', input: doc.toString() };
+  const mark = (n: NodeCfg): NodeCfg => ({ ...n, labels: { ...n.labels, [OWNER_LABEL]: owner } });
+  doc.set('nodes', [mark(cp), ...Array.from({ length: workers }, () => mark(worker))]);
+  // The labs/ file's header explains that file; this one gets its own.
+  if (isMap(doc.contents)) {
+    doc.contents.commentBefore = undefined;
+    const first = doc.contents.items[0]?.key;
+    if (isNode(first)) first.commentBefore = undefined;
+  }
+  doc.commentBefore = ` Generated by kube-netlab from labs/kind-${mode}.yaml: ${workers} worker${workers === 1 ? '' : 's'}, and the label ${OWNER_LABEL} on every\n`
+    + ' node, so that `kube-netlab gc` and `kube-netlab down` can tell this cluster from other kind clusters.';
+  return doc.toString();
 }
 
 /**
  * Create the kind cluster for a lab: preflight first (fails in seconds with a cause and a fix),
- * then `kind create cluster --wait`. A failed or interrupted (Ctrl-C) create deletes what it made,
- * unless `retain`.
+ * then a record of the lab (see state.ts), then `kind create cluster --wait` on a generated config
+ * that labels every node with the record's owner token. A failed or interrupted (Ctrl-C, or
+ * `signal`) create deletes what it made, unless `retain`; a crash leaves the record for `gc`.
  */
 export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const name = checkLabName(opts.name);
@@ -161,36 +209,61 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const tools = await preflight(r, opts.mode);
   const existing = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (existing.includes(name)) {
-    throw new Error(`kind cluster ${name} already exists: open it (openKindLab / --name ${name}) or delete it with \`kind delete cluster --name ${name}\``);
+    const ours = await readKindRecord(name).catch(() => null);
+    throw new Error(`kind cluster ${name} already exists: ${ours
+      ? `it is a kube-netlab lab (${ours.status}); use it, or remove it with \`kube-netlab down --name ${name}\``
+      : `use it, or pick another --name (kube-netlab did not make it, so it will not delete it: \`kind delete cluster --name ${name}\` does)`}`);
   }
 
-  const { config, input } = await kindConfig(opts.mode, workers);
+  if (opts.signal?.aborted) throw new Error(`kind create cluster ${name} interrupted before it began; nothing was made`);
   const wait = opts.wait ?? '120s';
-  progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
+  const owner = newOwnerToken();
+  const config = kindConfigFile(name);
+  const record: KindRecord = {
+    version: 1, name, backend: 'kind', mode: opts.mode, owner, status: 'creating', creator: thisCreator(), createdAt: new Date().toISOString(),
+  };
   const ac = new AbortController();
   let interrupted = false;
+  let started = false;
   const onSigint = () => {
     interrupted = true;
     ac.abort();
   };
+  // From here on Ctrl-C stops kind and removes what it made, instead of killing this process.
   process.once('SIGINT', onSigint);
   if (opts.signal?.aborted) onSigint();
   opts.signal?.addEventListener('abort', onSigint, { once: true });
   try {
-    // Image pulls on a first run take minutes; --wait bounds the rest.
-    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { input, signal: ac.signal, timeoutMs: 20 * 60_000 });
+    // The record before anything exists, so a crash at any later point leaves something gc finds.
+    await writeKindRecord(record);
+    await mkdir(dirname(config), { recursive: true });
+    await writeFile(config, await kindClusterConfig(opts.mode, workers, owner));
+    progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
     if (interrupted) throw new Error('interrupted');
+    // Image pulls on a first run take minutes; --wait bounds the rest.
+    started = true;
+    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { signal: ac.signal, timeoutMs: 20 * 60_000 });
+    if (interrupted) throw new Error('interrupted');
+    if (opts.mode === 'ipvs') await waitForIpvs(new KindLab(name, opts.mode, r), opts.ipvsWaitMs ?? 60_000, () => interrupted, progress);
   } catch (e) {
     const theirs = e instanceof CommandError && classifyKindFailure(e.stderr) === 'cluster-exists';
-    // Never delete a cluster that was there before us (a race with another create).
-    const cleaned = !opts.retain && !theirs;
+    // Never delete a cluster that was there before us (a race with another create), nor one
+    // another process may have made by this name before our kind even started.
+    const cleaned = started && !opts.retain && !theirs;
+    let deleted = false;
     if (cleaned) {
       progress(`delete the half-made cluster ${name}`);
-      await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 });
+      deleted = (await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 })).exitCode === 0;
     }
-    const after = opts.retain ? `its nodes are kept (--retain): \`kind delete cluster --name ${name}\` removes them`
-      : cleaned ? 'the half-made cluster was deleted' : '';
+    // Keep the record while our nodes may still exist (retained, or kind delete failed): gc needs it.
+    if (theirs || deleted || !started) await removeKindRecord(name);
+    else if (opts.retain) await writeKindRecord({ ...record, status: 'retained' });
+    const after = !started ? 'nothing was made'
+      : opts.retain ? `its nodes are kept (--retain): \`kube-netlab down --name ${name}\` removes them`
+        : deleted ? 'the half-made cluster was deleted'
+          : cleaned ? `deleting the half-made cluster failed: \`kube-netlab gc\` retries` : '';
     if (interrupted) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
+    if (e instanceof BackendUnavailableError) throw new BackendUnavailableError(e.cause, e.fix, `${e.detail}${after ? `; ${after}` : ''}`);
     if (e instanceof CommandError) {
       const why = classifyKindFailure(e.stderr);
       if (why === 'docker-missing') throw new BackendUnavailableError('docker not installed', installHint('docker')!, e.stderr);
@@ -203,8 +276,28 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
     process.removeListener('SIGINT', onSigint);
     opts.signal?.removeEventListener('abort', onSigint);
   }
+  await writeKindRecord({ ...record, status: 'up' });
   progress(`cluster ${name} is up (context ${`kind-${name}`})`);
   return new KindLab(name, opts.mode, r);
+}
+
+/**
+ * kube-proxy in IPVS mode loads ip_vs into the host kernel the nodes share (its image has
+ * modprobe, kind mounts /lib/modules), and exits when it can't: then no Service works. Wait for
+ * /proc/net/ip_vs on the nodes; without it, say so instead of leaving a lab that can't work.
+ */
+async function waitForIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
+  progress('wait for kube-proxy to load the IPVS modules (/proc/net/ip_vs on the nodes)');
+  const deadline = Date.now() + waitMs;
+  while (!(await lab.capabilities()).ipvs) {
+    if (interrupted()) throw new Error('interrupted');
+    if (Date.now() >= deadline) {
+      throw new BackendUnavailableError('kernel has no IP_VS',
+        `load the modules on the Docker host: \`sudo modprobe -a ${IPVS_MODULES.join(' ')}\` (WSL2 and Docker Desktop kernels often lack them; iptables and nftables modes need none)`,
+        `kube-proxy in IPVS mode cannot run: /proc/net/ip_vs stayed absent on the nodes for ${Math.round(waitMs / 1000)} s`);
+    }
+    await new Promise((res) => setTimeout(res, Math.min(2_000, waitMs)));
+  }
 }
 
 /** A kind lab made earlier; its mode is read back from kube-proxy's ConfigMap. */
@@ -218,6 +311,43 @@ export async function openKindLab(name: string, r: Runner = defaultRunner): Prom
   const cm = await r.run(kubectlGetKubeProxyConfig(name), { timeoutMs: 30_000 });
   return new KindLab(name, parseKubeProxyMode(cm.stdout, parseYaml), r);
 }
+
+/** What each node container of cluster `name` says about its owner (read-only: `cat` in the node). */
+export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]> {
+  const nodes = parseKindNodes((await r.run(kindGetNodes(name), { timeoutMs: QUICK })).stdout);
+  return Promise.all(nodes.map(async (node) =>
+    markerOf(node, await r.run(dockerExec(node, ['cat', '/kind/kubeadm.conf']), { allowFailure: true, timeoutMs: QUICK }))));
+}
+
+/**
+ * Delete the kind cluster of lab `name` and its record, found by name even when the cluster is
+ * half-made (no kubeconfig context yet). Refuses a cluster kube-netlab cannot prove it made:
+ * its nodes carry another owner label or none, or (without a record) none can be read.
+ * Returns what it removed.
+ */
+export async function destroyKindLab(name: string, r: Runner = defaultRunner): Promise<string[]> {
+  checkLabName(name);
+  await checkKind(r);
+  await checkDocker(r);
+  const record = await readKindRecord(name);
+  const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
+  if (!clusters.includes(name)) {
+    if (record) await removeKindRecord(name);
+    return [];
+  }
+  const markers = await readMarkers(r, name);
+  const proof = proveOwnership(record, markers);
+  if (proof === 'not-ours' || (proof === 'unproven' && !record)) {
+    const why = proof === 'not-ours' ? `its nodes carry no ${OWNER_LABEL} label${record ? ' of this lab' : ''}` : 'no record of it, and no node could be read';
+    throw new Error(`kind cluster ${name} was not made by kube-netlab (${why}), so kube-netlab leaves it alone; \`kind delete cluster --name ${name}\` deletes it if you mean to`);
+  }
+  await r.run(kindDelete(name), { timeoutMs: 180_000 });
+  await removeKindRecord(name);
+  return [`kind cluster ${name}`];
+}
+
+/** Tools kindest/node lacks that kube-proxy's image ships (registry.k8s.io/kube-proxy has ipset, not ipvsadm). */
+const IN_KUBE_PROXY_POD = new Set(['ipset']);
 
 /** How long to wait for kube-proxy to finish syncing after a change (it syncs on its own clock). */
 const SETTLE = { intervalMs: 1_000, maxMs: 20_000 };
@@ -250,8 +380,14 @@ export class KindLab implements Lab {
     return parseNodesJson((await this.kubectl(kubectlGetNodes(this.name))).stdout);
   }
 
+  /**
+   * `docker exec` into the node container. kindest/node has no ipset: that runs in kube-proxy's
+   * pod on the node instead, which shares the node's network namespace (the echo shows where).
+   */
   async exec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
-    return this.r.run(dockerExec(this.checkNode(node), argv), opts);
+    this.checkNode(node);
+    if (IN_KUBE_PROXY_POD.has(argv[0])) return this.kubeProxyExec(node, argv, opts);
+    return this.r.run(dockerExec(node, argv), opts);
   }
 
   /** argv in the kube-proxy pod on `node`: it ships ipset (and iptables) that the node image lacks. */
@@ -283,8 +419,12 @@ export class KindLab implements Lab {
     return this.kubectl(kubectlRolloutStatus(this.name, deployment, namespace, '180s'), { timeoutMs: 200_000 });
   }
 
+  /**
+   * Pods on the pod network, in every namespace. Host-network pods (kube-proxy, kindnet, the
+   * control plane's static pods) are left out, as a netns lab has none: they own no pod IP.
+   */
   async pods(selector?: Record<string, string>): Promise<Pod[]> {
-    return parsePodsJson((await this.kubectl(kubectlGetJson(this.name, ['pods'], { selector }))).stdout);
+    return parsePodsJson((await this.kubectl(kubectlGetJson(this.name, ['pods'], { selector }))).stdout, { podNetworkOnly: true });
   }
 
   private async cluster(): Promise<Cluster> {
@@ -318,7 +458,7 @@ export class KindLab implements Lab {
   }
 
   async destroy(): Promise<void> {
-    await this.r.run(kindDelete(this.name), { timeoutMs: 180_000 });
+    await destroyKindLab(this.name, this.r);
   }
 
   // -- what kube-proxy changed -------------------------------------------------------------

@@ -1,0 +1,134 @@
+/**
+ * Stand-ins for kind, kubectl and docker, for the kind backend's tests. kind and a Docker engine
+ * cannot run on the machines these tests run on, so small bash scripts answer with the exit
+ * codes, stdout and stderr the real tools give, and keep the little state kind keeps: which
+ * clusters exist, each node's /kind/kubeadm.conf (where kind writes the config's node labels),
+ * and whether the nodes' kernel has IP_VS (the file `ip_vs`).
+ * Everything else (the runner, the load script in a real sh, parsing) runs for real.
+ */
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Runner, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
+
+/** The real runner, with extra environment for every command (PATH, DOCKER_HOST). */
+export class EnvRunner extends Runner {
+  constructor(private readonly env: Record<string, string>) {
+    super({ timeoutMs: 30_000 });
+  }
+  override run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
+    return super.run(argv, { ...opts, env: { ...this.env, ...opts.env } });
+  }
+}
+
+const SCRIPTS: Record<string, string> = {
+  docker: `
+case "$1" in
+  info) if [ -f "$F/docker-down" ]; then
+          echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1
+        fi
+        echo 28.2.2 ;;
+  pull) echo "Status: Downloaded newer image for $2" ;;
+  image) if grep -qxF "$5" "$F/images" 2>/dev/null; then echo sha256:0f3b; else echo "Error: No such image: $5" >&2; exit 1; fi ;;
+  exec) node="$2"; shift 2
+        if [ "$1" = cat ] && [ "$2" = /kind/kubeadm.conf ]; then
+          if [ -f "$F/kubeadm/$node" ]; then cat "$F/kubeadm/$node"
+          else echo "cat: /kind/kubeadm.conf: No such file or directory" >&2; exit 1; fi
+        elif [ "$1" = test ] && [ "$3" = /proc/net/ip_vs ]; then [ -f "$F/ip_vs" ]
+        elif [ "$1" = iptables-save ]; then cat "$F/rules"
+        else exec "$@"; fi ;;
+  *) echo "unexpected docker $*" >&2; exit 1 ;;
+esac`,
+  kind: `
+nodes() { printf '%s\\n' "$1-control-plane" "$1-worker" "$1-worker2"; }
+# What kind's config action does: the config's node labels into each node's kubeadm.conf.
+mark() {
+  owner=$(sed -n 's/^ *kube-netlab\\/owner: *//p' "$2" | head -n 1)
+  mkdir -p "$F/kubeadm"
+  for n in $(nodes "$1"); do
+    printf 'nodeRegistration:\\n  kubeletExtraArgs:\\n    - name: "node-labels"\\n      value: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
+  done
+}
+touch "$F/clusters"
+case "$1" in
+  version) cat "$F/kind-version" ;;
+  get) if [ "$2" = clusters ]; then
+         if [ -s "$F/clusters" ]; then cat "$F/clusters"; else echo "No kind clusters found." >&2; fi
+       elif grep -qxF "$4" "$F/clusters"; then nodes "$4"
+       else echo "No kind nodes found for cluster \\"$4\\"." >&2; fi ;;
+  create) grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
+          case "$(cat "$F/create")" in
+            ok) mark "$4" "$6"; echo "Creating cluster \\"$4\\" ..." >&2 ;;
+            fail) cat "$F/create.stderr" >&2; exit 1 ;;
+            hang) mark "$4" "$6"; exec sleep 30 ;;
+          esac ;;
+  load) echo "Image: \\"$3\\" with ID \\"sha256:0f3b\\" not yet present on node \\"$6-worker\\", loading..." >&2 ;;
+  delete) grep -vxF "$4" "$F/clusters" > "$F/clusters.new"; mv "$F/clusters.new" "$F/clusters"
+          rm -f "$F/kubeadm/$4-control-plane" "$F/kubeadm/$4-worker" "$F/kubeadm/$4-worker2"
+          echo "Deleting cluster \\"$4\\" ..." >&2 ;;
+  *) echo "ERROR: unknown command \\"$1\\" for \\"kind\\"" >&2; exit 1 ;;
+esac`,
+  kubectl: `
+[ "$1" = --context ] && shift 2
+case "$*" in
+  "version --client -o json") echo '{"clientVersion":{"gitVersion":"v1.33.1"}}' ;;
+  "get nodes -o json") cat "$F/nodes.json" ;;
+  "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
+  "get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName="*) cat "$F/kube-proxy-pods.json" ;;
+  "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
+  "apply -f -") cat > "$F/applied.json"; cp "$F/rules.after" "$F/rules"; echo "deployment.apps/httpbin configured" ;;
+  "-n default rollout status deployment/"*) if [ -f "$F/rollout-hangs" ]; then exec sleep 30; fi
+                                           echo 'deployment successfully rolled out' ;;
+  "-n kube-system exec kube-proxy-"*" -- ipset list") cat "$F/ipset" ;;
+  *" exec "*) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
+  *) echo "error: unexpected kubectl $*" >&2; exit 1 ;;
+esac`,
+  // Answers like go-httpbin's /hostname (pretty-printed JSON), from one of three pods.
+  curl: `
+w=''; url=''
+while [ $# -gt 0 ]; do case "$1" in -w) w="$2"; shift 2 ;; -m) shift 2 ;; -s) shift ;; *) url="$1"; shift ;; esac; done
+printf '{\\n  "hostname": "httpbin-%d"\\n}\\n' $((RANDOM % 3))
+printf '%s' "\${w//%\\{http_code\\}/200}"`,
+};
+
+export interface FakeToolchain {
+  dir: string;
+  /** PATH with the fakes first, then the system's (sh, sed, grep, sleep …). */
+  path: string;
+  runner: EnvRunner;
+  set(file: string, text: string): Promise<void>;
+  /** Every fake command run so far, as `tool arg…` (curl excepted). */
+  log(): Promise<string[]>;
+  /** A fresh log, no clusters, and how the next `kind create` behaves. */
+  reset(create: 'ok' | 'fail' | 'hang', stderr?: string): Promise<void>;
+}
+
+/**
+ * Fake kind/kubectl/docker/curl in `dir`. Only the listed tools get a fake; the others are left
+ * to PATH (pass e.g. ['kind'] and a PATH holding the real docker CLI).
+ */
+export async function fakeToolchain(dir: string, tools: readonly string[] = Object.keys(SCRIPTS), fixtures?: Record<string, string>): Promise<FakeToolchain> {
+  await mkdir(dir, { recursive: true });
+  for (const name of tools) {
+    const lg = name === 'curl' ? '' : `printf '%s\\n' "${name} \${*:1:12}" >> "$F/log"\n`;
+    await writeFile(join(dir, name), `#!/bin/bash\nF=${JSON.stringify(dir)}\n${lg}${SCRIPTS[name]}\n`);
+    await chmod(join(dir, name), 0o755);
+  }
+  const set = (file: string, text: string) => writeFile(join(dir, file), text);
+  await set('kind-version', 'kind v0.29.0 go1.24.2 linux/amd64\n');
+  await set('ipset', '');
+  for (const [file, text] of Object.entries(fixtures ?? {})) await set(file, text);
+  const path = `${dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+  return {
+    dir,
+    path,
+    runner: new EnvRunner({ PATH: path }),
+    set,
+    log: async () => (await readFile(join(dir, 'log'), 'utf8').catch(() => '')).split('\n').filter(Boolean),
+    async reset(create, stderr = '') {
+      await set('log', '');
+      await set('create', create);
+      await set('create.stderr', stderr);
+      await set('clusters', '');
+    },
+  };
+}
