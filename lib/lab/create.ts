@@ -15,6 +15,11 @@ export interface CreateLabOptions {
   onProgress?: (step: string) => void;
   /** Aborting stops a kind create and deletes what it made (a netns create finishes first). */
   signal?: AbortSignal;
+  /**
+   * The process whose life this lab shares (a notebook kernel): once it has died, `gc` removes the
+   * lab, so a notebook never has to delete a lab by name that someone else may be using.
+   */
+  heldBy?: number;
 }
 
 /** The backend KUBE_NETLAB_BACKEND asks for, else `choice`. */

@@ -113,6 +113,13 @@ describe('kind ownership: the evidence, read purely', () => {
     // No cluster: the record is stale, unless its creator is still at it.
     expect(act({ exists: false, markers: [] })).toBe('forget');
     expect(act({ exists: false, markers: [], creator: 'alive' })).toBe('keep');
+    // A lab held by a process (a notebook kernel) goes once that process has died, and only then.
+    const held = { status: 'up' as const, heldBy: { pid: 1, start: null, host: hostname() } };
+    expect(decideGc({ ...base, record: { ...rec, ...held }, holder: 'dead' })).toEqual({ name: 'lab', action: 'delete', why: 'its holder, pid 1 (a notebook kernel or script), has died' });
+    expect(act({ holder: 'alive' }, held)).toBe('keep');
+    expect(act({ holder: 'unknown' }, held)).toBe('keep');
+    expect(act({ holder: 'dead', markers: [{ node: 'lab-worker', state: 'unmarked' }] }, held)).toBe('forget');
+    expect(act({ holder: 'dead', markers: [{ node: 'lab-worker', state: 'unreadable', why: 'stopped' }] }, held)).toBe('keep');
     expect(act({ exists: false, markers: [] }, { status: 'up' })).toBe('forget');
   });
 });

@@ -34,7 +34,7 @@ export async function gcKind(r: Runner = defaultRunner, probe: HostProbe = thisH
     const exists = clusters.includes(name);
     // Only clusters with a record are looked into; the user's own are not even read.
     const markers = record && exists ? await readMarkers(r, name) : [];
-    let d = decideGc({ name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, markers });
+    let d = decideGc({ name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers });
     if (d.action === 'delete') {
       const res = await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 });
       if (res.exitCode === 0) {

@@ -25,7 +25,7 @@ import {
   parseNodesJson, parsePodsJson, type Semver,
 } from './commands.ts';
 import {
-  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
+  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, processStart, removeKindRecord, thisCreator,
   writeKindRecord, type KindRecord, type NodeMarker,
 } from './state.ts';
 
@@ -163,6 +163,8 @@ export interface KindLabOptions {
   onProgress?: (step: string) => void;
   /** Aborting it stops a running create the way Ctrl-C does (and cleans up the same way). */
   signal?: AbortSignal;
+  /** The process whose life this lab shares (a notebook kernel): gc deletes the lab once it has died. */
+  heldBy?: number;
   /** IPVS mode: how long kube-proxy gets to load the ip_vs modules once the cluster is up (60 s). */
   ipvsWaitMs?: number;
 }
@@ -221,6 +223,7 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const config = kindConfigFile(name);
   const record: KindRecord = {
     version: 1, name, backend: 'kind', mode: opts.mode, owner, status: 'creating', creator: thisCreator(), createdAt: new Date().toISOString(),
+    ...(opts.heldBy !== undefined ? { heldBy: { pid: opts.heldBy, start: processStart(opts.heldBy), host: thisCreator().host } } : {}),
   };
   const ac = new AbortController();
   let interrupted = false;

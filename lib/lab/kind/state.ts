@@ -30,6 +30,8 @@ export interface KindRecord {
   status: 'creating' | 'up' | 'retained';
   /** The process that ran `kind create`: pid, its start time (/proc, so a reused pid is told apart), host. */
   creator: { pid: number; start: string | null; host: string };
+  /** The process whose life this lab shares (a notebook kernel); gc deletes the lab once it has died. */
+  heldBy?: { pid: number; start: string | null; host: string };
   createdAt: string;
 }
 
@@ -207,6 +209,8 @@ export interface GcEvidence {
   exists: boolean;
   record: KindRecord | null;
   creator: OwnerLiveness | null;
+  /** Whether the record's holder (heldBy) still runs; null when the lab has none. */
+  holder?: OwnerLiveness | null;
   /** Read only for clusters that have a record. */
   markers: readonly NodeMarker[];
 }
@@ -229,6 +233,9 @@ export function decideGc(e: GcEvidence): GcDecision {
   if (proof === 'not-ours') {
     if (busy) return keep(`its nodes are not this lab's, and ${by} is still creating it`);
     return { name, action: 'forget', why: 'a kind cluster by this name exists but its nodes carry no kube-netlab owner label of this lab: left alone, stale record removed' };
+  }
+  if (rec.status === 'up' && rec.heldBy && e.holder === 'dead' && proof === 'ours') {
+    return { name, action: 'delete', why: `its holder, pid ${rec.heldBy.pid} (a notebook kernel or script), has died` };
   }
   if (rec.status === 'up') return keep(`a lab that is up: \`kube-netlab down --name ${name}\` removes it`);
   if (rec.status === 'retained') return keep(`kept for debugging after a failed create (--retain): \`kube-netlab down --name ${name}\` removes it`);

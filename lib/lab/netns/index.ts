@@ -11,6 +11,7 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import { allocatePodIP, assignExternalAccess, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
+import { processStart } from '../kind/state.ts';
 import { syncNode } from './kube-proxy.ts';
 import { labOfNamespace, labPrefix, networkNs, nodeNs, podNs, scratchOwnerPid } from './names.ts';
 import { HTTPBIN_SCRIPT, LOAD_SCRIPT, parseLoadOutput } from './pod/index.ts';
@@ -25,6 +26,11 @@ export interface NetnsLabOptions {
   runner?: Runner;
   /** Long steps report here (the CLI prints them). */
   onProgress?: (step: string) => void;
+  /**
+   * The process whose life this lab shares (a notebook kernel): once it has died, `gc` removes the
+   * lab, so a notebook never has to delete a lab by name that someone else may be using.
+   */
+  heldBy?: number;
 }
 
 /** The tools a netns lab drives, each checked before anything is created. */
@@ -69,6 +75,7 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   }));
   const state: LabState = {
     version: 1, name, backend: 'netns', mode: opts.mode, status: 'creating', creatorPid: process.pid,
+    ...(opts.heldBy !== undefined ? { heldBy: { pid: opts.heldBy, start: processStart(opts.heldBy) } } : {}),
     createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
   };
   // Written first, so a crash halfway leaves something `gc` recognises.
@@ -332,7 +339,7 @@ export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
     } catch {
       state = null;
     }
-    const dead = !state || (state.status === 'creating' && !alive(state.creatorPid));
+    const dead = !state || (state.status === 'creating' && !alive(state.creatorPid)) || (state.heldBy !== undefined && !holderAlive(state.heldBy));
     if (dead) {
       report.namespaces.push(...(await destroyNetnsLab(lab, r)));
       report.labs.push(lab);
@@ -346,6 +353,13 @@ export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
     }
   }
   return report;
+}
+
+/** A holder is gone when its pid is, or when the pid now names a later process. */
+function holderAlive(h: { pid: number; start: string | null }): boolean {
+  if (!alive(h.pid)) return false;
+  const now = processStart(h.pid);
+  return h.start === null || now === null || now === h.start;
 }
 
 function alive(pid: number): boolean {

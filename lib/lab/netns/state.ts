@@ -34,6 +34,8 @@ export interface LabState {
   /** `creating` until `up` finished; gc removes labs whose creator died while creating. */
   status: 'creating' | 'up';
   creatorPid: number;
+  /** The process whose life this lab shares (see NetnsLabOptions.heldBy); gc removes it once that has died. */
+  heldBy?: { pid: number; start: string | null };
   createdAt: string;
   nodes: LabNode[];
   services: Service[];
