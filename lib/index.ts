@@ -10,3 +10,4 @@ export * as capture from './capture/index.ts';
 export * as traffic from './traffic/index.ts';
 export * as provenance from './provenance/index.ts';
 export * as plot from './plot/index.ts';
+export * as scale from './scale/index.ts';

@@ -1,4 +1,5 @@
 import * as Plot from '@observablehq/plot';
+import type { Provenance } from '../provenance/index.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 import { renderFigure, type Figure } from './figure.ts';
 import type { LegendItem } from './legend.ts';
@@ -12,19 +13,59 @@ export interface ScalingPoint {
   source: 'predicted' | 'measured';
 }
 
+/** What a scale-sweep figure plots (see ScaleSweepLike). */
+export type ScalingMetric = 'syncMs' | 'changeMs' | 'latencyP50' | 'latencyP99' | 'rules';
+
 export interface ScalingOptions {
   title?: string;
   subtitle?: string;
   caption?: string;
   /** What `rules` counts (y-axis label). */
   yLabel?: string;
-  /** Log scales on both axes (default true: counts span orders of magnitude). */
+  /** Log scales (default: both axes for counts and times; x only for latency). */
   log?: boolean;
   width?: number;
+  /** For a scale sweep: what to plot (default syncMs). Ignored for ScalingPoint lists. */
+  metric?: ScalingMetric;
+}
+
+interface Pct {
+  p50: number;
+  p99: number;
+}
+
+interface SweepSide {
+  syncMs: number | null;
+  changeMs: number | null;
+  firstServiceLatencyUs: Pct | null;
+  lastServiceLatencyUs: Pct | null;
+}
+
+/**
+ * The parts of a scale sweep (lib/scale's ScaleResult, `kube-netlab scale --json`) a figure
+ * reads. Structural, so the pure plotting code does not import the lab that produced it.
+ */
+export interface ScaleSweepLike {
+  points: readonly {
+    mode: ProxyMode;
+    services: number;
+    endpoints: number;
+    measured: SweepSide & { provenance?: Provenance; kernel?: unknown };
+    predicted: SweepSide & { inFit?: boolean; counts?: unknown };
+  }[];
+  model?: { fitMaxServices: number };
 }
 
 /** Counts as the cluster grows: predictions as lines, measurements as dots, one colour per mode. */
-export function scalingFigure(points: readonly ScalingPoint[], opts: ScalingOptions = {}): Figure {
+export function scalingFigure(points: readonly ScalingPoint[], opts?: ScalingOptions): Figure;
+/**
+ * A scale sweep, measured against its cost model: `metric` syncMs or changeMs (ms vs services),
+ * latencyP50 or latencyP99 (first and last service side by side), or rules (kernel vs lib/sim).
+ */
+export function scalingFigure(sweep: ScaleSweepLike, opts?: ScalingOptions): Figure;
+export function scalingFigure(input: readonly ScalingPoint[] | ScaleSweepLike, opts: ScalingOptions = {}): Figure {
+  if (!Array.isArray(input)) return sweepFigure(input as ScaleSweepLike, opts);
+  const points = input as readonly ScalingPoint[];
   const log = opts.log ?? true;
   const modes = [...new Set(points.map((p) => p.mode))];
   const predicted = points.filter((p) => p.source === 'predicted').sort((a, b) => a.services - b.services);
@@ -53,5 +94,120 @@ export function scalingFigure(points: readonly ScalingPoint[], opts: ScalingOpti
       Plot.dot(measured, { x: 'services', y, fill: 'mode', stroke: 'white', r: 4.5, symbol: 'circle', className: 'measured' }),
       Plot.text(last, { x: 'services', y, text: 'mode', fill: 'mode', textAnchor: 'start', dx: 6, className: 'predicted-label' }),
     ],
+  });
+}
+
+/** One value of a sweep, flattened for Plot. `panel` separates the first and last service. */
+export interface SweepRow {
+  mode: ProxyMode;
+  services: number;
+  value: number;
+  source: 'measured' | 'predicted';
+  panel: string;
+  /** Predicted rows: the model was fitted on this size (in-sample). */
+  inFit?: boolean;
+}
+
+const LAT_PANELS = ['first service in kube-proxy\'s order', 'last service in kube-proxy\'s order'];
+
+/** The rows a sweep figure draws, for a metric; null values (not measured, no model) are left out. */
+export function scaleSweepRows(sweep: ScaleSweepLike, metric: ScalingMetric): SweepRow[] {
+  const rows: SweepRow[] = [];
+  for (const p of sweep.points) {
+    for (const source of ['measured', 'predicted'] as const) {
+      const side = p[source];
+      const base = { mode: p.mode, services: p.services, source, ...(source === 'predicted' ? { inFit: p.predicted.inFit } : {}) };
+      if (metric === 'syncMs' || metric === 'changeMs') {
+        const v = side[metric];
+        if (v !== null && v !== undefined) rows.push({ ...base, value: v, panel: '' });
+      } else if (metric === 'latencyP50' || metric === 'latencyP99') {
+        const q = metric === 'latencyP50' ? 'p50' : 'p99';
+        const pair = [side.firstServiceLatencyUs, side.lastServiceLatencyUs];
+        pair.forEach((l, i) => {
+          if (l) rows.push({ ...base, value: l[q], panel: LAT_PANELS[i] });
+        });
+      } else {
+        const v = mainCount(p.mode, source === 'measured' ? p.measured.kernel : p.predicted.counts);
+        if (v !== null) rows.push({ ...base, value: v, panel: '' });
+      }
+    }
+  }
+  return rows;
+}
+
+/** The count a mode's cost follows: iptables nat+filter rules, nftables rules, ipvs ipset members. */
+function mainCount(mode: ProxyMode, counts: unknown): number | null {
+  const c = (counts ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const m = c[mode];
+  if (!m) return null;
+  if (mode === 'iptables') {
+    const t = m as { nat: { rules: number }; filter: { rules: number } };
+    return t.nat.rules + t.filter.rules;
+  }
+  if (mode === 'nftables') return (m as { rules: number }).rules;
+  return Object.values((m as { ipsetMembers: Record<string, number> }).ipsetMembers).reduce((a, b) => a + b, 0);
+}
+
+const METRIC_TEXT: Record<ScalingMetric, { title: string; y: string }> = {
+  syncMs: { title: 'Full sync time as services grow', y: 'ms to apply a full sync' },
+  changeMs: { title: 'Time to apply a one-endpoint change as services grow', y: 'ms to apply one change' },
+  latencyP50: { title: 'First-packet latency (median) as services grow', y: 'µs, connect() p50' },
+  latencyP99: { title: 'First-packet latency (p99) as services grow', y: 'µs, connect() p99' },
+  rules: { title: 'What the kernel holds as services grow', y: 'rules (ipvs: ipset members)' },
+};
+
+function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
+  const metric = opts.metric ?? 'syncMs';
+  const text = METRIC_TEXT[metric];
+  const rows = scaleSweepRows(sweep, metric);
+  const modes = [...new Set(sweep.points.map((p) => p.mode))];
+  const latency = metric === 'latencyP50' || metric === 'latencyP99';
+  const logX = opts.log ?? true;
+  const logY = opts.log ?? !latency;
+  const measured = rows.filter((r) => r.source === 'measured');
+  const predicted = rows.filter((r) => r.source === 'predicted').sort((a, b) => a.services - b.services);
+  const fitMax = sweep.model?.fitMaxServices;
+  const showFit = metric !== 'rules' && fitMax !== undefined && sweep.points.some((p) => p.services > fitMax);
+  const endpoints = sweep.points[0]?.endpoints;
+  const prov = sweep.points.find((p) => p.measured.provenance)?.measured.provenance;
+  const predictedName = metric === 'rules' ? 'predicted (lib/sim counts)' : 'predicted (cost model)';
+  const measuredName = metric === 'rules' ? 'captured (kernel)' : 'measured (lab)';
+  const legend: LegendItem[] = [
+    ...modes.map((m) => ({ label: m, swatch: 'bar' as const, color: MODE_COLORS[m] })),
+    { label: predictedName, swatch: 'line', color: THEME.predicted },
+    { label: measuredName, swatch: 'dot', color: THEME.predicted },
+    ...(showFit ? [{ label: `model fitted on ≤ ${fitMax} services`, swatch: 'dashed' as const, color: THEME.interval }] : []),
+  ];
+  const subtitle = opts.subtitle ?? [
+    `${prov ? `measured · ${prov.backend ?? 'lab'}/${modes.join(', ')}${prov.node ? ` · ${prov.node}` : ''}` : 'measured · lab'}`,
+    metric === 'rules' ? 'predicted · model (lib/sim)' : `predicted · model (least squares${fitMax !== undefined ? ` on ≤ ${fitMax} services` : ''})`,
+  ].join('  vs  ') + (endpoints ? `; ${endpoints} endpoints per service` : '');
+  const y = (r: SweepRow) => (logY ? Math.max(r.value, 1e-3) : r.value);
+  const facet = latency ? { fx: 'panel' as const } : {};
+  const marks: Plot.Markish[] = [
+    Plot.line(predicted, { x: 'services', y, z: 'mode', stroke: 'mode', strokeWidth: 2, ...facet, className: 'predicted' }),
+    Plot.dot(measured, { x: 'services', y, fill: 'mode', stroke: 'white', r: 4.5, symbol: 'circle', ...facet, className: 'measured' }),
+  ];
+  if (showFit) {
+    marks.push(
+      Plot.ruleX([fitMax], { stroke: THEME.interval, strokeDasharray: '4,3', className: 'fit-boundary' }),
+      Plot.text([fitMax], { x: (d: number) => d, frameAnchor: 'top', text: () => 'fitted ← | → predicted', dx: 4, dy: 4, textAnchor: 'start', fill: THEME.muted, className: 'fit-boundary-label' }),
+    );
+  }
+  return renderFigure({
+    title: opts.title ?? text.title,
+    subtitle,
+    caption: opts.caption ?? (latency
+      ? 'iptables walks KUBE-SERVICES rule by rule, so the last service pays for every rule above it; nftables looks the service up in a verdict map.'
+      : undefined),
+    width: opts.width ?? (latency ? 760 : undefined),
+    legend,
+    height: 380,
+    marginRight: latency ? 20 : 40,
+    x: { type: logX ? 'log' : 'linear', label: 'services →', grid: true },
+    y: { type: logY ? 'log' : 'linear', label: `↑ ${opts.yLabel ?? text.y}`, grid: true, ...(logY ? {} : { zero: true }) },
+    ...(latency ? { fx: { label: null, domain: LAT_PANELS } } : {}),
+    color: { domain: modes, range: modes.map((m) => MODE_COLORS[m]) },
+    marks,
   });
 }

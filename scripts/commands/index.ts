@@ -5,6 +5,7 @@ import { capture, down, gc, status, traffic, up } from './lab.ts';
 import { parseCommand } from './parse.ts';
 import { predict } from './predict.ts';
 import { rules } from './rules.ts';
+import { scale } from './scale.ts';
 import { tour } from './tour.ts';
 import { trace } from './trace.ts';
 
@@ -23,4 +24,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   parse: parseCommand,
   trace,
   tour,
+  scale,
 };

@@ -37,6 +37,15 @@ describe('published numbers and claims', () => {
     expect(v['iptables-update-linear']).toBe(false);
   });
 
+  it('differences inside the noise do not count as agreement', () => {
+    const v = verdicts(sweep(
+      [[100, 300, 310, 50], [1000, 305, 320, 80]],
+      [[100, 300, 40], [1000, 300, 60]],
+    ));
+    expect(v['iptables-latency-grows']).toBe(false);
+    expect(v['iptables-update-linear']).toBe(false);
+  });
+
   it('says it cannot tell when the sweep lacks the sizes or modes', () => {
     const checks = checkPublishedClaims(sweep([[100, 20, 25, 5]], []));
     expect(checks.every((c) => c.holds === null)).toBe(true);

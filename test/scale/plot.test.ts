@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { scalingFigure, toPng } from '../../lib/plot/index.ts';
+import { scaleSweepRows, type ScaleSweepLike } from '../../lib/plot/scaling.ts';
+import { provenance } from '../../lib/provenance/index.ts';
+import type { ScaleResult } from '../../lib/scale/index.ts';
+import { predictCounts } from '../../lib/sim/index.ts';
+
+// What runScaleSweep returns is what the figure takes (checked by tsc).
+const acceptsSweepResults = (r: ScaleResult): ScaleSweepLike => r;
+void acceptsSweepResults;
+
+/** A sweep as `kube-netlab scale --json` gives it, with made-up timings. */
+function sweep(): ScaleSweepLike {
+  const points: ScaleSweepLike['points'][number][] = [];
+  for (const mode of ['iptables', 'nftables'] as const) {
+    for (const S of [10, 100, 1000, 10_000]) {
+      const grow = mode === 'iptables' ? S / 10 : 0;
+      const counts = predictCounts(mode, { services: S, endpoints: 10 });
+      points.push({
+        mode, services: S, endpoints: 10,
+        measured: {
+          provenance: provenance({ source: 'measured', backend: 'netns', mode, node: 'kind-worker' }),
+          syncMs: 5 + S * 0.05, changeMs: 3 + S * 0.01,
+          firstServiceLatencyUs: { p50: 60, p99: 120 }, lastServiceLatencyUs: S === 10_000 ? null : { p50: 60 + grow, p99: 120 + grow },
+          kernel: counts,
+        },
+        predicted: {
+          syncMs: 5 + S * 0.05, changeMs: S > 1000 ? null : 3 + S * 0.01,
+          firstServiceLatencyUs: { p50: 61, p99: 119 }, lastServiceLatencyUs: { p50: 61 + grow, p99: 119 + grow },
+          inFit: S <= 1000, counts,
+        },
+      });
+    }
+  }
+  return { points, model: { fitMaxServices: 1000 } };
+}
+
+/** Child tags of the first element with a mark class (per facet for faceted figures). */
+function markTags(svg: string, cls: string): string[] {
+  const i = svg.indexOf(`class="${cls}"`);
+  if (i < 0) return [];
+  const after = svg.slice(svg.indexOf('>', i) + 1, svg.indexOf('</g>', i));
+  return [...after.matchAll(/<([a-z]+)[\s>/]/g)].map((m) => m[1]);
+}
+
+describe('scalingFigure draws a scale sweep: measured dots, predicted lines', () => {
+  it('rows leave out what was not measured or not predicted', () => {
+    const rows = scaleSweepRows(sweep(), 'changeMs');
+    expect(rows.filter((r) => r.source === 'measured')).toHaveLength(8);
+    expect(rows.filter((r) => r.source === 'predicted')).toHaveLength(6);
+    const lat = scaleSweepRows(sweep(), 'latencyP50');
+    expect(lat.filter((r) => r.source === 'measured' && r.panel.startsWith('last'))).toHaveLength(6);
+    expect(lat.find((r) => r.mode === 'iptables' && r.services === 1000 && r.source === 'predicted' && r.panel.startsWith('last'))!.value).toBe(161);
+    const rules = scaleSweepRows(sweep(), 'rules');
+    expect(rules.find((r) => r.mode === 'iptables' && r.services === 10 && r.source === 'measured')!.value).toBe(325 + 4);
+  });
+
+  it('sync time: one line and one set of dots per mode, the fit boundary labelled', () => {
+    const fig = scalingFigure(sweep(), { metric: 'syncMs' });
+    for (const s of ['Full sync time as services grow', 'predicted (cost model)', 'measured (lab)', 'model fitted on ≤ 1000 services',
+      'fitted ← | → predicted', 'ms to apply a full sync']) {
+      expect(fig.svg).toContain(s);
+    }
+    // The subtitle wraps; read it back as one line.
+    const subtitle = [...fig.svg.matchAll(/class="figure-subtitle"[^>]*>([^<]*)</g)].map((m) => m[1]).join(' ');
+    expect(subtitle).toBe('measured · netns/iptables, nftables · kind-worker  vs  predicted · model (least squares on ≤ 1000 services); 10 endpoints per service');
+    expect(markTags(fig.svg, 'predicted')).toEqual(['path', 'path']);
+    expect(markTags(fig.svg, 'measured').filter((t) => t === 'circle')).toHaveLength(8);
+  });
+
+  it('latency: the first and the last service side by side', () => {
+    const fig = scalingFigure(sweep(), { metric: 'latencyP50' });
+    for (const s of ['First-packet latency (median)', 'first service in kube-proxy', 'last service in kube-proxy', 'µs, connect() p50', 'verdict map']) {
+      expect(fig.svg).toContain(s);
+    }
+    expect(fig.svg.match(/class="measured"/g)!.length).toBe(2); // one dot group per panel
+    expect(fig.svg.match(/class="predicted"/g)!.length).toBe(2);
+    expect(toPng(fig.svg).length).toBeGreaterThan(1000);
+  });
+
+  it('counts: the kernel against lib/sim, no fit boundary', () => {
+    const fig = scalingFigure(sweep(), { metric: 'rules' });
+    expect(fig.svg).toContain('captured (kernel)');
+    expect(fig.svg).toContain('predicted (lib/sim counts)');
+    expect(fig.svg).not.toContain('fitted ←');
+  });
+
+  it('still takes the old list of ScalingPoint', () => {
+    const fig = scalingFigure([
+      { services: 10, mode: 'iptables', rules: 325, source: 'predicted' },
+      { services: 100, mode: 'iptables', rules: 3205, source: 'predicted' },
+      { services: 10, mode: 'iptables', rules: 325, source: 'measured' },
+    ]);
+    expect(fig.svg).toContain('How kube-proxy');
+    expect(markTags(fig.svg, 'predicted')).toEqual(['path']);
+  });
+});
