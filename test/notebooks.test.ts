@@ -29,7 +29,7 @@ describe('notebooks', () => {
   it('executes the whole series headless without a cell error', () => {
     expect(run.message).toBeUndefined();
     expect(run.ok).toBe(true);
-    expect(run.results.length).toBeGreaterThanOrEqual(6);
+    expect(run.results.length).toBeGreaterThanOrEqual(9);
   });
 
   it('00 setup: doctor, a lab with pods, traffic, and the lab removed', () => {
@@ -80,5 +80,15 @@ describe('notebooks', () => {
     expect(html).toMatch(/-A KUBE-NODEPORTS [^<]*-j KUBE-EXT-[A-Z0-9]{16}/);
     // Local keeps the client's address: the pods answered the client node itself.
     expect(html).toMatch(/the pods answered to 172\.18\.0\.\d+ \(the client&#39;s own address\)/);
+  });
+
+  it('08 scale lab: a live sweep beside its model, the recorded benchmark, and the published claims checked', () => {
+    const { html } = result('08-scale-lab.ipynb');
+    expect(html).toContain('kernel counts equal lib/sim');
+    expect(html).toContain('every connection was DNATed; no namespace left behind');
+    expect(html).toContain('<svg');
+    expect(html).toContain('NFTables mode for kube-proxy');
+    expect(html).toMatch(/<td>(holds|does not hold|cannot tell)<\/td>/);
+    expect(html).toContain('nb08: no namespace left behind');
   });
 });
