@@ -4,16 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../lib/exec/index.ts';
-import { main, type Io } from '../scripts/cli.ts';
+import { cli } from './helpers/cli.ts';
 import { testRunTag, withNetns } from './helpers/netns.ts';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => { out += `${t}\n`; }, err: (t) => { err += `${t}\n`; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 let dir: string;
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'kube-netlab-cli-')); });

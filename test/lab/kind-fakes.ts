@@ -132,3 +132,25 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = Obje
     },
   };
 }
+
+/**
+ * A directory to use as PATH that holds the real docker CLI and nothing else (no kind, no
+ * kubectl): the CLI is found on PATH the way a shell would, without running one.
+ */
+export async function dockerOnlyPath(dir: string): Promise<string> {
+  const { access, mkdir: mkdirp, symlink: link } = await import('node:fs/promises');
+  const { constants } = await import('node:fs');
+  const { join: joinPath } = await import('node:path');
+  let docker: string | undefined;
+  for (const d of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    try {
+      await access(joinPath(d, 'docker'), constants.X_OK);
+      docker = joinPath(d, 'docker');
+      break;
+    } catch { /* not here */ }
+  }
+  if (!docker) throw new Error('the docker CLI is not on PATH: install it with `apt-get install -y docker.io` (the tests need the CLI, not a daemon)');
+  await mkdirp(dir, { recursive: true });
+  await link(docker, joinPath(dir, 'docker'));
+  return dir;
+}

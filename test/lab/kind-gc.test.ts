@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import {
   creatorLiveness, decideGc, listKindRecords, markerOf, proveOwnership, readKindRecord, thisCreator, writeKindRecord,
   type GcEvidence, type HostProbe, type KindRecord, type NodeMarker,
 } from '../../lib/lab/kind/state.ts';
-import { EnvRunner, fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
+import { EnvRunner, fakeToolchain, type FakeToolchain, dockerOnlyPath } from './kind-fakes.ts';
 
 let tmp: string;
 const xdg = process.env.XDG_STATE_HOME;
@@ -131,10 +131,7 @@ describe('kube-netlab gc and down for kind: when kind or the docker daemon is mi
 
   beforeAll(async () => {
     // A PATH holding the real docker CLI and nothing else: no kind.
-    const docker = (await runner.run(['sh', '-c', 'command -v docker'])).stdout.trim();
-    dockerOnly = join(tmp, 'docker-only');
-    await mkdir(dockerOnly);
-    await symlink(docker, join(dockerOnly, 'docker'));
+    dockerOnly = await dockerOnlyPath(join(tmp, 'docker-only'));
     // Only kind is faked here; docker is the real CLI, talking to a socket where no daemon is.
     fakeKind = await fakeToolchain(join(tmp, 'fake-kind'), ['kind']);
     await writeKindRecord(record('leftover'));

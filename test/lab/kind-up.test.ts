@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../../lib/exec/index.ts';
 import { kindConfigFile, listKindRecords, readKindRecord } from '../../lib/lab/kind/state.ts';
 import { UpInterrupted, upLab } from '../../scripts/commands/lab.ts';
-import { fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
+import { fakeToolchain, type FakeToolchain, dockerOnlyPath } from './kind-fakes.ts';
 
 // `kube-netlab up --backend kind` as a user runs it: the real CLI in its own process, with the
 // real docker CLI where the failure is docker's, and fake kind/kubectl/docker where it must get
@@ -59,10 +59,8 @@ describe('kube-netlab up --backend kind where it cannot run: fails fast, says wh
   const noDaemon = () => `unix://${join(tmp, 'no-daemon.sock')}`;
 
   beforeAll(async () => {
-    const docker = (await runner.run(['sh', '-c', 'command -v docker'])).stdout.trim();
-    dockerOnly = join(tmp, 'docker-only');
-    await mkdir(dockerOnly);
-    await symlink(docker, join(dockerOnly, 'docker'));
+    // A PATH holding the real docker CLI and nothing else: no kind.
+    dockerOnly = await dockerOnlyPath(join(tmp, 'docker-only'));
     fakeDocker = await fakeToolchain(join(tmp, 'fake-docker'), ['docker']);
   });
 

@@ -4,15 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runner } from '../../lib/exec/index.ts';
-import { main, type Io } from '../../scripts/cli.ts';
+import { cli } from '../helpers/cli.ts';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => { out += `${t}\n`; }, err: (t) => { err += `${t}\n`; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 async function namespacesOf(pid: number): Promise<string[]> {
   const out = await runner.run(['ip', 'netns', 'list']);
