@@ -3,6 +3,7 @@
  * and change loads, and what to count. No I/O here, so every input a step feeds the kernel can be
  * tested as text.
  */
+import type { ScaleOptions } from './types.ts';
 import { KIND_DEFAULTS, addressAt, cidrSize, parseIpv4Cidr, resolveServicePorts, syntheticCluster } from '../k8s/index.ts';
 import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
@@ -74,18 +75,7 @@ const whole = (name: string, v: number, min: number) => {
 };
 
 /** Fill in defaults and refuse what cannot run, before any namespace exists. */
-export function resolveScaleOptions(o: {
-  modes: readonly ProxyMode[];
-  services: readonly number[];
-  endpoints: number;
-  samples?: number;
-  repeats?: number;
-  repeatBudgetMs?: number;
-  maxSyncMs?: number;
-  fitMaxServices?: number;
-  podSubnet?: string;
-  netnsPrefix?: string;
-}): ResolvedScaleOptions {
+export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress' | 'echo'>): ResolvedScaleOptions {
   if (o.modes.length === 0) throw new ScaleOptionError('give at least one mode');
   for (const m of o.modes) if (!isProxyMode(m)) throw new ScaleOptionError(`unknown mode ${JSON.stringify(m)} (expected ${PROXY_MODES.join(', ')})`);
   if (new Set(o.modes).size !== o.modes.length) throw new ScaleOptionError('a mode is listed twice');
