@@ -34,6 +34,10 @@ function countCell(p: ScalePoint): string {
 
 function line(fit: LineFit | null, x: string, unit: string): string {
   if (!fit) return 'no fit';
+  if (fit.space === 'log-log') {
+    const r2 = fit.r2 === null ? '' : `, r² ${fit.r2.toFixed(3)} in log space`;
+    return `${Math.exp(fit.intercept).toPrecision(3)} ${unit} · ${x}^${fit.slope.toFixed(2)}${r2}`;
+  }
   const r2 = fit.r2 === null ? '' : `, r² ${fit.r2.toFixed(3)}`;
   const b = Math.abs(fit.slope);
   const slope = b < 0.01 && b !== 0 ? b.toExponential(3) : b.toFixed(4);
@@ -64,7 +68,7 @@ export function formatScaleTable(res: ScaleResult): string {
     fmt(head),
     ...rows.map(fmt),
     '',
-    'Model, least squares per mode:',
+    'Model, least squares per mode (times as power laws, latency as lines):',
   ];
   for (const [mode, m] of Object.entries(res.model.modes)) {
     if (!m) continue;

@@ -115,7 +115,7 @@ export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress
     samples: whole('samples', o.samples ?? 200, 1),
     repeats: whole('repeats', o.repeats ?? 3, 1),
     repeatBudgetMs: whole('repeat budget (ms)', o.repeatBudgetMs ?? 60_000, 0),
-    maxSyncMs: whole('max sync (ms)', o.maxSyncMs ?? 120_000, 1),
+    maxSyncMs: whole('max sync (ms)', o.maxSyncMs ?? 60_000, 1),
     fitMaxServices: whole('fit-max', o.fitMaxServices ?? 1000, 1),
     podSubnet,
     netnsPrefix: prefix,

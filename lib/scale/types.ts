@@ -17,7 +17,7 @@ export interface ScaleOptions {
   repeatBudgetMs?: number;
   /**
    * A step is not started when the sync times measured so far predict its full sync would take
-   * longer than this (default 120,000 ms); it is reported in skippedSteps with the estimate.
+   * longer than this (default 60,000 ms); it is reported in skippedSteps with the estimate.
    */
   maxSyncMs?: number;
   /** Sizes up to this many services are fitted; the model predicts the rest (default 1000). */

@@ -5,8 +5,10 @@ import { predictCounts } from './counts.ts';
  * A small cost model for kube-proxy's data plane, fitted on measurements of small clusters and
  * used to predict large ones (the scale lab, lib/scale). Two straight lines per mode:
  *
- * - sync and change time = a + b·objects, where objects is what a full sync writes, as lib/sim
- *   counts it (see syncObjects);
+ * - sync and change time = a·objects^b, a power law fitted as a line in log-log space, where
+ *   objects is what a full sync writes, as lib/sim counts it (see syncObjects). A straight line
+ *   would predict negative times for small sizes once a large one grows faster than linear, as
+ *   restores of tens of thousands of chains do; the exponent b says how fast it grows;
  * - first-packet latency = a + b·rulesTraversed, where rulesTraversed is how many rules a new
  *   connection's first packet evaluates before it is DNATed (see rulesTraversed). iptables walks
  *   KUBE-SERVICES top to bottom, so the last service costs more; nftables and IPVS look the
@@ -23,6 +25,8 @@ export interface LineFit {
   n: number;
   /** Coefficient of determination; null when y (or x) does not vary. */
   r2: number | null;
+  /** `log-log`: fitted on ln x and ln y, so y = e^intercept · x^slope (r2 is in log space). */
+  space?: 'linear' | 'log-log';
 }
 
 /**
@@ -53,7 +57,14 @@ export function fitLine(xs: readonly number[], ys: readonly number[]): LineFit {
 }
 
 export function evalLine(fit: LineFit, x: number): number {
+  if (fit.space === 'log-log') return Math.exp(fit.intercept + fit.slope * Math.log(x));
   return fit.intercept + fit.slope * x;
+}
+
+/** y = a·x^b by least squares on ln x, ln y; every x and y must be positive. */
+export function fitPower(xs: readonly number[], ys: readonly number[]): LineFit {
+  for (const v of [...xs, ...ys]) if (!(v > 0)) throw new Error(`fitPower: ${v} is not positive`);
+  return { ...fitLine(xs.map(Math.log), ys.map(Math.log)), space: 'log-log' };
 }
 
 /** Median of a non-empty list (mean of the two middle values for an even count). */
@@ -130,9 +141,9 @@ export interface ModeCostModel {
   mode: ProxyMode;
   /** Service counts whose points were fitted; the model predicts the others. */
   fittedOn: number[];
-  /** Full sync ms against syncObjects. */
+  /** Full sync ms against syncObjects, a power law (log-log). */
   syncMs: LineFit | null;
-  /** One-endpoint change ms against syncObjects. */
+  /** One-endpoint change ms against syncObjects, a power law (log-log). */
   changeMs: LineFit | null;
   /** Connect p50 µs against rulesTraversed (first and last service of each fitted size). */
   latencyP50Us: LineFit | null;
@@ -157,12 +168,13 @@ export function fitCostModels(observations: readonly CostObservation[], opts: Fi
   for (const mode of modes) {
     const mine = observations.filter((o) => o.mode === mode && o.services <= max);
     const notes: string[] = [];
-    const line = (what: string, pts: { x: number; y: number; services: number }[]): LineFit | null => {
+    const line = (what: string, pts: { x: number; y: number; services: number }[], power = false): LineFit | null => {
       const sizes = new Set(pts.map((p) => p.services));
       if (sizes.size < 2) {
         notes.push(`${what}: needs measurements at two or more sizes ≤ ${max} services, has ${sizes.size}`);
         return null;
       }
+      if (power && pts.every((p) => p.x > 0 && p.y > 0)) return fitPower(pts.map((p) => p.x), pts.map((p) => p.y));
       return fitLine(pts.map((p) => p.x), pts.map((p) => p.y));
     };
     const timed = (key: 'syncMs' | 'changeMs') =>
@@ -175,8 +187,8 @@ export function fitCostModels(observations: readonly CostObservation[], opts: Fi
     out[mode] = {
       mode,
       fittedOn: [...new Set(mine.map((o) => o.services))].sort((a, b) => a - b),
-      syncMs: line('sync', timed('syncMs')),
-      changeMs: line('change', timed('changeMs')),
+      syncMs: line('sync', timed('syncMs'), true),
+      changeMs: line('change', timed('changeMs'), true),
       latencyP50Us: line('latency p50', lat('p50')),
       latencyP99Us: line('latency p99', lat('p99')),
       notes,

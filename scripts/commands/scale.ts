@@ -5,7 +5,7 @@ import { UsageError, intOption, printJson, stringOption, type CommandSpec } from
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
 export const scale: CommandSpec = {
   summary: 'time syncs and changes, first-packet latency and kernel counts per mode as services grow, beside a fitted cost model (root)',
-  usage: 'scale [--modes iptables,nftables[,ipvs]] [--services 10,100,1000] [--endpoints 10] [--samples 200] [--repeats 3] [--fit-max 1000] [--max-sync-seconds 120] [--pod-subnet CIDR] [--echo] [--json]',
+  usage: 'scale [--modes iptables,nftables[,ipvs]] [--services 10,100,1000] [--endpoints 10] [--samples 200] [--repeats 3] [--fit-max 1000] [--max-sync-seconds 60] [--pod-subnet CIDR] [--echo] [--json]',
   options: {
     modes: { type: 'string' },
     services: { type: 'string' },
@@ -24,7 +24,7 @@ export const scale: CommandSpec = {
       const samples = intOption(args, 'samples', 200);
       const repeats = intOption(args, 'repeats', 3);
       const fitMaxServices = intOption(args, 'fit-max', 1000);
-      const maxSyncSeconds = intOption(args, 'max-sync-seconds', 120);
+      const maxSyncSeconds = intOption(args, 'max-sync-seconds', 60);
       for (const [k, v] of [['endpoints', endpoints], ['samples', samples], ['repeats', repeats], ['fit-max', fitMaxServices], ['max-sync-seconds', maxSyncSeconds]] as const) {
         if (v < 1) throw new UsageError(`--${k} must be at least 1, got ${v}`);
       }
