@@ -176,18 +176,21 @@ export function checkPublishedClaims(points: readonly ClaimCheckPoint[]): ClaimC
     });
   } else out.push({ claim: 'nftables-p50-vs-iptables-best', holds: null, evidence: 'needs both modes at 5,000 or 10,000 Services' });
 
-  const iptChange = ipt.filter((p) => p.changeMs !== undefined);
-  const nftChange = nft.filter((p) => p.changeMs !== undefined);
-  if (iptChange.length >= 2 && nftChange.length >= 2) {
-    const gi = iptChange[iptChange.length - 1].changeMs! / iptChange[0].changeMs!;
-    const gn = nftChange[nftChange.length - 1].changeMs! / nftChange[0].changeMs!;
-    const span = `${iptChange[0].services}→${iptChange[iptChange.length - 1].services} Services`;
+  // Compare the same span of sizes in both modes, or the growth factors mean nothing.
+  const both = ipt.filter((p) => p.changeMs !== undefined && nft.some((q) => q.services === p.services && q.changeMs !== undefined)).map((p) => p.services);
+  if (both.length >= 2) {
+    const lo = both[0];
+    const hi = both[both.length - 1];
+    const at = (pts: ClaimCheckPoint[], s: number) => pts.find((p) => p.services === s)!.changeMs!;
+    const gi = at(ipt, hi) / at(ipt, lo);
+    const gn = at(nft, hi) / at(nft, lo);
+    const span = `${lo}→${hi} Services`;
     out.push({
       claim: 'iptables-update-linear',
       holds: gi >= 1.5 * gn,
       evidence: `one-endpoint change over ${span}: iptables ×${gi.toFixed(1)}, nftables ×${gn.toFixed(1)} (read as holding when iptables' growth is at least 1.5 times nftables')`,
     });
-  } else out.push({ claim: 'iptables-update-linear', holds: null, evidence: 'needs one-endpoint change times for both modes at two sizes or more' });
+  } else out.push({ claim: 'iptables-update-linear', holds: null, evidence: 'needs one-endpoint change times for both modes at the same two sizes or more' });
 
   return out;
 }

@@ -46,6 +46,14 @@ describe('published numbers and claims', () => {
     expect(v['iptables-update-linear']).toBe(false);
   });
 
+  it('compares update growth only over sizes both modes measured', () => {
+    const checks = checkPublishedClaims(sweep(
+      [[10, 20, 25, 50], [1000, 22, 300, 100]],
+      [[10, 21, 50], [1000, 22, 60], [5000, 22, 400]],
+    ));
+    expect(checks.find((c) => c.claim === 'iptables-update-linear')!.evidence).toContain('10→1000 Services: iptables ×2.0, nftables ×1.2');
+  });
+
   it('says it cannot tell when the sweep lacks the sizes or modes', () => {
     const checks = checkPublishedClaims(sweep([[100, 20, 25, 5]], []));
     expect(checks.every((c) => c.holds === null)).toBe(true);
