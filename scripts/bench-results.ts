@@ -1,0 +1,170 @@
+// `npm run bench`: runs every benchmark, then writes labs/results/results.json and
+// labs/results/README.md, the results file the README quotes. Each figure keeps the command that
+// reproduces it and the machine it came from. Needs root (the lab and scale benchmarks use
+// network namespaces); takes several minutes.
+//
+//   npx tsx scripts/bench-results.ts [--only core,lab,scale] [--out labs/results]
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runner, shellQuote } from '../lib/exec/index.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+/** Each benchmark as a user would type it; `--json` is appended when it runs here. */
+export const BENCHMARKS = {
+  core: ['npx', 'tsx', 'scripts/bench-core.ts'],
+  lab: ['npx', 'tsx', 'scripts/bench-lab.ts'],
+  scale: ['npx', 'kube-netlab', 'scale', '--modes', 'iptables,nftables', '--services', '10,100,1000,5000,10000', '--endpoints', '10'],
+} as const;
+export type BenchmarkName = keyof typeof BENCHMARKS;
+
+interface CoreResult {
+  services: number; endpoints: number; natRules: number; restoreBytes: number; runs: number;
+  medianMs: Record<'generate' | 'parse' | 'trace' | 'restoreTest', number>;
+  ratioToRestoreTest: Record<'generate' | 'parse' | 'trace', number>;
+}
+interface LabResult {
+  runs: number; requests: number; concurrency: number;
+  results: { mode: string; upToFirstAnswerMs: number; bareNamespacesMs: number; namespaces: number; serviceRps: number; podRps: number }[];
+}
+/** The fields of `kube-netlab scale --json` this page shows; the JSON file keeps all of it. */
+interface ScaleResult {
+  skippedSteps?: { mode: string; services: number; reason: string }[];
+  points: {
+    mode: string; services: number; endpoints: number;
+    measured: Record<string, unknown>;
+    predicted: Record<string, unknown>;
+  }[];
+}
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: Object.keys(BENCHMARKS).join(',') },
+    out: { type: 'string', default: join(ROOT, 'labs', 'results') },
+  },
+});
+
+async function runBenchmark(name: BenchmarkName): Promise<unknown> {
+  const argv = [...BENCHMARKS[name], '--json'];
+  // npx resolves to the project's own binaries; run them directly so no npx lookup is timed.
+  const direct = argv[0] === 'npx' && argv[1] === 'tsx' ? [TSX, ...argv.slice(2)]
+    : argv[0] === 'npx' && argv[1] === 'kube-netlab' ? [process.execPath, join(ROOT, 'scripts', 'kube-netlab.mjs'), ...argv.slice(2)]
+    : [...argv];
+  process.stderr.write(`==> ${shellQuote(argv)}\n`);
+  const res = await runner.run(direct, { cwd: ROOT, timeoutMs: 60 * 60_000, teeStderr: true });
+  return JSON.parse(res.stdout) as unknown;
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function coreSection(r: CoreResult): string[] {
+  return [
+    `## Core: ${fmt(r.services)} services × ${r.endpoints} endpoints`,
+    '',
+    `\`${shellQuote(BENCHMARKS.core)}\`: kube-proxy's iptables rules (${fmt(r.natRules)} nat rules, ${(r.restoreBytes / 1e6).toFixed(1)} MB of restore input), median of ${r.runs} runs, each step beside \`iptables-restore --test\` on the same text in the same run.`,
+    '',
+    '| step | time | ratio to `iptables-restore --test` |',
+    '|---|---:|---:|',
+    `| \`iptables-restore --test\` (reference) | ${fmt(r.medianMs.restoreTest)} ms | 1.00 |`,
+    `| generate (lib/proxy) | ${fmt(r.medianMs.generate)} ms | ${r.ratioToRestoreTest.generate} |`,
+    `| parse (lib/parse) | ${fmt(r.medianMs.parse)} ms | ${r.ratioToRestoreTest.parse} |`,
+    `| trace to the last service (lib/trace) | ${fmt(r.medianMs.trace)} ms | ${r.ratioToRestoreTest.trace} |`,
+    '',
+  ];
+}
+
+function labSection(r: LabResult): string[] {
+  const rows = r.results.map((m) => {
+    const svc = m.serviceRps ? `${fmt(m.serviceRps)} req/s (${(m.serviceRps / m.podRps).toFixed(2)}× ${fmt(m.podRps)} straight to a pod)` : 'not measured (no IPVS data path)';
+    return `| ${m.mode} | ${fmt(m.upToFirstAnswerMs)} ms (${(m.upToFirstAnswerMs / m.bareNamespacesMs).toFixed(2)}× ${m.namespaces} bare namespaces, ${fmt(m.bareNamespacesMs)} ms) | ${svc} |`;
+  });
+  return [
+    '## Lab: bring-up and traffic (netns backend)',
+    '',
+    `\`${shellQuote(BENCHMARKS.lab)}\`: 3 nodes, 3 httpbin pods and a client, median of ${r.runs} runs; ${fmt(r.requests)} requests at concurrency ${r.concurrency}, one connection each.`,
+    '',
+    '| mode | up → first answer (reference: create and delete as many bare namespaces) | through the Service (reference: the same client straight to one pod) |',
+    '|---|---|---|',
+    ...rows,
+    '',
+  ];
+}
+
+const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+const pick = (o: unknown, ...path: string[]): number | undefined => {
+  let cur = o;
+  for (const k of path) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[k] : undefined;
+  return num(cur);
+};
+const cell = (v: number | undefined, digits = 0) => (v === undefined ? '—' : fmt(v, digits));
+
+function scaleSection(r: ScaleResult): string[] {
+  const rows = r.points.map((p) => {
+    const m = p.measured;
+    const q = p.predicted;
+    return `| ${p.mode} | ${fmt(p.services)} | ${cell(pick(m, 'syncMs'), 1)} | ${cell(pick(q, 'syncMs'), 1)} | ${cell(pick(m, 'changeMs'), 1)} | ${cell(pick(m, 'firstServiceLatencyUs', 'p50'))} / ${cell(pick(m, 'lastServiceLatencyUs', 'p50'))} | ${cell(pick(q, 'lastServiceLatencyUs', 'p50'))} |`;
+  });
+  return [
+    '## Scale: what rule counts cost on this kernel',
+    '',
+    `\`${shellQuote(BENCHMARKS.scale)}\`: each step in its own private namespace. The predictions come from lib/sim's cost model (times as power laws in the rules a sync writes, latency as a line in the rules a first packet walks), fitted on the sizes up to 1,000 of the same run.`,
+    '',
+    '| mode | services | full sync, measured (ms) | predicted (ms) | one-endpoint change (ms) | first-packet latency p50, first / last service (µs) | last service, predicted (µs) |',
+    '|---|---:|---:|---:|---:|---|---:|',
+    ...rows,
+    '',
+    ...((r.skippedSteps ?? []).length > 0
+      ? ['Steps not run (nothing measured):', '', ...(r.skippedSteps ?? []).map((x) => `- ${x.mode}, ${fmt(x.services)} services: ${x.reason}.`), '']
+      : []),
+  ];
+}
+
+async function main(): Promise<void> {
+  const names = values.only.split(',').map((n) => {
+    if (!(n in BENCHMARKS)) throw new Error(`unknown benchmark ${n}: one of ${Object.keys(BENCHMARKS).join(', ')}`);
+    return n as BenchmarkName;
+  });
+  const outDir = values.out;
+  mkdirSync(outDir, { recursive: true });
+  const jsonFile = join(outDir, 'results.json');
+  // Keep the benchmarks not re-run this time, so `--only scale` updates one section.
+  let previous: Record<string, unknown> = {};
+  try { previous = (JSON.parse(readFileSync(jsonFile, 'utf8')) as { benchmarks?: Record<string, unknown> }).benchmarks ?? {}; } catch { /* first run */ }
+  const benchmarks: Record<string, unknown> = { ...previous };
+  for (const name of names) benchmarks[name] = { command: shellQuote(BENCHMARKS[name]), at: new Date().toISOString(), result: await runBenchmark(name) };
+
+  const machine = {
+    kernel: release(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+  };
+  writeFileSync(jsonFile, `${JSON.stringify({ kind: 'measured', backend: 'netns', machine, benchmarks }, null, 2)}\n`);
+
+  const section = (name: BenchmarkName, f: (r: never) => string[]) => {
+    const b = benchmarks[name] as { at: string; result: never } | undefined;
+    return b ? [...f(b.result), `_Measured ${b.at.slice(0, 10)}._`, ''] : [];
+  };
+  const md = [
+    '# Benchmark results',
+    '',
+    'Measured, not predicted, except where a column says "predicted". Written by `npm run bench`',
+    '(`scripts/bench-results.ts`), which runs each command below with `--json` and keeps its raw',
+    'output in `results.json`. Speeds are ratios to a reference run on the same machine in the same',
+    'run, so they carry over between machines better than the absolute times do.',
+    '',
+    `Machine: Linux ${machine.kernel}, ${machine.cores} × ${machine.cpu}, Node.js ${machine.node}.`,
+    '',
+    ...section('core', coreSection as (r: never) => string[]),
+    ...section('lab', labSection as (r: never) => string[]),
+    ...section('scale', scaleSection as (r: never) => string[]),
+  ].join('\n');
+  writeFileSync(join(outDir, 'README.md'), md);
+  process.stderr.write(`wrote ${relative(ROOT, jsonFile)} and ${relative(ROOT, join(outDir, 'README.md'))}\n`);
+}
+
+await main();
