@@ -89,7 +89,8 @@ async function captureItem(exec: NodeExec, spec: CaptureSpec, opts: CaptureOptio
     res = await exec([...spec.argv], { allowFailure: true, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
   } catch (e) {
     if (e instanceof MissingToolError) {
-      if (e.binary === spec.tool) return { ...base, skipped: notInstalled(spec) };
+      // Missing on the node itself (not the way onto it): this one capture is skipped.
+      if (e.binary === spec.tool || e.where === 'inside') return { ...base, stderr: e.stderr, skipped: notInstalled(spec) };
       // What is missing is the way onto the node (docker, ip): no other command will fare better.
       return { unreachable: e.message };
     }

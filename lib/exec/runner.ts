@@ -43,7 +43,8 @@ export class CommandError extends Error {
 export class MissingToolError extends Error {
   override readonly name = 'MissingToolError';
   readonly package: string | undefined;
-  constructor(readonly binary: string) {
+  /** `inside`: missing in the place a wrapper (`ip netns exec`) ran it, not on the host's PATH. */
+  constructor(readonly binary: string, readonly where: 'host' | 'inside' = 'host', readonly stderr = '') {
     const hint = installHint(binary);
     super(hint ? `${binary} is not installed: ${hint}` : `${binary} is not installed or not on PATH`);
     this.package = packageFor(binary);
@@ -97,7 +98,7 @@ export class Runner {
     // `ip netns exec NS tool` reports a missing tool only on stderr; name its package all the same.
     const nsMissing = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec' && exitCode !== 0
       ? /exec of "([^"]+)" failed: No such file or directory/.exec(String(result.stderr ?? '')) : null;
-    if (nsMissing) throw new MissingToolError(nsMissing[1]);
+    if (nsMissing) throw new MissingToolError(nsMissing[1], 'inside', String(result.stderr ?? ''));
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut) throw new CommandError([...argv], null, stderr, 'timeout');

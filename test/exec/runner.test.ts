@@ -85,6 +85,7 @@ describe('Runner inside a network namespace', () => {
       const err = await r.run(['ip', 'netns', 'exec', ns.name, 'kn-no-such-tool'], { allowFailure: true }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MissingToolError);
       expect((err as MissingToolError).binary).toBe('kn-no-such-tool');
+      expect((err as MissingToolError).where).toBe('inside');
       expect((err as Error).message).toBe('kn-no-such-tool is not installed or not on PATH');
       // A tool that runs and fails is still an exit code.
       const res = await r.run(['ip', 'netns', 'exec', ns.name, 'ip', 'route', 'get', '300.1.1.1'], { allowFailure: true });
