@@ -39,6 +39,7 @@ describe('notebooks', () => {
     expect(html).toContain('<caption>Pods</caption>');
     expect(html).toMatch(/httpbin-[a-z0-9]+-[a-z0-9]+/);
     expect(html).toContain('lab nb00 removed');
+    expect(html).toContain('<svg');
   });
 
   it('01 container-to-container and 02 pod-to-pod', () => {
