@@ -29,6 +29,14 @@ describe('kube-netlab CLI', () => {
     });
   });
 
+  it('lists the kube-ipvs0 addresses in IPVS mode as `ip addr add` takes them', async () => {
+    const r = await cli('rules', '--mode', 'ipvs', '--services', '2', '--endpoints', '1');
+    expect(r.code).toBe(0);
+    const addrs = r.out.split('\n').filter((l) => /^#   \d/.test(l)).map((l) => l.slice(4));
+    expect(addrs.length).toBeGreaterThan(0);
+    for (const a of addrs) expect(a).toMatch(/^\d+\.\d+\.\d+\.\d+\/32$/);
+  });
+
   it('traces a captured dump end to end and names the outcomes', async () => {
     const rules = await cli('rules', '--mode', 'iptables', '--services', '2', '--endpoints', '3', '--with-jumps');
     const dump = await withNetns(async (ns) => {

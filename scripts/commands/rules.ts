@@ -43,8 +43,8 @@ export const rules: CommandSpec = {
       const r = generateIpvs(ports, opts);
       if (args.values.json) return printJson(io, { mode, node: nodeName, ...r });
       io.out([
-        `# ip link add kube-ipvs0 type dummy; then for each address: ip addr add ADDR/32 dev kube-ipvs0`,
-        ...r.dummyAddresses.map((a) => `#   ${a}/32`),
+        `# ip link add kube-ipvs0 type dummy; then for each address: ip addr add ADDR dev kube-ipvs0`,
+        ...r.dummyAddresses.map((a) => `#   ${a}`),
         '# --- ipset restore ---',
         r.ipsetRestore.trimEnd(),
         '# --- ipvsadm -R ---',
