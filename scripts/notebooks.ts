@@ -215,17 +215,18 @@ const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '
 
 /**
  * out/notebooks/index.html: one page that links every executed notebook, for the audience. A run
- * of some notebooks (`npm run notebooks -- 03`) updates their rows and keeps the others' rows,
- * read back from the page itself, whose HTML is still there.
+ * of some notebooks (`npm run notebooks -- 03`) updates their rows and keeps the others' rows
+ * whose HTML is still there.
  */
 export function writeIndex(outDir: string, results: readonly NotebookResult[]): string {
   const file = join(outDir, 'index.html');
+  // The rows live in index.json beside the page, so a partial run can keep the others'.
+  const data = join(outDir, 'index.json');
   type Row = { name: string; href: string; status: string; time: string; at: string };
   const rows = new Map<string, Row>();
-  if (existsSync(file)) {
-    const rowRe = /<tr data-notebook="([^"]+)"><td><a href="([^"]+)">[^<]*<\/a><\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g;
-    for (const m of readFileSync(file, 'utf8').matchAll(rowRe)) {
-      if (existsSync(join(outDir, decodeURI(m[2])))) rows.set(m[1], { name: m[1], href: m[2], status: m[3], time: m[4], at: m[5] });
+  if (existsSync(data)) {
+    for (const r of JSON.parse(readFileSync(data, 'utf8')) as Row[]) {
+      if (existsSync(join(outDir, decodeURI(r.href)))) rows.set(r.name, r);
     }
   }
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -239,7 +240,9 @@ export function writeIndex(outDir: string, results: readonly NotebookResult[]): 
       at: now,
     });
   }
-  const body = [...rows.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) =>
+  const sorted = [...rows.values()].sort((a, b) => a.name.localeCompare(b.name));
+  writeFileSync(data, `${JSON.stringify(sorted, null, 1)}\n`);
+  const body = sorted.map((r) =>
     `<tr data-notebook="${escapeHtml(r.name)}"><td><a href="${r.href}">${escapeHtml(r.name)}</a></td><td>${r.status}</td><td>${r.time}</td><td>${r.at}</td></tr>`);
   writeFileSync(file, `<!doctype html>
 <meta charset="utf-8"><title>kube-netlab notebooks</title>

@@ -1,3 +1,4 @@
 export * from './runner.ts';
 export * from './packages.ts';
 export * from './scratch-netns.ts';
+export * from './process.ts';

@@ -93,3 +93,14 @@ describe('Runner inside a network namespace', () => {
     });
   });
 });
+
+describe('process references', () => {
+  it('a pid reused by a later process does not count as the one referenced', async () => {
+    const { processRef, stillRuns } = await import('../../lib/exec/index.ts');
+    const me = processRef(process.pid);
+    expect(me.start).not.toBeNull();
+    expect(stillRuns(me)).toBe(true);
+    expect(stillRuns({ ...me, start: 'an-earlier-start' })).toBe(false);
+    expect(stillRuns(me, { alive: () => false, start: () => me.start })).toBe(false);
+  });
+});

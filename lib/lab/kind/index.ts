@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isNode, parse as parseYaml, parseDocument } from 'yaml';
 import {
-  CommandError, MissingToolError, installHint, runner as defaultRunner,
+  CommandError, MissingToolError, installHint, processRef, runner as defaultRunner,
   type EchoSink, type ExecResult, type RunOptions, type Runner,
 } from '../../exec/index.ts';
 import { readCluster } from '../../k8s/read.ts';
@@ -25,7 +25,7 @@ import {
   parseNodesJson, parsePodsJson, type Semver,
 } from './commands.ts';
 import {
-  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, processStart, removeKindRecord, thisCreator,
+  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
   writeKindRecord, type KindRecord, type NodeMarker,
 } from './state.ts';
 
@@ -223,7 +223,7 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const config = kindConfigFile(name);
   const record: KindRecord = {
     version: 1, name, backend: 'kind', mode: opts.mode, owner, status: 'creating', creator: thisCreator(), createdAt: new Date().toISOString(),
-    ...(opts.heldBy !== undefined ? { heldBy: { pid: opts.heldBy, start: processStart(opts.heldBy), host: thisCreator().host } } : {}),
+    ...(opts.heldBy !== undefined ? { heldBy: { ...processRef(opts.heldBy), host: thisCreator().host } } : {}),
   };
   const ac = new AbortController();
   let interrupted = false;

@@ -10,7 +10,7 @@
  * A user's own kind cluster has neither, so `gc` and `down` leave it alone.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { pidAlive, processRef, processStart, stillRuns } from '../../exec/process.ts';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -55,20 +55,8 @@ export function newOwnerToken(): string {
   return `kn${randomBytes(8).toString('hex')}`;
 }
 
-/** The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or null. */
-export function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 export function thisCreator(): KindRecord['creator'] {
-  return { pid: process.pid, start: processStart(process.pid), host: hostname() };
+  return { ...processRef(process.pid), host: hostname() };
 }
 
 export async function readKindRecord(name: string): Promise<KindRecord | null> {
@@ -128,24 +116,14 @@ export interface HostProbe {
 
 export const thisHost: HostProbe = {
   host: hostname(),
-  alive(pid) {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  },
+  alive: pidAlive,
   start: processStart,
 };
 
 /** Whether the record's creator still runs. Another host's process can't be checked: unknown. */
 export function creatorLiveness(creator: KindRecord['creator'], probe: HostProbe = thisHost): OwnerLiveness {
   if (creator.host !== probe.host) return 'unknown';
-  if (!probe.alive(creator.pid)) return 'dead';
-  const now = probe.start(creator.pid);
-  if (creator.start !== null && now !== null && now !== creator.start) return 'dead'; // the pid was reused
-  return 'alive';
+  return stillRuns(creator, probe) ? 'alive' : 'dead';
 }
 
 /** What one node container says about its owner. */

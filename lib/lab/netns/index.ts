@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MissingToolError, runner as defaultRunner, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
+import { MissingToolError, pidAlive, processRef, runner as defaultRunner, stillRuns, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
 import { formatCidr, parseIpv4Cidr, subnetAt } from '../../k8s/addresses.ts';
 import { resolveServicePorts } from '../../k8s/resolve.ts';
 import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
@@ -11,7 +11,6 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import { allocatePodIP, assignExternalAccess, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
-import { processStart } from '../kind/state.ts';
 import { syncNode } from './kube-proxy.ts';
 import { labOfNamespace, labPrefix, networkNs, nodeNs, podNs, scratchOwnerPid } from './names.ts';
 import { HTTPBIN_SCRIPT, LOAD_SCRIPT, parseLoadOutput } from './pod/index.ts';
@@ -75,7 +74,7 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   }));
   const state: LabState = {
     version: 1, name, backend: 'netns', mode: opts.mode, status: 'creating', creatorPid: process.pid,
-    ...(opts.heldBy !== undefined ? { heldBy: { pid: opts.heldBy, start: processStart(opts.heldBy) } } : {}),
+    ...(opts.heldBy !== undefined ? { heldBy: processRef(opts.heldBy) } : {}),
     createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
   };
   // Written first, so a crash halfway leaves something `gc` recognises.
@@ -339,7 +338,7 @@ export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
     } catch {
       state = null;
     }
-    const dead = !state || (state.status === 'creating' && !alive(state.creatorPid)) || (state.heldBy !== undefined && !holderAlive(state.heldBy));
+    const dead = !state || (state.status === 'creating' && !pidAlive(state.creatorPid)) || (state.heldBy !== undefined && !stillRuns(state.heldBy));
     if (dead) {
       report.namespaces.push(...(await destroyNetnsLab(lab, r)));
       report.labs.push(lab);
@@ -347,28 +346,12 @@ export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
   }
   for (const ns of namespaces) {
     const owner = scratchOwnerPid(ns);
-    if (owner !== null && !alive(owner)) {
+    if (owner !== null && !pidAlive(owner)) {
       await deleteNamespace(r, ns);
       report.namespaces.push(ns);
     }
   }
   return report;
-}
-
-/** A holder is gone when its pid is, or when the pid now names a later process. */
-function holderAlive(h: { pid: number; start: string | null }): boolean {
-  if (!alive(h.pid)) return false;
-  const now = processStart(h.pid);
-  return h.start === null || now === null || now === h.start;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export async function listNetnsLabs(): Promise<LabState[]> {

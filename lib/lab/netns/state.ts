@@ -1,5 +1,6 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ProcessRef } from '../../exec/process.ts';
 import type { Service } from '../../k8s/types.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { LabNode, Pod } from '../types.ts';
@@ -35,7 +36,7 @@ export interface LabState {
   status: 'creating' | 'up';
   creatorPid: number;
   /** The process whose life this lab shares (see NetnsLabOptions.heldBy); gc removes it once that has died. */
-  heldBy?: { pid: number; start: string | null };
+  heldBy?: ProcessRef;
   createdAt: string;
   nodes: LabNode[];
   services: Service[];
