@@ -1,4 +1,5 @@
-import { execa } from 'execa';
+import { execa, type Options } from 'execa';
+import { openNewLog } from '../files/private.ts';
 import { installHint, packageFor } from './packages.ts';
 
 export interface RunOptions {
@@ -14,6 +15,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Also stream the command's stderr to ours as it runs (progress of a long child); still captured. */
   teeStderr?: boolean;
+  /** An open descriptor of ours the command gets as its fd 3 (`flock 3` locks our open file). */
+  lendFd?: number;
 }
 
 export interface ExecResult {
@@ -66,11 +69,20 @@ export type EchoSink = (command: string) => void;
  */
 export class Runner {
   constructor(
-    readonly defaults: { timeoutMs: number; echo?: EchoSink; env?: Record<string, string> } = { timeoutMs: 30_000 },
+    readonly defaults: { timeoutMs: number; echo?: EchoSink; env?: Record<string, string>; signal?: AbortSignal } = { timeoutMs: 30_000 },
   ) {}
 
   withEcho(echo: EchoSink | undefined): Runner {
     return new Runner({ ...this.defaults, echo });
+  }
+
+  /** The same runner, whose commands are terminated once `signal` aborts (Ctrl-C during `up`). */
+  withSignal(signal: AbortSignal): Runner {
+    return new Runner({ ...this.defaults, signal });
+  }
+
+  private commandEnv(extra?: Record<string, string>): Record<string, string> | undefined {
+    return this.defaults.env || extra ? { ...this.defaults.env, ...extra } : undefined;
   }
 
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
@@ -84,10 +96,11 @@ export class Runner {
       timeout: opts.timeoutMs ?? this.defaults.timeoutMs,
       reject: false,
       stripFinalNewline: false,
-      env: opts.env ?? this.defaults.env,
+      env: this.commandEnv(opts.env),
       cwd: opts.cwd,
-      cancelSignal: opts.signal,
+      cancelSignal: opts.signal ?? this.defaults.signal,
       ...(opts.teeStderr ? { stderr: ['pipe', 'inherit'] as const } : {}),
+      ...(opts.lendFd !== undefined ? { stdio: ['pipe', 'pipe', 'pipe', opts.lendFd] as Options['stdio'] } : {}),
       maxBuffer: 1024 * 1024 * 1024,
     });
     const durationMs = performance.now() - started;
@@ -108,20 +121,22 @@ export class Runner {
   }
 
   /**
-   * Start a long-running process (a pod's server) detached from this one, its output appended to
-   * `logFile`. Returns its pid; the caller owns stopping it.
+   * Start a long-running process (a pod's server) detached from this one, its output in
+   * `logFile`, which must not exist yet (0600, never through a symlink). Returns its pid; the
+   * caller owns stopping it.
    */
   async spawnDetached(argv: readonly string[], logFile: string, opts: { env?: Record<string, string> } = {}): Promise<number> {
     if (argv.length === 0) throw new Error('Runner.spawnDetached: empty argv');
+    this.defaults.signal?.throwIfAborted();
     const [file, ...args] = argv;
-    this.defaults.echo?.(`${shellQuote(argv)} &`);
+    this.defaults.echo?.(`${shellQuote(argv)} > ${shellQuote([logFile])} 2>&1 &`);
     // node:child_process rather than execa here: execa keeps a handle on the child, which would
     // hold this process open for as long as the pod runs.
     const { spawn } = await import('node:child_process');
-    const { openSync, closeSync } = await import('node:fs');
-    const fd = openSync(logFile, 'a');
+    const { closeSync } = await import('node:fs');
+    const fd = openNewLog(logFile);
     try {
-      const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], env: opts.env ?? this.defaults.env });
+      const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...this.commandEnv(opts.env) } });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError(file) : e));

@@ -1,0 +1,2 @@
+export * from './private.ts';
+export * from './lock.ts';
