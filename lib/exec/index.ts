@@ -2,3 +2,4 @@ export * from './runner.ts';
 export * from './packages.ts';
 export * from './scratch-netns.ts';
 export * from './process.ts';
+export * from './owned.ts';

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runner as defaultRunner, shellQuote, withScratchNetns, type ExecResult, type RunOptions, type Runner, type ScratchNetns } from '../exec/index.ts';
+import { ownerEnv, processesMarked, runner as defaultRunner, shellQuote, stopProcesses, withScratchNetns, type ExecResult, type RunOptions, type Runner, type ScratchNetns } from '../exec/index.ts';
 import { replaceSetMembers } from '../lab/netns/kube-proxy.ts';
 import { parseIpsetList, parseIptablesSave, parseIpvsadm, parseNftJson } from '../parse/index.ts';
 import { builtinJumpsRestore } from '../proxy/iptables.ts';
@@ -93,7 +93,7 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
           try {
             return await runStep(ctx);
           } finally {
-            await stopProcesses(r, ns.name, ctx.serverPid);
+            await stopMarked(ns.marker);
           }
         }, r).catch((e: unknown) => {
           // An abort surfaces as a killed command or a vanished namespace; report the abort.
@@ -210,7 +210,7 @@ async function runStep(c: StepContext): Promise<{ m: MeasuredPoint; counts: Mode
     c.progress('latency', `2×${c.o.samples} connections to the first and last service`, c.ns.name);
     [first, last] = await latency(c, targets);
     // The server is done; stop it now rather than let it idle through the changes.
-    await stopProcesses(c.r, c.ns.name, c.serverPid);
+    await stopMarked(c.ns.marker);
     c.serverPid = undefined;
   };
   const result = c.mode === 'iptables'
@@ -416,7 +416,7 @@ async function latency(c: StepContext, targets: [LatencyTarget, LatencyTarget]):
   const ready = join(c.dir, `${c.ns.name}.ready`);
   const log = join(c.dir, `${c.ns.name}.log`);
   c.signal?.throwIfAborted();
-  c.serverPid = await c.r.spawnDetached(['ip', 'netns', 'exec', c.ns.name, process.execPath, PROBE_SCRIPT, 'serve', '--port', String(TARGET_PORT), '--ready-file', ready], log);
+  c.serverPid = await c.r.spawnDetached(['ip', 'netns', 'exec', c.ns.name, process.execPath, PROBE_SCRIPT, 'serve', '--port', String(TARGET_PORT), '--ready-file', ready], log, { env: ownerEnv(c.ns.marker) });
   await waitForFile(c, ready, 10_000, `the probe server in ${c.ns.name} did not start (see ${log})`);
   const argv = [
     process.execPath, PROBE_SCRIPT, 'connect',
@@ -441,33 +441,9 @@ async function latency(c: StepContext, targets: [LatencyTarget, LatencyTarget]):
   }) as [LatencyMeasurement, LatencyMeasurement];
 }
 
-/** Stop what this step started in its namespace (the probe server, and anything else left). */
-async function stopProcesses(r: Runner, ns: string, serverPid: number | undefined): Promise<void> {
-  const pids = new Set<number>(serverPid ? [serverPid] : []);
-  const listed = await r.run(['ip', 'netns', 'pids', ns], { allowFailure: true, timeoutMs: 10_000 }).catch(() => null);
-  for (const p of listed?.stdout.split('\n').map(Number) ?? []) if (Number.isInteger(p) && p > 0) pids.add(p);
-  if (pids.size === 0) return;
-  for (const p of pids) kill(p, 'SIGTERM');
-  const deadline = Date.now() + 2000;
-  while ([...pids].some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  for (const p of pids) if (alive(p)) kill(p, 'SIGKILL');
-}
-
-function kill(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Stop what this step started in its namespace (the probe server, and any client left): they carry its marker. */
+async function stopMarked(marker: string): Promise<void> {
+  await stopProcesses(await processesMarked(marker), 2000);
 }
 
 async function toolVersions(r: Runner, modes: readonly ProxyMode[], ipvsKernel: boolean): Promise<Record<string, string>> {
