@@ -2,7 +2,7 @@ import { MissingToolError, runner as defaultRunner, type Runner } from '../exec/
 import type { ProxyMode } from '../proxy/modes.ts';
 import type { KindGcReport } from './kind/gc.ts';
 import type { GcReport } from './netns/index.ts';
-import type { Backend, Lab } from './types.ts';
+import { checkLabName, type Backend, type K8sObject, type Lab } from './types.ts';
 
 export type BackendChoice = Backend | 'auto';
 
@@ -20,6 +20,13 @@ export interface CreateLabOptions {
    * lab, so a notebook never has to delete a lab by name that someone else may be using.
    */
   heldBy?: number;
+  /** Deployed as part of bringing the lab up; if that fails or is interrupted, the lab is removed. */
+  workloads?: K8sObject[];
+}
+
+/** A create or deploy stopped by its signal; what was made is gone (or `gc` removes it). */
+export class CreateInterrupted extends Error {
+  override readonly name = 'CreateInterrupted';
 }
 
 /** The backend KUBE_NETLAB_BACKEND asks for, else `choice`. */
@@ -49,20 +56,75 @@ export async function chooseBackend(choice: BackendChoice = 'auto', r: Runner = 
 
 export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   const backend = await chooseBackend(opts.backend, opts.runner);
-  if (backend === 'netns') {
-    const { createNetnsLab } = await import('./netns/index.ts');
-    return createNetnsLab(opts);
+  try {
+    if (backend === 'netns') {
+      const { createNetnsLab } = await import('./netns/index.ts');
+      return await createNetnsLab(opts);
+    }
+    return await createKindLabWith(opts);
+  } catch (e) {
+    // The backends remove what they made before they throw, and say so.
+    if (opts.signal?.aborted && !(e instanceof CreateInterrupted)) throw new CreateInterrupted((e as Error).message, { cause: e });
+    throw e;
   }
+}
+
+/** `deploy httpbin (3 replicas) and curl (1 replica)`: what a list of manifests rolls out. */
+export function describeWorkloads(objects: readonly K8sObject[]): string {
+  const parts = objects.filter((o) => o.kind === 'Deployment').map((o) => {
+    const n = (o.spec as { replicas?: number } | undefined)?.replicas ?? 1;
+    return `${o.metadata.name} (${n} replica${n === 1 ? '' : 's'})`;
+  });
+  return `deploy ${parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts[0] ?? 'nothing'}`;
+}
+
+/**
+ * kind creates the cluster, then the workloads roll out. A signal cancels whichever runs; the
+ * cluster is then deleted, as when the rollout fails.
+ */
+async function createKindLabWith(opts: CreateLabOptions): Promise<Lab> {
+  const r = opts.runner ?? defaultRunner;
   const { createKindLab } = await import('./kind/index.ts');
-  return createKindLab(opts);
+  // The deploy's commands are cancelled by the signal; the clean-up after it must not be.
+  const deploy = new AbortController();
+  const lab = await createKindLab({ ...opts, runner: r.withSignal(deploy.signal) });
+  if (!opts.workloads?.length) return lab;
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    stop = () => {
+      deploy.abort();
+      reject(new CreateInterrupted('interrupted'));
+    };
+    opts.signal?.addEventListener('abort', stop, { once: true });
+  });
+  stopped.catch(() => undefined);
+  try {
+    if (opts.signal?.aborted) stop();
+    opts.onProgress?.(describeWorkloads(opts.workloads));
+    const work = lab.apply(opts.workloads);
+    // Once interrupted nobody waits for what is left of it: its commands are being cancelled.
+    work.catch(() => undefined);
+    await Promise.race([work, stopped]);
+    return lab;
+  } catch (e) {
+    opts.onProgress?.(`remove lab ${lab.name} (${opts.signal?.aborted ? 'interrupted' : 'deploy failed'})`);
+    const removed = await removeLab(lab.name, 'kind', r).catch((err: unknown) => err as Error);
+    const after = removed instanceof Error ? `removing it failed (${removed.message}); \`kube-netlab gc\` and \`kube-netlab down --name ${lab.name}\` retry` : `lab ${lab.name} removed`;
+    if (opts.signal?.aborted) throw new CreateInterrupted(`interrupted; ${after}`);
+    throw new Error(`${(e as Error).message}; ${after}`, { cause: e });
+  } finally {
+    opts.signal?.removeEventListener('abort', stop);
+  }
 }
 
 /** A lab that is already up, by name, on whichever backend holds it. */
 export async function openLab(name: string, choice: BackendChoice = 'auto', r: Runner = defaultRunner): Promise<Lab> {
   const backend = wantedBackend(choice);
+  checkLabName(name);
   const { openNetnsLab } = await import('./netns/index.ts');
-  const { readState } = await import('./netns/state.ts');
-  if (backend === 'netns' || (backend === 'auto' && (await readState(name)))) return openNetnsLab(name, r);
+  const { listStates } = await import('./netns/state.ts');
+  const netnsHere = backend === 'auto' && process.getuid?.() === 0 && (await listStates()).includes(name);
+  if (backend === 'netns' || netnsHere) return openNetnsLab(name, r);
   const { kindUnavailable, openKindLab } = await import('./kind/index.ts');
   if (backend === 'auto') {
     const why = await kindUnavailable(r);
@@ -71,17 +133,28 @@ export async function openLab(name: string, choice: BackendChoice = 'auto', r: R
   return openKindLab(name, r);
 }
 
+export interface RemoveLabOptions {
+  /** Remove a netns lab even while the process holding it (a notebook kernel) runs. */
+  force?: boolean;
+  /** What was proven the lab's and removed, and what was left alone, as each is decided. */
+  report?: (r: import('./netns/cleanup.ts').RemoveReport) => void;
+}
+
 /**
  * Remove lab `name` on whichever backend holds it, even half-made (a netns lab without its state,
  * a kind cluster with no kubeconfig context yet). `auto` looks at netns, then at kind when docker
- * and kind answer; a kind cluster kube-netlab can't prove it made is refused, never deleted.
+ * and kind answer. Only what is proven the kit's is removed: a netns namespace must carry the
+ * lab's marker, and a kind cluster kube-netlab can't prove it made is refused, never deleted.
  */
-export async function removeLab(name: string, choice: BackendChoice = 'auto', r: Runner = defaultRunner): Promise<string[]> {
+export async function removeLab(name: string, choice: BackendChoice = 'auto', r: Runner = defaultRunner, opts: RemoveLabOptions = {}): Promise<string[]> {
+  checkLabName(name);
   const backend = wantedBackend(choice);
   const removed: string[] = [];
-  if (backend !== 'kind' && process.platform === 'linux') {
-    const { destroyNetnsLab } = await import('./netns/index.ts');
-    removed.push(...(await destroyNetnsLab(name, r)));
+  if (backend === 'netns' || (backend === 'auto' && process.platform === 'linux' && process.getuid?.() === 0)) {
+    const { removeNetnsLab } = await import('./netns/index.ts');
+    const report = await removeNetnsLab(name, r, { force: opts.force });
+    opts.report?.(report);
+    removed.push(...report.namespaces);
   }
   if (backend !== 'netns') {
     const { destroyKindLab, kindClustersUnavailable } = await import('./kind/index.ts');

@@ -1,17 +1,20 @@
 import { join } from 'node:path';
 import { captureNode, saveCapture } from '../../lib/capture/index.ts';
-import { Runner, runner, type EchoSink, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
-import { createLab, gcLabs, openLab, removeLab, type BackendChoice } from '../../lib/lab/create.ts';
+import { runner, type Runner } from '../../lib/exec/index.ts';
+import { CreateInterrupted, createLab, gcLabs, openLab, removeLab, type BackendChoice } from '../../lib/lab/create.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { kindGetClusters, parseKindClusters } from '../../lib/lab/kind/commands.ts';
 import { kindClustersUnavailable } from '../../lib/lab/kind/index.ts';
 import { listKindRecords } from '../../lib/lab/kind/state.ts';
-import { listNetnsLabs } from '../../lib/lab/netns/index.ts';
+import { inspectNetnsLabs } from '../../lib/lab/netns/index.ts';
 import type { Capabilities, Lab, LabNode } from '../../lib/lab/types.ts';
 import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
+
+/** Signals that stop a command from outside: Ctrl-C, `kill`, a closed terminal. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function backendOption(args: ParsedArgs): BackendChoice {
   const b = stringOption(args, 'backend') ?? 'auto';
@@ -54,85 +57,39 @@ export interface UpResult {
   nodes: LabNode[];
   services: { name: string; clusterIP: string; ports: string[] }[];
   pods: { name: string; ip: string; node: string }[];
-  sync: { node: string; added: number; removed: number }[];
   capabilities: Capabilities;
 }
 
-/** The lab's commands, each cancelled (SIGTERM) once `signal` aborts. */
-class CancellableRunner extends Runner {
-  constructor(private readonly inner: Runner, private readonly signal: AbortSignal) {
-    super(inner.defaults);
-  }
-  override run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
-    return this.inner.run(argv, { ...opts, signal: opts.signal ?? this.signal });
-  }
-  override spawnDetached(argv: readonly string[], logFile: string, opts: { env?: Record<string, string> } = {}): Promise<number> {
-    return this.inner.spawnDetached(argv, logFile, opts);
-  }
-  override withEcho(echo: EchoSink | undefined): Runner {
-    return new CancellableRunner(this.inner.withEcho(echo), this.signal);
-  }
-}
-
 /**
- * What `up` does: create the lab, deploy httpbin and the curl client, read the result back.
- * When `signal` aborts, a kind create stops and deletes what it made (createKindLab); after the
- * create, the lab's running commands are cancelled and the lab is removed. Either way it throws
- * UpInterrupted.
+ * What `up` does: create the lab with httpbin and the curl client deployed as part of it, then
+ * read the result back. When `signal` aborts, whatever runs is stopped and the lab removed, and
+ * this throws UpInterrupted.
  */
 export async function upLab(o: UpOptions): Promise<{ lab: Lab; result: UpResult }> {
   const t0 = performance.now();
-  // Linked to `signal` only once the lab exists: a create cleans up after itself with this runner.
-  const deploy = new AbortController();
+  const httpbin = (await loadManifest('httpbin')).map((x) => (x.kind === 'Deployment' ? { ...x, spec: { ...(x.spec as object), replicas: o.replicas } } : x));
   let lab: Lab;
   try {
     lab = await createLab({
-      backend: o.backend, mode: o.mode, workers: o.workers, name: o.name, runner: new CancellableRunner(o.runner, deploy.signal),
-      onProgress: o.onProgress, signal: o.signal,
+      backend: o.backend, mode: o.mode, workers: o.workers, name: o.name, runner: o.runner,
+      onProgress: o.onProgress, signal: o.signal, workloads: [...httpbin, ...(await loadManifest('curl'))],
     });
   } catch (e) {
-    if (o.signal?.aborted) throw new UpInterrupted((e as Error).message);
+    if (e instanceof CreateInterrupted || o.signal?.aborted) throw new UpInterrupted((e as Error).message);
     throw e;
   }
-  let stop: () => void = () => undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    stop = () => {
-      deploy.abort();
-      reject(new UpInterrupted('interrupted'));
-    };
-    o.signal?.addEventListener('abort', stop, { once: true });
-  });
-  stopped.catch(() => undefined);
-  try {
-    // Interrupted while a netns create (which takes no signal) was finishing.
-    if (o.signal?.aborted) throw new UpInterrupted('interrupted');
-    const work = (async (): Promise<UpResult> => {
-      o.onProgress(`deploy httpbin (${o.replicas} replicas) and the curl client`);
-      const httpbin = (await loadManifest('httpbin')).map((x) => (x.kind === 'Deployment' ? { ...x, spec: { ...(x.spec as object), replicas: o.replicas } } : x));
-      const reports = await lab.apply([...httpbin, ...(await loadManifest('curl'))]);
-      const pods = await lab.pods();
-      const services = await lab.services();
-      return {
-        name: lab.name, backend: lab.backend, mode: lab.mode, seconds: +((performance.now() - t0) / 1000).toFixed(2),
-        nodes: await lab.nodes(),
-        services: services.map((x) => ({ name: `${x.namespace}/${x.name}`, clusterIP: x.clusterIP, ports: x.ports.map((p) => `${p.port}/${p.protocol}→${p.targetPort}`) })),
-        pods: pods.map((p) => ({ name: `${p.namespace}/${p.name}`, ip: p.ip, node: p.node })),
-        sync: reports.map((x) => ({ node: x.node, added: x.added.length, removed: x.removed.length })),
-        capabilities: await lab.capabilities(),
-      };
-    })();
-    // On Ctrl-C its commands are cancelled; nobody waits for what is left of it.
-    work.catch(() => undefined);
-    return { lab, result: await Promise.race([work, stopped]) };
-  } catch (e) {
-    o.onProgress(`remove lab ${lab.name} (${o.signal?.aborted ? 'interrupted' : 'deploy failed'})`);
-    const removed = await removeLab(lab.name, lab.backend, o.runner).catch((err: unknown) => err as Error);
-    const after = removed instanceof Error ? `removing it failed (${removed.message}); \`kube-netlab gc\` and \`kube-netlab down --name ${lab.name}\` retry` : `lab ${lab.name} removed`;
-    if (o.signal?.aborted) throw new UpInterrupted(`interrupted; ${after}`);
-    throw new Error(`${(e as Error).message}; ${after}`, { cause: e });
-  } finally {
-    o.signal?.removeEventListener('abort', stop);
-  }
+  const pods = await lab.pods();
+  const services = await lab.services();
+  return {
+    lab,
+    result: {
+      name: lab.name, backend: lab.backend, mode: lab.mode, seconds: +((performance.now() - t0) / 1000).toFixed(2),
+      nodes: await lab.nodes(),
+      services: services.map((x) => ({ name: `${x.namespace}/${x.name}`, clusterIP: x.clusterIP, ports: x.ports.map((p) => `${p.port}/${p.protocol}→${p.targetPort}`) })),
+      pods: pods.map((p) => ({ name: `${p.namespace}/${p.name}`, ip: p.ip, node: p.node })),
+      capabilities: await lab.capabilities(),
+    },
+  };
 }
 
 export const up: CommandSpec = {
@@ -147,15 +104,15 @@ export const up: CommandSpec = {
     if (!isProxyMode(mode)) throw new UsageError(`--mode must be iptables, ipvs or nftables, got ${JSON.stringify(mode)}`);
     const say = progress(io, args);
     const r = args.values.echo ? runner.withEcho((c) => io.err(`  $ ${c}`)) : runner;
-    // Ctrl-C (or SIGTERM) removes the lab however far `up` got; a second one exits at once.
+    // Ctrl-C, SIGTERM or a closed terminal (SIGHUP) removes the lab however far `up` got; a second
+    // signal exits at once, and `gc` removes what is left.
     const ac = new AbortController();
     const onSignal = (sig: NodeJS.Signals) => {
       if (ac.signal.aborted) process.exit(130);
       io.err(`${sig}: stopping, and removing what was made (again to quit at once)`);
       ac.abort();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     let up: Awaited<ReturnType<typeof upLab>>;
     try {
       up = await upLab({
@@ -167,8 +124,7 @@ export const up: CommandSpec = {
       io.err(`kube-netlab up: ${e.message}`);
       return 130;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     }
     const { lab, result } = up;
     if (args.values.json) return printJson(io, result);
@@ -185,25 +141,38 @@ export const up: CommandSpec = {
 
 export const down: CommandSpec = {
   summary: 'remove a lab and everything it made, even after a crash',
-  usage: 'down [--name NAME] [--backend netns|kind|auto] [--json]',
-  options: { name: { type: 'string' }, backend: { type: 'string' } },
+  usage: 'down [--name NAME] [--backend netns|kind|auto] [--force] [--echo] [--json]',
+  options: { name: { type: 'string' }, backend: { type: 'string' }, force: { type: 'boolean' }, echo: { type: 'boolean' } },
   async run(args, io) {
     const name = nameOption(args);
-    const removed = await removeLab(name, backendOption(args), runner);
-    if (args.values.json) return printJson(io, { name, removed });
+    const r = args.values.echo ? runner.withEcho((c) => io.err(`  $ ${c}`)) : runner;
+    // A removal half done is worse than one finished: signals are noted, the removal completes.
+    const onSignal = (sig: NodeJS.Signals) => io.err(`${sig}: finishing the removal first (\`kube-netlab gc\` completes it if this process is killed)`);
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    const leftAlone: { what: string; why: string }[] = [];
+    let removed: string[];
+    try {
+      removed = await removeLab(name, backendOption(args), r, { force: args.values.force === true, report: (x) => leftAlone.push(...x.leftAlone) });
+    } finally {
+      for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    }
+    if (args.values.json) return printJson(io, { name, removed, leftAlone });
     io.out(removed.length ? `removed lab ${name}: ${removed.join(', ')}` : `no lab named ${name}; nothing to remove`);
+    for (const l of leftAlone) io.out(`  left alone: ${l.what}: ${l.why}`);
   },
 };
 
 export const status: CommandSpec = {
-  summary: 'list the labs on this machine',
+  summary: 'list the labs on this machine, and what is wrong with a broken one',
   usage: 'status [--json]',
   options: {},
   async run(args, io) {
-    const labs = await listNetnsLabs();
-    const rows = labs.map((s) => ({
-      name: s.name, backend: s.backend, mode: s.mode, status: s.status, createdAt: s.createdAt,
-      nodes: s.nodes.length, pods: s.pods.length, services: s.services.length,
+    const netns = process.platform === 'linux' && process.getuid?.() === 0 ? await inspectNetnsLabs(runner) : [];
+    const rows = netns.map((h) => ({
+      name: h.name, backend: 'netns' as const, mode: h.state?.mode ?? null, status: h.busy ? `busy (pid ${h.busy.pid}: ${h.busy.doing})` : h.problems.length ? 'broken' : h.phase,
+      phase: h.phase, createdAt: h.state?.createdAt ?? null,
+      nodes: h.state?.nodes.length ?? 0, pods: h.state?.pods.length ?? 0, services: h.state?.services.length ?? 0,
+      heldBy: h.holder, problems: h.problems, fix: h.fix,
     }));
     // kind clusters, when kind and docker answer; kube-netlab's own are the ones it has a record of.
     const records = await listKindRecords();
@@ -214,8 +183,13 @@ export const status: CommandSpec = {
       })
       : [];
     if (args.values.json) return printJson(io, { labs: rows, kindClusters });
-    if (rows.length === 0 && kindClusters.length === 0) io.out('no labs; `kube-netlab up` brings one up');
-    for (const l of rows) io.out(`${l.name.padEnd(16)} ${l.backend}/${l.mode.padEnd(9)} ${l.status.padEnd(9)} ${l.nodes} nodes, ${l.pods} pods, ${l.services} services, since ${l.createdAt}`);
+    if (rows.length === 0 && kindClusters.length === 0) io.out(process.getuid?.() === 0 ? 'no labs; `kube-netlab up` brings one up' : 'no kind labs; netns labs are listed only as root (sudo kube-netlab status)');
+    for (const l of rows) {
+      const held = l.heldBy ? `, held by pid ${l.heldBy.pid} (${l.heldBy.alive ? 'running' : 'dead'})` : '';
+      io.out(`${l.name.padEnd(16)} netns/${(l.mode ?? '?').padEnd(9)} ${l.status.padEnd(9)} ${l.nodes} nodes, ${l.pods} pods, ${l.services} services${l.createdAt ? `, since ${l.createdAt}` : ''}${held}`);
+      for (const p of l.problems) io.out(`  problem: ${p}`);
+      if (l.fix) io.out(`  fix: ${l.fix}`);
+    }
     for (const c of kindClusters) {
       io.out(c.kubeNetlab
         ? `${c.name.padEnd(16)} kind/${(c.mode ?? '').padEnd(10)} ${(c.status ?? '').padEnd(9)} kind cluster (kubectl --context kind-${c.name}), since ${c.createdAt}`
@@ -225,7 +199,7 @@ export const status: CommandSpec = {
 };
 
 export const gc: CommandSpec = {
-  summary: 'remove what crashed runs left behind: half-made labs and kind clusters, orphaned namespaces',
+  summary: 'remove what crashed runs and dead notebook kernels left: half-made labs, orphaned namespaces and kind clusters',
   usage: 'gc [--backend netns|kind|auto] [--json]',
   options: { backend: { type: 'string' } },
   async run(args, io) {
@@ -233,7 +207,11 @@ export const gc: CommandSpec = {
     if (args.values.json) return printJson(io, report);
     const n = report.netns;
     if ('skipped' in n) io.out(`netns: not checked: ${n.skipped}`);
-    else io.out(n.namespaces.length === 0 ? 'netns: nothing to clean up' : `netns: removed ${n.namespaces.length} namespaces${n.labs.length ? ` of labs ${n.labs.join(', ')}` : ''}: ${n.namespaces.join(', ')}`);
+    else {
+      const removed = n.decisions.filter((d) => d.action === 'removed');
+      if (removed.length === 0) io.out(`netns: nothing to clean up${n.decisions.length ? `; ${n.decisions.length} left alone:` : ''}`);
+      for (const d of n.decisions) io.out(`netns: ${d.action === 'removed' ? 'removed' : 'kept'} ${d.name}: ${d.why}`);
+    }
     const k = report.kind;
     if (k.skipped !== null) io.out(`kind:  not checked: ${k.skipped}`);
     else if (k.decisions.length === 0) io.out('kind:  no kind clusters');

@@ -8,15 +8,12 @@
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Runner, type ExecResult, type RunOptions } from '../../lib/exec/index.ts';
+import { Runner } from '../../lib/exec/index.ts';
 
 /** The real runner, with extra environment for every command (PATH, DOCKER_HOST). */
 export class EnvRunner extends Runner {
-  constructor(private readonly env: Record<string, string>) {
-    super({ timeoutMs: 30_000 });
-  }
-  override run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
-    return super.run(argv, { ...opts, env: { ...this.env, ...opts.env } });
+  constructor(env: Record<string, string>) {
+    super({ timeoutMs: 30_000, env });
   }
 }
 

@@ -161,7 +161,7 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
       const err = await p;
       expect(err).toBeInstanceOf(UpInterrupted);
       expect((err as Error).message).toBe('interrupted; lab netlab removed');
-      expect(steps.slice(-2)).toEqual(['deploy httpbin (3 replicas) and the curl client', 'remove lab netlab (interrupted)']);
+      expect(steps.slice(-2)).toEqual(['deploy httpbin (3 replicas) and curl (1 replica)', 'remove lab netlab (interrupted)']);
       expect(await listKindRecords()).toEqual([]);
       expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
     } finally {

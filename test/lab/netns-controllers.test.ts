@@ -5,7 +5,8 @@ import {
 } from '../../lib/lab/netns/controllers.ts';
 import { diffLines } from '../../lib/lab/diff.ts';
 import { deleteStaleChains, replaceSetMembers } from '../../lib/lab/netns/kube-proxy.ts';
-import { labOfNamespace, networkNs, nodeNs, podNs, scratchOwnerPid } from '../../lib/lab/netns/names.ts';
+import { labOfNamespace, networkNs, nodeNs, podNs } from '../../lib/lab/netns/names.ts';
+import { parseScratchMarker, scratchMarker } from '../../lib/exec/index.ts';
 import type { LabState, PodState } from '../../lib/lab/netns/state.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { checkLabName, type LabNode } from '../../lib/lab/types.ts';
@@ -17,7 +18,7 @@ const nodes: LabNode[] = [
   { name: 'lab-worker2', role: 'worker', ip: '172.18.0.4', podCIDR: '10.244.2.0/24' },
 ];
 const pod = (name: string, node: string, ip: string, labels: Record<string, string> = { app: 'httpbin' }): PodState =>
-  ({ namespace: 'default', name, ip, node, labels, ready: true, deployment: labels.app ?? 'x', veth: '', pid: null });
+  ({ namespace: 'default', name, ip, node, labels, ready: true, deployment: labels.app ?? 'x', veth: '', process: null });
 
 describe('netns lab controllers', () => {
   it('name namespaces so one lab never matches another', () => {
@@ -26,8 +27,8 @@ describe('netns lab controllers', () => {
     expect(labOfNamespace(networkNs('a-b'))).toBe('a-b');
     expect(labOfNamespace('kn-a.net')).toBe('a');
     expect(labOfNamespace('kn-tour-123-abcdef')).toBeNull();
-    expect(scratchOwnerPid('kn-tour-4242-abcdef')).toBe(4242);
-    expect(scratchOwnerPid('kn-a.pod.x-1-2')).toBeNull();
+    expect(parseScratchMarker(scratchMarker(4242, '777'))).toEqual({ pid: 4242, start: '777' });
+    expect(parseScratchMarker('kube-netlab/abc/lab/0123456789abcdef')).toBeNull();
     for (const bad of ['', 'A', '1lab', 'lab.x', 'lab-', 'a'.repeat(16), 'la b']) expect(() => checkLabName(bad)).toThrow(/lab name/);
   });
 

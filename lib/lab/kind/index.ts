@@ -3,7 +3,8 @@
  * docker CLIs. kind's kube-proxy writes the rules; this backend only watches what changed.
  */
 import { diffLines } from '../diff.ts';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { ensurePrivateDir, replaceFile } from '../../files/index.ts';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isNode, parse as parseYaml, parseDocument } from 'yaml';
@@ -239,8 +240,8 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   try {
     // The record before anything exists, so a crash at any later point leaves something gc finds.
     await writeKindRecord(record);
-    await mkdir(dirname(config), { recursive: true });
-    await writeFile(config, await kindClusterConfig(opts.mode, workers, owner));
+    await ensurePrivateDir(dirname(config));
+    await replaceFile(config, await kindClusterConfig(opts.mode, workers, owner));
     progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
     if (interrupted) throw new Error('interrupted');
     // Image pulls on a first run take minutes; --wait bounds the rest.

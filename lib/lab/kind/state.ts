@@ -11,7 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pidAlive, processRef, processStart, stillRuns } from '../../exec/process.ts';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { ensurePrivateDir, readOwnFile, replaceFile } from '../../files/index.ts';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ProxyMode } from '../../proxy/modes.ts';
@@ -60,13 +61,8 @@ export function thisCreator(): KindRecord['creator'] {
 }
 
 export async function readKindRecord(name: string): Promise<KindRecord | null> {
-  let text: string;
-  try {
-    text = await readFile(recordPath(name), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  const text = await readOwnFile(recordPath(name));
+  if (text === null) return null;
   const r = JSON.parse(text) as Partial<KindRecord>;
   if (r.version !== 1 || r.name !== name || typeof r.owner !== 'string' || typeof r.creator?.pid !== 'number') {
     throw new Error(`${recordPath(name)}: not a kube-netlab kind record`);
@@ -74,12 +70,10 @@ export async function readKindRecord(name: string): Promise<KindRecord | null> {
   return r as KindRecord;
 }
 
-/** Written to a temporary file and renamed, so a crash never leaves half a record. */
+/** Replaced atomically in a private folder (0700, ours), so a crash never leaves half a record. */
 export async function writeKindRecord(rec: KindRecord): Promise<void> {
-  await mkdir(kindStateDir(), { recursive: true });
-  const tmp = `${recordPath(rec.name)}.${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(rec, null, 2)}\n`);
-  await rename(tmp, recordPath(rec.name));
+  await ensurePrivateDir(kindStateDir());
+  await replaceFile(recordPath(rec.name), `${JSON.stringify(rec, null, 2)}\n`);
 }
 
 export async function removeKindRecord(name: string): Promise<void> {

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MissingToolError, pidAlive, processRef, runner as defaultRunner, stillRuns, type ExecResult, type RunOptions, type Runner } from '../../exec/index.ts';
+import {
+  MissingToolError, ownerEnv, processRef, processesMarked, runner as defaultRunner, stopProcesses,
+  type ExecResult, type RunOptions, type Runner,
+} from '../../exec/index.ts';
 import { formatCidr, parseIpv4Cidr, subnetAt } from '../../k8s/addresses.ts';
 import { resolveServicePorts } from '../../k8s/resolve.ts';
 import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
@@ -10,12 +12,20 @@ import { deploymentPodName } from '../../k8s/workshop.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
+import { describeWorkloads } from '../create.ts';
+import { removeNetnsLab } from './cleanup.ts';
 import { allocatePodIP, assignExternalAccess, clusterOf, endpointSlicesFor, pickNode, readDeployment, readServiceManifest } from './controllers.ts';
 import { syncNode } from './kube-proxy.ts';
-import { labOfNamespace, labPrefix, networkNs, nodeNs, podNs, scratchOwnerPid } from './names.ts';
+import { labPrefix, networkNs, nodeNs, podNs } from './names.ts';
 import { HTTPBIN_SCRIPT, LOAD_SCRIPT, parseLoadOutput } from './pod/index.ts';
-import { labDir, listStates, readState, removeState, writeState, type DeploymentState, type LabState, type PodState } from './state.ts';
+import {
+  LOCK_WAIT_MS, claimLabDir, ensureStateDir, labMarker, listStates, lockLab, podsDir, readState, stateId, writeState,
+  type DeploymentState, type LabState, type PodState,
+} from './state.ts';
 import { createNode, createNodeNetwork, createPod, deleteNamespace, listNamespaces, routePodCidrs } from './topology.ts';
+import { ensurePrivateSubdir } from '../../files/index.ts';
+
+export { gcNetns, inspectNetnsLabs, removeNetnsLab, type GcReport, type LabHealth, type RemoveReport } from './cleanup.ts';
 
 export interface NetnsLabOptions {
   name: string;
@@ -30,10 +40,17 @@ export interface NetnsLabOptions {
    * lab, so a notebook never has to delete a lab by name that someone else may be using.
    */
   heldBy?: number;
+  /**
+   * Deployed before the lab counts as up (phase `deploying`), so a crash while they roll out
+   * leaves a lab `gc` removes, not one that looks up and is not.
+   */
+  workloads?: K8sObject[];
+  /** Aborting terminates the running command and removes what was made. */
+  signal?: AbortSignal;
 }
 
 /** The tools a netns lab drives, each checked before anything is created. */
-const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft', 'sysctl'];
+const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft', 'sysctl', 'flock'];
 const NODE_IP_BASE = 2; // 172.18.0.1 is the gateway, nodes count up from .2 as in kind
 
 export function ipvsKernelAvailable(): boolean {
@@ -53,131 +70,183 @@ export async function netnsUnavailable(r: Runner = defaultRunner): Promise<strin
 /**
  * Bring up a kind-shaped cluster of network namespaces: a control plane and N workers on a
  * bridged node network, the default services, and kube-proxy's rules in each node's kernel.
+ * All of it under the lab's lock, in recorded phases (creating, deploying, up), each namespace
+ * and process marked as this lab's: whatever kills this process, `gc` finds what it made.
  */
 export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   const name = checkLabName(opts.name);
-  const r = opts.runner ?? defaultRunner;
+  const base = opts.runner ?? defaultRunner;
+  const r = opts.signal ? base.withSignal(opts.signal) : base;
   const progress = opts.onProgress ?? (() => undefined);
   const workers = opts.workers ?? 2;
   if (!Number.isInteger(workers) || workers < 1 || workers > 50) throw new Error(`workers must be 1..50, got ${workers}`);
-  const why = await netnsUnavailable(r);
+  const why = await netnsUnavailable(base);
   if (why) throw new Error(`the netns backend cannot run here: ${why}`);
-  if ((await readState(name)) || (await listNamespaces(r)).some((ns) => ns.startsWith(labPrefix(name)))) {
-    throw new Error(`lab ${name} already exists: use it, or remove it with \`kube-netlab down --name ${name}\``);
-  }
-  const podNet = parseIpv4Cidr(KIND_DEFAULTS.podSubnet);
-  const nodes: LabNode[] = Array.from({ length: workers + 1 }, (_, i) => ({
-    name: kindNodeName(name, i),
-    role: i === 0 ? 'control-plane' : 'worker',
-    ip: `172.18.0.${NODE_IP_BASE + i}`,
-    podCIDR: formatCidr(subnetAt(podNet, KIND_DEFAULTS.nodeMaskSize, i)),
-  }));
-  const state: LabState = {
-    version: 1, name, backend: 'netns', mode: opts.mode, status: 'creating', creatorPid: process.pid,
-    ...(opts.heldBy !== undefined ? { heldBy: processRef(opts.heldBy) } : {}),
-    createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
-  };
-  // Written first, so a crash halfway leaves something `gc` recognises.
-  await writeState(state);
-  const lab = new NetnsLab(state, r);
+  await ensureStateDir();
+  const lock = await lockLab(name, 'up', 0, base);
   try {
-    progress(`node network ${networkNs(name)} (bridge kind, 172.18.0.0/16)`);
-    await createNodeNetwork(r, name);
-    progress(`${nodes.length} nodes: ${nodes.map((n) => `${n.name} ${n.ip} pods ${n.podCIDR}`).join(', ')}`);
-    await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet)));
-    await routePodCidrs(r, name, nodes);
-    progress('default services: default/kubernetes, kube-system/kube-dns');
-    await lab.addDefaultServices();
-    progress(`kube-proxy (${opts.mode}) sync on every node`);
-    await lab.syncAll(true);
-    state.status = 'up';
+    if ((await listStates()).includes(name) || (await listNamespaces(base)).some((ns) => ns.startsWith(labPrefix(name)))) {
+      throw new Error(`lab ${name} already exists: use it, or remove it with \`kube-netlab down --name ${name}\``);
+    }
+    opts.signal?.throwIfAborted();
+    const owner = await claimLabDir(name);
+    const podNet = parseIpv4Cidr(KIND_DEFAULTS.podSubnet);
+    const nodes: LabNode[] = Array.from({ length: workers + 1 }, (_, i) => ({
+      name: kindNodeName(name, i),
+      role: i === 0 ? 'control-plane' : 'worker',
+      ip: `172.18.0.${NODE_IP_BASE + i}`,
+      podCIDR: formatCidr(subnetAt(podNet, KIND_DEFAULTS.nodeMaskSize, i)),
+    }));
+    const state: LabState = {
+      version: 2, name, backend: 'netns', mode: opts.mode, status: 'creating', creator: processRef(process.pid), owner,
+      ...(opts.heldBy !== undefined ? { heldBy: processRef(opts.heldBy) } : {}),
+      createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
+    };
+    // Written before any namespace exists, so a crash from here on leaves a record `gc` acts on.
     await writeState(state);
-    return lab;
-  } catch (e) {
-    await destroyNetnsLab(name, r).catch(() => undefined);
-    throw e;
+    const marker = labMarker(await stateId(), name, owner);
+    const lab = new NetnsLab(state, r, marker);
+    try {
+      progress(`node network ${networkNs(name)} (bridge kind, 172.18.0.0/16)`);
+      await createNodeNetwork(r, name, marker);
+      progress(`${nodes.length} nodes: ${nodes.map((n) => `${n.name} ${n.ip} pods ${n.podCIDR}`).join(', ')}`);
+      await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet, marker)));
+      await routePodCidrs(r, name, nodes);
+      progress('default services: default/kubernetes, kube-system/kube-dns');
+      await lab.addDefaultServices();
+      progress(`kube-proxy (${opts.mode}) sync on every node`);
+      await lab.syncAll(true);
+      if (opts.workloads && opts.workloads.length > 0) {
+        progress(describeWorkloads(opts.workloads));
+        state.status = 'deploying';
+        await writeState(state);
+        await lab.apply(opts.workloads);
+      }
+      state.status = 'up';
+      await writeState(state);
+      lab.useRunner(base);
+      return lab;
+    } catch (e) {
+      progress(`remove lab ${name} (${opts.signal?.aborted ? 'interrupted' : 'creation failed'})`);
+      const removal = await removeNetnsLab(name, base, { force: true }).catch((err: unknown) => err as Error);
+      const after = removal instanceof Error ? `removing it failed (${removal.message}); \`kube-netlab gc\` retries` : `lab ${name} removed`;
+      if (opts.signal?.aborted) throw new Error(`interrupted; ${after}`, { cause: e });
+      throw new Error(`${(e as Error).message}; ${after}`, { cause: e });
+    }
+  } finally {
+    lock.release();
   }
 }
 
 /** A lab brought up earlier (by this process or another), from its state file. */
 export async function openNetnsLab(name: string, r: Runner = defaultRunner): Promise<NetnsLab> {
-  const state = await readState(checkLabName(name));
+  checkLabName(name);
+  await ensureStateDir();
+  const state = await readState(name);
   if (!state) throw new Error(`no netns lab named ${name}: \`kube-netlab up --backend netns --name ${name}\` creates one`);
-  if (state.status !== 'up') throw new Error(`lab ${name} is still being created, or its creation died; \`kube-netlab down --name ${name}\` removes it`);
-  return new NetnsLab(state, r);
+  if (state.status !== 'up') throw new Error(`lab ${name} is ${state.status === 'deleting' ? 'being removed' : 'still being created'}, or the process doing it died; \`kube-netlab status\` says which (\`kube-netlab gc\` removes a crashed one)`);
+  return new NetnsLab(state, r, labMarker(await stateId(), name, state.owner));
 }
 
 export class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
   readonly name: string;
   readonly mode: ProxyMode;
+  private removed = false;
 
-  constructor(private readonly state: LabState, private readonly r: Runner) {
+  constructor(private readonly state: LabState, private r: Runner, private readonly marker: string) {
     this.name = state.name;
     this.mode = state.mode;
   }
 
+  /** After creation: later commands must not be cancelled by the signal that guarded `up`. */
+  useRunner(r: Runner): void {
+    this.r = r;
+  }
+
+  /** Every command the lab runs in its namespaces carries its marker, so clean-up can prove it. */
+  private run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> {
+    return this.r.run(argv, { ...opts, env: { ...opts.env, ...ownerEnv(this.marker) } });
+  }
+
+  private alive(): void {
+    if (this.removed) throw new Error(`lab ${this.name} was removed`);
+  }
+
   async capabilities(): Promise<Capabilities> {
+    this.alive();
     return { ipvs: ipvsKernelAvailable() };
   }
 
   async nodes(): Promise<LabNode[]> {
+    this.alive();
     return this.state.nodes.map((n) => ({ ...n }));
   }
 
   exec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
-    return this.r.run(['ip', 'netns', 'exec', nodeNs(this.name, this.node(node).name), ...argv], opts);
+    this.alive();
+    return this.run(['ip', 'netns', 'exec', nodeNs(this.name, this.node(node).name), ...argv], opts);
   }
 
   async apply(objects: K8sObject[]): Promise<SyncReport[]> {
-    for (const o of objects) {
-      if (o.kind === 'Service') {
-        const taken = new Set(this.state.services.map((s) => s.clusterIP));
-        const prev = this.state.services.find((s) => s.namespace === (o.metadata.namespace ?? 'default') && s.name === o.metadata.name);
-        if (prev) taken.delete(prev.clusterIP);
-        const others = this.state.services.filter((s) => s !== prev);
-        const read = readServiceManifest(prev ? { ...o, spec: { clusterIP: prev.clusterIP, ...(o.spec as object) } } : o, taken);
-        this.state.services = [...others, assignExternalAccess(read, prev, others)];
-      } else if (o.kind === 'Deployment') {
-        const d = readDeployment(o);
-        const prev = this.state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
-        if (prev) Object.assign(prev, d);
-        else this.state.deployments.push({ ...d, created: 0 });
-        await this.reconcile(d.namespace, d.name);
-      } else if (o.kind !== 'ServiceAccount') {
-        throw new Error(`${o.kind} ${o.metadata.name}: the netns backend applies Deployments, Services and ServiceAccounts only`);
+    this.alive();
+    return this.locked('apply', async () => {
+      for (const o of objects) {
+        if (o.kind === 'Service') {
+          const taken = new Set(this.state.services.map((s) => s.clusterIP));
+          const prev = this.state.services.find((s) => s.namespace === (o.metadata.namespace ?? 'default') && s.name === o.metadata.name);
+          if (prev) taken.delete(prev.clusterIP);
+          const others = this.state.services.filter((s) => s !== prev);
+          const read = readServiceManifest(prev ? { ...o, spec: { clusterIP: prev.clusterIP, ...(o.spec as object) } } : o, taken);
+          this.state.services = [...others, assignExternalAccess(read, prev, others)];
+        } else if (o.kind === 'Deployment') {
+          const d = readDeployment(o);
+          const prev = this.state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
+          if (prev) Object.assign(prev, d);
+          else this.state.deployments.push({ ...d, created: 0 });
+          await this.reconcile(d.namespace, d.name);
+        } else if (o.kind !== 'ServiceAccount') {
+          throw new Error(`${o.kind} ${o.metadata.name}: the netns backend applies Deployments, Services and ServiceAccounts only`);
+        }
       }
-    }
-    await writeState(this.state);
-    const reports = await this.syncAll(false);
-    await writeState(this.state);
-    return reports;
+      await writeState(this.state);
+      const reports = await this.syncAll(false);
+      await writeState(this.state);
+      return reports;
+    });
   }
 
   async scale(deployment: string, replicas: number, namespace = 'default'): Promise<SyncReport[]> {
+    this.alive();
     if (!Number.isInteger(replicas) || replicas < 0 || replicas > 250) throw new Error(`replicas must be 0..250, got ${replicas}`);
-    const d = this.deployment(namespace, deployment);
-    d.replicas = replicas;
-    await this.reconcile(namespace, deployment);
-    await writeState(this.state);
-    return this.syncAll(false);
+    return this.locked('scale', async () => {
+      const d = this.deployment(namespace, deployment);
+      d.replicas = replicas;
+      await this.reconcile(namespace, deployment);
+      await writeState(this.state);
+      return this.syncAll(false);
+    });
   }
 
   async pods(selector: Record<string, string> = {}): Promise<Pod[]> {
+    this.alive();
     return this.state.pods
       .filter((p) => Object.entries(selector).every(([k, v]) => p.labels[k] === v))
       .map(({ namespace, name, ip, node, labels, ready }) => ({ namespace, name, ip, node, labels, ready }));
   }
 
   async services(): Promise<Service[]> {
+    this.alive();
     return structuredClone(this.state.services);
   }
 
   async endpointSlices(): Promise<EndpointSlice[]> {
+    this.alive();
     return endpointSlicesFor(this.state);
   }
 
   async load(spec: LoadSpec): Promise<LoadResult> {
+    this.alive();
     if (this.mode === 'ipvs' && !ipvsKernelAvailable()) {
       throw new Error('this kernel has no IP_VS: in IPVS mode the netns lab loads the ipsets and iptables rules but no virtual servers, so Service traffic cannot flow here; the IPVS figures are predictions');
     }
@@ -185,12 +254,24 @@ export class NetnsLab implements Lab {
     const ns = 'pod' in from ? podNs(this.name, this.pod(from.pod).name) : nodeNs(this.name, this.node(from.node).name);
     const argv = ['ip', 'netns', 'exec', ns, process.execPath, LOAD_SCRIPT, '--url', spec.url, '--requests', String(spec.requests),
       '--concurrency', String(spec.concurrency ?? 10), '--timeout-ms', String(spec.timeoutMs ?? 5000)];
-    const out = await this.r.run(argv, { timeoutMs: 60_000 + spec.requests * 50 });
+    const out = await this.run(argv, { timeoutMs: 60_000 + spec.requests * 50 });
     return parseLoadOutput(out.stdout);
   }
 
   async destroy(): Promise<void> {
-    await destroyNetnsLab(this.name, this.r);
+    if (this.removed) return;
+    await removeNetnsLab(this.name, this.r);
+    this.removed = true;
+  }
+
+  /** Work that changes the lab, under its lock (re-entrant: `up` deploys while holding it). */
+  private async locked<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    const lock = await lockLab(this.name, doing, LOCK_WAIT_MS, this.r);
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
   }
 
   /** Re-run kube-proxy on every node, as it does after any Service or endpoint change. */
@@ -222,11 +303,11 @@ export class NetnsLab implements Lab {
     for (let i = 0; i < 2; i++) {
       const name = deploymentPodName('coredns', i);
       const ip = allocatePodIP(controlPlane, [...this.state.pods, ...coredns]);
-      coredns.push({ namespace: 'kube-system', name, ip, node: controlPlane.name, labels: { 'k8s-app': 'kube-dns' }, ready: true, deployment: 'coredns', veth: '', pid: null });
+      coredns.push({ namespace: 'kube-system', name, ip, node: controlPlane.name, labels: { 'k8s-app': 'kube-dns' }, ready: true, deployment: 'coredns', veth: '', process: null });
     }
     this.state.pods.push(...coredns);
     await writeState(this.state);
-    await Promise.all(coredns.map(async (p) => { p.veth = await createPod(this.r, this.name, controlPlane, p.name, p.ip); }));
+    await Promise.all(coredns.map(async (p) => { p.veth = await createPod(this.r, this.name, controlPlane, p.name, p.ip, this.marker); }));
   }
 
   /** The Deployment controller: create or delete pods until the count matches. */
@@ -235,6 +316,11 @@ export class NetnsLab implements Lab {
     const mine = () => this.state.pods.filter((p) => p.namespace === namespace && p.deployment === name);
     const surplus = mine().slice(d.replicas);
     for (const p of surplus.reverse()) {
+      // Only the pod's own server, proven by its start time and marker, is stopped.
+      if (p.process) {
+        const marked = await processesMarked(this.marker);
+        await stopProcesses(marked.filter((m) => m.pid === p.process?.pid && m.start === p.process.start));
+      }
       await deleteNamespace(this.r, podNs(this.name, p.name));
       this.state.pods = this.state.pods.filter((x) => x !== p);
     }
@@ -243,7 +329,7 @@ export class NetnsLab implements Lab {
       const node = pickNode(this.state.nodes, [...this.state.pods, ...toCreate], name);
       const pod: PodState = {
         namespace, name: deploymentPodName(name, d.created++), ip: allocatePodIP(node, [...this.state.pods, ...toCreate]),
-        node: node.name, labels: { ...d.labels }, ready: false, deployment: name, veth: '', pid: null,
+        node: node.name, labels: { ...d.labels }, ready: false, deployment: name, veth: '', process: null,
       };
       toCreate.push(pod);
     }
@@ -254,17 +340,20 @@ export class NetnsLab implements Lab {
   }
 
   private async startPod(d: DeploymentState, pod: PodState): Promise<void> {
-    pod.veth = await createPod(this.r, this.name, this.node(pod.node), pod.name, pod.ip);
+    pod.veth = await createPod(this.r, this.name, this.node(pod.node), pod.name, pod.ip, this.marker);
     if (d.runs === 'httpbin') {
-      const dir = join(labDir(this.name), 'pods');
-      await mkdir(dir, { recursive: true });
+      const dir = podsDir(this.name);
+      await ensurePrivateSubdir(dir);
       const ready = join(dir, `${pod.name}.ready`);
-      pod.pid = await this.r.spawnDetached(
+      const log = join(dir, `${pod.name}.log`);
+      const pid = await this.r.spawnDetached(
         ['ip', 'netns', 'exec', podNs(this.name, pod.name), process.execPath, HTTPBIN_SCRIPT,
           '--port', String(d.containerPort), '--hostname', pod.name, '--ready-file', ready],
-        join(dir, `${pod.name}.log`),
+        log,
+        { env: ownerEnv(this.marker) },
       );
-      await waitForFile(ready, 10_000, `pod ${pod.name}: httpbin did not start (see ${join(dir, `${pod.name}.log`)})`);
+      pod.process = processRef(pid);
+      await waitForFile(ready, 10_000, `pod ${pod.name}: httpbin did not start (see ${log})`, this.r.defaults.signal);
     }
     pod.ready = true;
   }
@@ -294,71 +383,16 @@ export class NetnsLab implements Lab {
   }
 }
 
-async function waitForFile(path: string, timeoutMs: number, message: string): Promise<void> {
+async function waitForFile(path: string, timeoutMs: number, message: string, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(path)) {
+    signal?.throwIfAborted();
     if (Date.now() > deadline) throw new Error(message);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
-/**
- * Remove everything a lab made, found by name, whether or not its state file survived: the
- * processes in its namespaces, the namespaces (their links and routes go with them), its state.
- */
-export async function destroyNetnsLab(name: string, r: Runner = defaultRunner): Promise<string[]> {
-  checkLabName(name);
-  const mine = (await listNamespaces(r)).filter((ns) => ns.startsWith(labPrefix(name)));
-  // Pods first, then nodes, then the network: each veth pair dies with its first end.
-  const order = (ns: string) => (ns.startsWith(`${labPrefix(name)}pod.`) ? 0 : ns === networkNs(name) ? 2 : 1);
-  for (const rank of [0, 1, 2]) {
-    await Promise.all(mine.filter((ns) => order(ns) === rank).map((ns) => deleteNamespace(r, ns)));
-  }
-  await removeState(name);
-  return mine;
-}
-
-export interface GcReport {
-  labs: string[];
-  namespaces: string[];
-}
-
-/**
- * Remove what crashed runs left: labs without a state file or whose creation died, and scratch
- * namespaces whose owner process is gone. Labs that are up are left alone.
- */
-export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
-  const report: GcReport = { labs: [], namespaces: [] };
-  const namespaces = await listNamespaces(r);
-  const labs = new Set([...namespaces.map(labOfNamespace).filter((x): x is string => x !== null), ...(await listStates())]);
-  for (const lab of labs) {
-    let state: LabState | null = null;
-    try {
-      state = await readState(lab);
-    } catch {
-      state = null;
-    }
-    const dead = !state || (state.status === 'creating' && !pidAlive(state.creatorPid)) || (state.heldBy !== undefined && !stillRuns(state.heldBy));
-    if (dead) {
-      report.namespaces.push(...(await destroyNetnsLab(lab, r)));
-      report.labs.push(lab);
-    }
-  }
-  for (const ns of namespaces) {
-    const owner = scratchOwnerPid(ns);
-    if (owner !== null && !pidAlive(owner)) {
-      await deleteNamespace(r, ns);
-      report.namespaces.push(ns);
-    }
-  }
-  return report;
-}
-
-export async function listNetnsLabs(): Promise<LabState[]> {
-  const out: LabState[] = [];
-  for (const name of await listStates()) {
-    const s = await readState(name).catch(() => null);
-    if (s) out.push(s);
-  }
-  return out;
+/** Remove lab `name`: what it can prove the lab made (see cleanup.ts). Returns the namespaces removed. */
+export async function destroyNetnsLab(name: string, r: Runner = defaultRunner, opts: { force?: boolean } = {}): Promise<string[]> {
+  return (await removeNetnsLab(name, r, opts)).namespaces;
 }

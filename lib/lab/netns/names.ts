@@ -30,15 +30,6 @@ export function labOfNamespace(ns: string): string | null {
   return dot < 0 ? null : ns.slice(LAB_PREFIX.length, dot);
 }
 
-/** Scratch namespaces (`kn-<purpose>-<pid>-<hex>`) carry their owner's pid. */
-export function scratchOwnerPid(ns: string): number | null {
-  if (!ns.startsWith(LAB_PREFIX) || ns.includes('.')) return null;
-  const parts = ns.split('-');
-  if (parts.length < 4) return null;
-  const pid = Number(parts[parts.length - 2]);
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
-
 /** kindnet names host-side pod veths `veth` + 8 hex characters. */
 export function podVethName(pod: string): string {
   return `veth${createHash('sha256').update(pod).digest('hex').slice(0, 8)}`;

@@ -1,4 +1,4 @@
-import type { Runner } from '../../exec/index.ts';
+import { addMarkedNamespace, type Runner } from '../../exec/index.ts';
 import { addressAt, parseIpv4Cidr } from '../../k8s/addresses.ts';
 import type { LabNode } from '../types.ts';
 import { networkNs, nodeNs, podNs, podVethName } from './names.ts';
@@ -12,25 +12,27 @@ const BRIDGE = 'kind';
 const ipIn = (ns: string, ...args: string[]) => ['ip', '-n', ns, ...args];
 const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
 
-/** The bridge that joins the nodes, in its own namespace (the host never sees it). */
-export async function createNodeNetwork(r: Runner, lab: string): Promise<void> {
+/**
+ * The bridge that joins the nodes, in its own namespace (the host never sees it). Every namespace
+ * of a lab carries the lab's marker (see exec/owned.ts), the proof `down` and `gc` look for.
+ */
+export async function createNodeNetwork(r: Runner, lab: string, marker: string): Promise<void> {
   const ns = networkNs(lab);
-  await r.run(['ip', 'netns', 'add', ns]);
-  await r.run(ipIn(ns, 'link', 'set', 'lo', 'up'));
+  await addMarkedNamespace(r, ns, marker);
   await r.run(ipIn(ns, 'link', 'add', BRIDGE, 'type', 'bridge'));
   await r.run(ipIn(ns, 'addr', 'add', `${NODE_GATEWAY}/16`, 'dev', BRIDGE));
   await r.run(ipIn(ns, 'link', 'set', BRIDGE, 'up'));
 }
 
 /** A node: its namespace, eth0 on the node network, forwarding on, kindnet's masquerade. */
-export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string): Promise<void> {
+export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string, marker: string): Promise<void> {
   const ns = nodeNs(lab, node.name);
   const peer = `eth-n${index}`;
-  await r.run(['ip', 'netns', 'add', ns]);
+  await addMarkedNamespace(r, ns, marker);
   await r.run(ipIn(networkNs(lab), 'link', 'add', peer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns));
   await r.run(ipIn(networkNs(lab), 'link', 'set', peer, 'master', BRIDGE, 'up'));
   await r.run(['ip', '-n', ns, '-batch', '-'], {
-    input: ['link set lo up', `addr add ${node.ip}/16 dev eth0`, 'link set eth0 up', `route add default via ${NODE_GATEWAY}`].join('\n'),
+    input: [`addr add ${node.ip}/16 dev eth0`, 'link set eth0 up', `route add default via ${NODE_GATEWAY}`].join('\n'),
   });
   await r.run(execIn(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'));
   await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: kindMasqAgentRules(podSubnet) });
@@ -66,12 +68,12 @@ export function podGateway(node: LabNode): string {
  * A pod wired as the ptp CNI plugin wires it: a veth pair, the pod's /24 address without its
  * connected route, the node side holding the gateway address, and a /32 host route to the pod.
  */
-export async function createPod(r: Runner, lab: string, node: LabNode, pod: string, ip: string): Promise<string> {
+export async function createPod(r: Runner, lab: string, node: LabNode, pod: string, ip: string, marker: string): Promise<string> {
   const ns = podNs(lab, pod);
   const host = nodeNs(lab, node.name);
   const veth = podVethName(`${lab}/${pod}`);
   const gw = podGateway(node);
-  await r.run(['ip', 'netns', 'add', ns]);
+  await addMarkedNamespace(r, ns, marker);
   // One `ip -batch` per side keeps a pod to three processes; the lines are what you would type.
   await r.run(['ip', '-n', host, '-batch', '-'], {
     input: [
@@ -83,7 +85,6 @@ export async function createPod(r: Runner, lab: string, node: LabNode, pod: stri
   });
   await r.run(['ip', '-n', ns, '-batch', '-'], {
     input: [
-      'link set lo up',
       `addr add ${ip}/24 dev eth0 noprefixroute`,
       'link set eth0 up',
       `route add ${gw} dev eth0 scope link src ${ip}`,
@@ -94,24 +95,15 @@ export async function createPod(r: Runner, lab: string, node: LabNode, pod: stri
   return veth;
 }
 
-/** Stop every process in the namespace, then delete it (its links go with it). */
+/** Delete a namespace (its links go with it); the caller has stopped the processes it started there. */
 export async function deleteNamespace(r: Runner, ns: string): Promise<void> {
-  const pids = await r.run(['ip', 'netns', 'pids', ns], { allowFailure: true });
-  const list = pids.stdout.split('\n').map(Number).filter((p) => Number.isInteger(p) && p > 0);
-  for (const pid of list) killQuietly(pid, 'SIGTERM');
-  if (list.length > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const pid of list) killQuietly(pid, 'SIGKILL');
-  }
   await r.run(['ip', 'netns', 'del', ns], { allowFailure: true });
 }
 
-function killQuietly(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
+/** Processes in a namespace (`ip netns pids`), for reporting the ones the kit did not start. */
+export async function namespacePids(r: Runner, ns: string): Promise<number[]> {
+  const out = await r.run(['ip', 'netns', 'pids', ns], { allowFailure: true });
+  return out.stdout.split('\n').map(Number).filter((p) => Number.isInteger(p) && p > 0);
 }
 
 export async function listNamespaces(r: Runner): Promise<string[]> {
