@@ -6,7 +6,8 @@
  *   <runDir>/<node>/<kind>.txt        raw stdout, byte for byte (absent when nothing ran)
  *   <runDir>/<node>/<kind>.json       parsed data (absent when there is none)
  */
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { ensurePrivateDir, ensurePrivateSubdir, writeNewFile } from '../files/index.ts';
 import { join } from 'node:path';
 import type { Provenance } from '../provenance/index.ts';
 import type { CaptureItem, CaptureItems, NodeCapture } from './capture.ts';
@@ -59,14 +60,25 @@ function nodeDirName(node: string | undefined): string {
   return node;
 }
 
-/** Write one node's capture under `<runDir>/<node>/`; returns the paths written. */
+/**
+ * Write one node's capture under `<runDir>/<node>/`; returns the paths written. The folders are
+ * private (0700) and every file is new (0600): a capture never overwrites another, nor writes
+ * through a symlink.
+ */
 export async function saveCapture(capture: NodeCapture, runDir: string): Promise<string[]> {
-  const dir = join(runDir, nodeDirName(capture.provenance.node));
-  await mkdir(dir, { recursive: true });
+  const node = nodeDirName(capture.provenance.node);
+  const dir = join(runDir, node);
+  await ensurePrivateDir(runDir);
+  await ensurePrivateSubdir(dir);
   const written: string[] = [];
   const write = async (name: string, text: string) => {
     const path = join(dir, name);
-    await writeFile(path, text, 'utf8');
+    try {
+      await writeNewFile(path, text);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${dir} already holds a capture of node ${node}: capture into another folder (--out)`);
+      throw e;
+    }
     written.push(path);
   };
   const meta: ItemsFile = { format: FORMAT, items: {} };

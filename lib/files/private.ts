@@ -25,13 +25,22 @@ export class UnsafePathError extends Error {
 const euid = () => process.geteuid?.() ?? 0;
 
 /**
+ * Owners whose folders we trust: root, us, and the user who ran us through sudo (who could do
+ * anything as root anyway). Anyone else's folder is a place to plant things.
+ */
+function trusted(uid: number): boolean {
+  const sudo = Number(process.env.SUDO_UID);
+  return uid === 0 || uid === euid() || (Number.isInteger(sudo) && uid === sudo);
+}
+
+/**
  * The ancestors of a real path must not let another user swap what lies below them: each is owned
- * by root or by us, and is not writable by others unless sticky (as /tmp is).
+ * by a trusted user, and is not writable by others unless sticky (as /tmp is).
  */
 async function checkAncestors(real: string): Promise<void> {
   for (let dir = dirname(real); ; dir = dirname(dir)) {
     const s = await stat(dir);
-    if (s.uid !== 0 && s.uid !== euid()) {
+    if (!trusted(s.uid)) {
       throw new UnsafePathError(dir, `a folder above it is owned by uid ${s.uid}`, 'Keep the kit\'s state under a folder only root can change.');
     }
     if ((s.mode & OTHERS_WRITE) !== 0 && (s.mode & STICKY) === 0) {
@@ -42,18 +51,23 @@ async function checkAncestors(real: string): Promise<void> {
 }
 
 /**
- * Make sure `path` is a private folder of ours: create it (and missing parents) 0700, or accept an
- * existing one only if it is a real folder we own; a folder of ours with wider modes is narrowed.
+ * Make sure `path` is a private folder: create it (and missing parents) 0700, or accept an existing
+ * one only if it is a real folder of a trusted owner that no one else can write; a folder of ours
+ * with wider modes is narrowed to 0700.
  */
 export async function ensurePrivateDir(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: DIR_MODE });
   const s = await lstat(path);
   if (s.isSymbolicLink()) throw new UnsafePathError(path, 'is a symbolic link', 'Remove the link, or point the kit at a real folder.');
   if (!s.isDirectory()) throw new UnsafePathError(path, 'is not a folder', 'Remove it, or point the kit elsewhere.');
-  if (s.uid !== euid()) {
+  if (!trusted(s.uid)) {
     throw new UnsafePathError(path, `is owned by uid ${s.uid}, not by the user running kube-netlab (uid ${euid()})`, 'Remove it, or point the kit at a folder of its own.');
   }
-  if ((s.mode & 0o777) !== DIR_MODE) await chmod(path, DIR_MODE);
+  if (s.uid === euid()) {
+    if ((s.mode & 0o777) !== DIR_MODE) await chmod(path, DIR_MODE);
+  } else if ((s.mode & OTHERS_WRITE) !== 0) {
+    throw new UnsafePathError(path, 'is writable by other users', 'Narrow its modes (chmod go-w), or point the kit elsewhere.');
+  }
   await checkAncestors(await realpath(path));
 }
 
