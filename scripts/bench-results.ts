@@ -52,10 +52,12 @@ const { values } = parseArgs({
 });
 
 async function runBenchmark(name: BenchmarkName): Promise<unknown> {
-  const argv = [...BENCHMARKS[name], '--json'];
+  const bench: readonly string[] = BENCHMARKS[name];
+  const npmScript = bench[0] === 'npm' && bench[1] === 'run' ? NPM_SCRIPTS[bench[2]] : undefined;
+  // npm run passes arguments on only after `--`.
+  const argv = [...bench, ...(npmScript ? ['--'] : []), '--json'];
   // Run what npm and npx would run, directly, so no npm or npx start-up is timed.
-  const npmScript = argv[0] === 'npm' && argv[1] === 'run' ? NPM_SCRIPTS[argv[2]] : undefined;
-  const direct = npmScript ? [process.execPath, '--import', projectPath('scripts', 'build-guard.mjs'), projectPath(npmScript), ...argv.slice(3)]
+  const direct = npmScript ? [process.execPath, '--import', projectPath('scripts', 'build-guard.mjs'), projectPath(npmScript), '--json']
     : argv[0] === 'npx' && argv[1] === 'kube-netlab' ? [process.execPath, projectPath('scripts', 'kube-netlab.mjs'), ...argv.slice(2)]
     : [...argv];
   process.stderr.write(`==> ${shellQuote(argv)}\n`);
