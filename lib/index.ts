@@ -11,3 +11,4 @@ export * as traffic from './traffic/index.ts';
 export * as provenance from './provenance/index.ts';
 export * as plot from './plot/index.ts';
 export * as scale from './scale/index.ts';
+export * as project from './project/index.ts';

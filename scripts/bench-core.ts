@@ -2,7 +2,7 @@
 // S services × E endpoints, each reported as a ratio to `iptables-restore --test` on the same
 // text, measured in the same run. Needs root (the reference runs in a scratch namespace).
 //
-//   npx tsx scripts/bench-core.ts [--services 10000] [--endpoints 10] [--runs 3] [--json]
+//   npm run bench:core -- [--services 10000] [--endpoints 10] [--runs 3] [--json]
 import { parseArgs } from 'node:util';
 import { withScratchNetns } from '../lib/exec/index.ts';
 import { resolveServicePorts, syntheticCluster } from '../lib/k8s/index.ts';

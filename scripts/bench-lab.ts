@@ -3,7 +3,7 @@
 // bring-up against creating and deleting as many bare namespaces, Service throughput against the
 // same client talking to a pod's own address (no DNAT). Needs root.
 //
-//   npx tsx scripts/bench-lab.ts [--modes iptables,nftables] [--runs 3] [--requests 3000] [--concurrency 50] [--json]
+//   npm run bench:lab -- [--modes iptables,nftables] [--runs 3] [--requests 3000] [--concurrency 50] [--json]
 import { parseArgs } from 'node:util';
 import { runner } from '../lib/exec/index.ts';
 import { loadManifest } from '../lib/lab/manifests.ts';

@@ -3,24 +3,27 @@
 // reproduces it and the machine it came from. Needs root (the lab and scale benchmarks use
 // network namespaces); takes several minutes.
 //
-//   npx tsx scripts/bench-results.ts [--only core,lab,scale] [--out labs/results]
+//   npm run bench -- [--only core,lab,scale] [--out labs/results]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runner, shellQuote } from '../lib/exec/index.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+import { PROJECT_ROOT as ROOT, projectPath } from '../lib/project/index.ts';
 
 /** Each benchmark as a user would type it; `--json` is appended when it runs here. */
 export const BENCHMARKS = {
-  core: ['npx', 'tsx', 'scripts/bench-core.ts'],
-  lab: ['npx', 'tsx', 'scripts/bench-lab.ts'],
+  core: ['npm', 'run', 'bench:core'],
+  lab: ['npm', 'run', 'bench:lab'],
   scale: ['npx', 'kube-netlab', 'scale', '--modes', 'iptables,nftables', '--services', '10,100,1000,5000,10000', '--endpoints', '10'],
 } as const;
 export type BenchmarkName = keyof typeof BENCHMARKS;
+
+/** The built script each `npm run` above runs, behind the build check, as package.json says. */
+const NPM_SCRIPTS: Record<string, string> = {
+  'bench:core': 'out/build/scripts/bench-core.js',
+  'bench:lab': 'out/build/scripts/bench-lab.js',
+};
 
 interface CoreResult {
   services: number; endpoints: number; natRules: number; restoreBytes: number; runs: number;
@@ -49,10 +52,13 @@ const { values } = parseArgs({
 });
 
 async function runBenchmark(name: BenchmarkName): Promise<unknown> {
-  const argv = [...BENCHMARKS[name], '--json'];
-  // npx resolves to the project's own binaries; run them directly so no npx lookup is timed.
-  const direct = argv[0] === 'npx' && argv[1] === 'tsx' ? [TSX, ...argv.slice(2)]
-    : argv[0] === 'npx' && argv[1] === 'kube-netlab' ? [process.execPath, join(ROOT, 'scripts', 'kube-netlab.mjs'), ...argv.slice(2)]
+  const bench: readonly string[] = BENCHMARKS[name];
+  const npmScript = bench[0] === 'npm' && bench[1] === 'run' ? NPM_SCRIPTS[bench[2]] : undefined;
+  // npm run passes arguments on only after `--`.
+  const argv = [...bench, ...(npmScript ? ['--'] : []), '--json'];
+  // Run what npm and npx would run, directly, so no npm or npx start-up is timed.
+  const direct = npmScript ? [process.execPath, '--import', projectPath('scripts', 'build-guard.mjs'), projectPath(npmScript), '--json']
+    : argv[0] === 'npx' && argv[1] === 'kube-netlab' ? [process.execPath, projectPath('scripts', 'kube-netlab.mjs'), ...argv.slice(2)]
     : [...argv];
   process.stderr.write(`==> ${shellQuote(argv)}\n`);
   const res = await runner.run(direct, { cwd: ROOT, timeoutMs: 60 * 60_000, teeStderr: true });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kube-netlab and its tests need on Debian/Ubuntu: the kernel's userspace tools
-# (from apt) and the npm dependencies (npm ci). Safe to run again.
+# (from apt) and the npm dependencies (npm ci, whose prepare script builds the kit into out/build/).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +31,5 @@ if ! node -e '
   exit 1
 fi
 
-echo "==> npm ci"
+echo "==> npm ci (installs, then builds out/build/)"
 npm ci --no-audit --no-fund --loglevel=error

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// Entry point for `npx kube-netlab`: load the TypeScript CLI through tsx, no build step.
-import { register } from 'tsx/esm/api';
+// Entry point for `npx kube-netlab`: runs the CLI as `npm run build` compiled it to out/build/
+// (`npm ci` builds), once build-guard.mjs has checked that nobody else could have changed it.
+import { pathToFileURL } from 'node:url';
+import { BuildError, builtPath, checkBuild } from './build-guard.mjs';
 
-register();
-const { main } = await import('./cli.ts');
+const cli = builtPath('scripts/cli.ts');
+try {
+  checkBuild(cli);
+} catch (e) {
+  if (!(e instanceof BuildError)) throw e;
+  process.stderr.write(`${e.message}\n`);
+  process.exit(1);
+}
+const { main } = await import(pathToFileURL(cli).href);
 process.exitCode = await main(process.argv.slice(2));

@@ -3,14 +3,13 @@
  * executes every notebooks/*.ipynb headless in order, renders each to HTML in out/notebooks/, and
  * fails on any cell error, naming the notebook and the cell.
  *
- * `tsx scripts/notebooks.ts --register` only registers the kernel (`npm run jupyter` uses it).
+ * With `--register` it only registers the kernel (`npm run jupyter` does that first).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { MissingToolError, installHint, runner as defaultRunner, type Runner } from '../lib/exec/index.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { PROJECT_ROOT as ROOT } from '../lib/project/index.ts';
 
 /** Jupyter comes from Debian's packages, which run on the system Python, not whatever is on PATH. */
 export const JUPYTER = process.env.JUPYTER ?? '/usr/bin/jupyter';

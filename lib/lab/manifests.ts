@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { projectPath } from '../project/index.ts';
 import type { K8sObject } from './types.ts';
 
-/** Where the vendored manifests live, relative to this module. */
-export const MANIFEST_DIR = new URL('../../labs/manifests/', import.meta.url);
+/** Where the vendored manifests live: labs/manifests/ in the checkout. */
+export const MANIFEST_DIR = projectPath('labs', 'manifests');
 
 /** Parse multi-document YAML into objects; a bad document names its index and the YAML error. */
 export function parseManifests(text: string, source = 'manifest'): K8sObject[] {
@@ -27,6 +29,5 @@ export type ManifestName = 'httpbin' | 'curl' | 'httpbin-nodeport' | 'httpbin-lb
 
 /** A vendored manifest by name, e.g. `httpbin` or `curl`. */
 export async function loadManifest(name: ManifestName): Promise<K8sObject[]> {
-  const url = new URL(`${name}.yaml`, MANIFEST_DIR);
-  return parseManifests(await readFile(url, 'utf8'), `labs/manifests/${name}.yaml`);
+  return parseManifests(await readFile(join(MANIFEST_DIR, `${name}.yaml`), 'utf8'), `labs/manifests/${name}.yaml`);
 }

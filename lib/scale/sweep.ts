@@ -25,7 +25,7 @@ import {
 } from './plan.ts';
 import type { KernelCounts, LatencyMeasurement, MeasuredPoint, ScaleOptions, ScalePoint, ScaleProgress, ScaleResult, Skipped, SkippedStep } from './types.ts';
 
-/** The in-namespace server and client (plain JS, so each starts fast). */
+/** The in-namespace server and client (plain JS, so each starts fast; the build copies it beside this module). */
 export const PROBE_SCRIPT = fileURLToPath(new URL('./probe.mjs', import.meta.url));
 
 /** iptables-nft restores of 100,000+ rules take many minutes (its cost grows faster than linearly). */

@@ -6,7 +6,6 @@ import { diffLines } from '../diff.ts';
 import { readFile } from 'node:fs/promises';
 import { ensurePrivateDir, replaceFile } from '../../files/index.ts';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isMap, isNode, parse as parseYaml, parseDocument } from 'yaml';
 import {
   CommandError, MissingToolError, installHint, processRef, runner as defaultRunner,
@@ -15,6 +14,7 @@ import {
 import { readCluster } from '../../k8s/read.ts';
 import { resolveServicePorts, usableEndpoints } from '../../k8s/resolve.ts';
 import type { Cluster, EndpointSlice, Service } from '../../k8s/types.ts';
+import { projectPath } from '../../project/index.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
@@ -49,7 +49,7 @@ export class BackendUnavailableError extends Error {
 
 /** kind's config per mode, in labs/ (each pins the node image). */
 export function kindConfigPath(mode: ProxyMode): string {
-  return fileURLToPath(new URL(`../../../labs/kind-${mode}.yaml`, import.meta.url));
+  return projectPath('labs', `kind-${mode}.yaml`);
 }
 
 const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';

@@ -2,8 +2,9 @@ import { fileURLToPath } from 'node:url';
 import type { LoadResult } from '../../types.ts';
 
 /**
- * The programs a netns lab runs inside pod namespaces. They are plain JavaScript (no tsx) so a
- * pod starts in tens of milliseconds: `ip netns exec POD node HTTPBIN_SCRIPT --port 8080 …`.
+ * The programs a netns lab runs inside pod namespaces. They are plain JavaScript, so a pod starts
+ * in tens of milliseconds: `ip netns exec POD node HTTPBIN_SCRIPT --port 8080 …`. The build copies
+ * them beside this module, so the build runs its own copies and the sources theirs.
  */
 export const HTTPBIN_SCRIPT = fileURLToPath(new URL('./httpbin.mjs', import.meta.url));
 export const LOAD_SCRIPT = fileURLToPath(new URL('./load.mjs', import.meta.url));
