@@ -157,7 +157,8 @@ export const down: CommandSpec = {
       for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     }
     if (args.values.json) return printJson(io, { name, removed, leftAlone });
-    io.out(removed.length ? `removed lab ${name}: ${removed.join(', ')}` : `no lab named ${name}; nothing to remove`);
+    if (removed.length > 0) io.out(`removed lab ${name}: ${removed.join(', ')}`);
+    else io.out(leftAlone.length > 0 ? `removed nothing of lab ${name}: nothing found is provably this lab's` : `no lab named ${name}; nothing to remove`);
     for (const l of leftAlone) io.out(`  left alone: ${l.what}: ${l.why}`);
   },
 };

@@ -41,8 +41,10 @@ function comm(pid: number): string {
 }
 
 /**
- * Remove lab `name` and what it made, even half-made or after a crash, under the lab's lock. A lab
- * held by a running process (a notebook kernel) needs `force`.
+ * Remove lab `name` and what it made, even half-made or after a crash, under the lab's lock.
+ * `force` (the user's `down --force`) also removes a lab held by a running process (a notebook
+ * kernel), and namespaces of this lab name that kube-netlab made under another state folder (one
+ * deleted since, say).
  */
 export async function removeNetnsLab(
   name: string,
@@ -53,7 +55,8 @@ export async function removeNetnsLab(
   await ensureStateDir();
   const lock = await lockLab(name, 'down', opts.waitMs ?? LOCK_WAIT_MS, r);
   try {
-    return await removeLocked(name, r, opts.force ?? false);
+    const force = opts.force ?? false;
+    return await removeLocked(name, r, { ignoreHolder: force, otherStateFolders: force });
   } finally {
     lock.release();
   }
@@ -68,10 +71,17 @@ async function readStateOrProblem(name: string): Promise<{ state: LabState | nul
   }
 }
 
-async function removeLocked(name: string, r: Runner, force: boolean): Promise<RemoveReport> {
+interface RemoveScope {
+  /** Remove the lab even while its holder runs. */
+  ignoreHolder: boolean;
+  /** Also namespaces of this lab name that kube-netlab made under another state folder. */
+  otherStateFolders: boolean;
+}
+
+async function removeLocked(name: string, r: Runner, scope: RemoveScope): Promise<RemoveReport> {
   const report: RemoveReport = { lab: name, namespaces: [], processes: [], state: false, leftAlone: [] };
   const { state, corrupt } = await readStateOrProblem(name);
-  if (state?.heldBy && !force && state.heldBy.pid !== process.pid && stillRuns(state.heldBy)) {
+  if (state?.heldBy && !scope.ignoreHolder && state.heldBy.pid !== process.pid && stillRuns(state.heldBy)) {
     throw new Error(`lab ${name} is held by pid ${state.heldBy.pid} (${comm(state.heldBy.pid)}: a notebook kernel or script using it); stop that first, or remove it anyway with \`kube-netlab down --name ${name} --force\``);
   }
   if (state && state.status !== 'deleting') {
@@ -88,14 +98,14 @@ async function removeLocked(name: string, r: Runner, force: boolean): Promise<Re
     const mark = await readNamespaceMark(r, ns);
     if (!mark.exists) continue;
     const parsed = mark.marker === null ? null : parseLabMarker(mark.marker);
-    if (parsed && parsed.stateId === id && parsed.lab === name) {
+    if (parsed && parsed.lab === name && (parsed.stateId === id || scope.otherStateFolders)) {
       ours.push(ns);
       markers.add(mark.marker as string);
     } else if (mark.marker === null && hasRecord && mark.otherLinks === 0) {
       // `ip -batch` creates and marks in one process; only its own death in between leaves this.
       ours.push(ns);
     } else if (parsed && parsed.stateId !== id) {
-      report.leftAlone.push({ what: `namespace ${ns}`, why: 'made by kube-netlab under another state folder (KUBE_NETLAB_STATE_DIR); remove it from there' });
+      report.leftAlone.push({ what: `namespace ${ns}`, why: `made by kube-netlab under another state folder (KUBE_NETLAB_STATE_DIR): remove it from there, or with \`kube-netlab down --name ${name} --force\`` });
     } else {
       report.leftAlone.push({ what: `namespace ${ns}`, why: `not marked as made by kube-netlab for this lab; if it is yours to delete: \`ip netns del ${ns}\`` });
     }
@@ -185,7 +195,7 @@ export async function gcNetns(r: Runner = defaultRunner): Promise<GcReport> {
       } else {
         why = (await listStates()).includes(name) ? 'its creation died before it wrote its state' : 'its record in this state folder is gone';
       }
-      const removed = await removeLocked(name, r, true);
+      const removed = await removeLocked(name, r, { ignoreHolder: true, otherStateFolders: false });
       report.namespaces.push(...removed.namespaces);
       report.processes.push(...removed.processes);
       if (removed.namespaces.length > 0 || removed.state || removed.processes.length > 0) {
