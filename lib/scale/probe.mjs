@@ -58,7 +58,7 @@ function serve(/** @type {string[]} */ args) {
   server.listen({ port, host: '0.0.0.0', backlog: 4096 }, () => {
     const ready = v['ready-file'];
     if (ready) {
-      writeFileSync(`${ready}.tmp`, 'ready\n');
+      writeFileSync(`${ready}.tmp`, 'ready\n', { mode: 0o600, flag: 'wx' });
       renameSync(`${ready}.tmp`, ready);
     }
   });

@@ -364,7 +364,7 @@ function main() {
     const addr = /** @type {import('node:net').AddressInfo} */ (server.address());
     if (opts.readyFile) {
       // Rename so a watcher never reads a half-written file.
-      writeFileSync(`${opts.readyFile}.tmp`, 'ready\n');
+      writeFileSync(`${opts.readyFile}.tmp`, 'ready\n', { mode: 0o600, flag: 'wx' });
       renameSync(`${opts.readyFile}.tmp`, opts.readyFile);
     }
     const where = opts.address === '0.0.0.0' || opts.address === '::' ? '' : opts.address.includes(':') ? `[${opts.address}]` : opts.address;
