@@ -5,11 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { release, tmpdir } from 'node:os';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ownerEnv, processesMarked, runner as defaultRunner, shellQuote, stopProcesses, withScratchNetns, type ExecResult, type RunOptions, type Runner, type ScratchNetns } from '../exec/index.ts';
 import { replaceSetMembers } from '../lab/netns/kube-proxy.ts';
+import { ensureStateDir, stateDir } from '../lab/netns/state.ts';
+import { ensurePrivateSubdir } from '../files/index.ts';
 import { parseIpsetList, parseIptablesSave, parseIpvsadm, parseNftJson } from '../parse/index.ts';
 import { builtinJumpsRestore } from '../proxy/iptables.ts';
 import { IPVS_JUMPS } from '../proxy/ipvs.ts';
@@ -64,7 +66,10 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
   const ipvsKernel = existsSync('/proc/net/ip_vs');
   const tools = await toolVersions(r, o.modes, ipvsKernel);
   const command = `kube-netlab scale --modes ${o.modes.join(',')} --services ${o.services.join(',')} --endpoints ${o.endpoints} --samples ${o.samples}`;
-  const dir = await mkdtemp(join(tmpdir(), 'kube-netlab-scale-'));
+  // Root writes logs and ready files here: a private folder of the kit's, never $TMPDIR.
+  await ensureStateDir();
+  await ensurePrivateSubdir(join(stateDir(), 'scale'));
+  const dir = await mkdtemp(join(stateDir(), 'scale', 'sweep-'));
   const measured: { mode: ProxyMode; services: number; m: MeasuredPoint; counts: ModeCounts }[] = [];
   const skippedSteps: SkippedStep[] = [];
   let clientIP = '';
