@@ -4,8 +4,8 @@
  */
 import { diffLines } from '../diff.ts';
 import { readFile } from 'node:fs/promises';
-import { ensurePrivateDir, replaceFile } from '../../files/index.ts';
-import { dirname } from 'node:path';
+import { ensurePrivateDir, replaceFile, takeLock, type Lock } from '../../files/index.ts';
+import { dirname, join } from 'node:path';
 import { isMap, isNode, parse as parseYaml, parseDocument } from 'yaml';
 import {
   CommandError, MissingToolError, installHint, processRef, runner as defaultRunner,
@@ -26,7 +26,7 @@ import {
   parseNodesJson, parsePodsJson, type Semver,
 } from './commands.ts';
 import {
-  OWNER_LABEL, kindConfigFile, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
+  OWNER_LABEL, kindConfigFile, kindStateDir, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
   writeKindRecord, type KindRecord, type NodeMarker,
 } from './state.ts';
 
@@ -194,6 +194,12 @@ export async function kindClusterConfig(mode: ProxyMode, workers: number, owner:
   return doc.toString();
 }
 
+/** A kind lab's lock, beside its record (see files/lock.ts). */
+async function lockKindLab(name: string, doing: string, waitMs: number, r: Runner): Promise<Lock> {
+  await ensurePrivateDir(kindStateDir());
+  return takeLock(join(kindStateDir(), `${name}.lock`), { what: `kind lab ${name}`, doing, waitMs, runner: r });
+}
+
 /**
  * Create the kind cluster for a lab: preflight first (fails in seconds with a cause and a fix),
  * then a record of the lab (see state.ts), then `kind create cluster --wait` on a generated config
@@ -210,6 +216,18 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
 
   progress('preflight: docker daemon, kind, kubectl');
   const tools = await preflight(r, opts.mode);
+  // Held until `kind create` has returned: two `up` of one name never write one record twice.
+  const lock = await lockKindLab(name, 'up', 0, base);
+  try {
+    return await createLocked(opts, name, workers, r, tools, progress);
+  } finally {
+    lock.release();
+  }
+}
+
+async function createLocked(
+  opts: KindLabOptions, name: string, workers: number, r: Runner, tools: Toolchain, progress: (s: string) => void,
+): Promise<KindLab> {
   const existing = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (existing.includes(name)) {
     const ours = await readKindRecord(name).catch(() => null);
@@ -333,6 +351,15 @@ export async function destroyKindLab(name: string, r: Runner = defaultRunner): P
   checkLabName(name);
   await checkKind(r);
   await checkDocker(r);
+  const lock = await lockKindLab(name, 'down', 180_000, r);
+  try {
+    return await destroyLocked(name, r);
+  } finally {
+    lock.release();
+  }
+}
+
+async function destroyLocked(name: string, r: Runner): Promise<string[]> {
   const record = await readKindRecord(name);
   const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (!clusters.includes(name)) {
