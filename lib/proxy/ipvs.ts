@@ -137,7 +137,8 @@ function externallyAccessible(sp: ServicePortInfo): boolean {
 function categorize(sp: ServicePortInfo): { cluster: EndpointInfo[]; local: EndpointInfo[] } {
   const internalLocal = sp.internalTrafficPolicy === 'Local';
   const externalLocal = externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
-  const usesCluster = !internalLocal || (externallyAccessible(sp) && !externalLocal);
+  // kube-proxy's UsesClusterEndpoints, as in the iptables and nftables generators.
+  const usesCluster = !internalLocal || externallyAccessible(sp);
   const usesLocal = internalLocal || externalLocal;
   return {
     cluster: usesCluster ? usableEndpoints(sp.endpoints) : [],
@@ -205,11 +206,13 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
       const entry = `${ip},${proto}:${sp.port}`;
       add('KUBE-LOAD-BALANCER', entry);
       if (externalLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
-      if (sp.loadBalancerSourceRanges.length > 0) {
+      // ipset refuses a /0 member; a range that allows every source is no firewall at all
+      // (upstream kube-proxy does the same since kubernetes/kubernetes#132722).
+      const ranges = sp.loadBalancerSourceRanges.map(parseIpv4Cidr);
+      if (ranges.length > 0 && ranges.every((c) => c.prefix > 0)) {
         add('KUBE-LOAD-BALANCER-FW', entry);
         let allowFromNode = false;
-        for (const range of sp.loadBalancerSourceRanges) {
-          const cidr = parseIpv4Cidr(range);
+        for (const cidr of ranges) {
           add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCidr(cidr)}`);
           if (nodeIPs.length > 0 && cidrContains(cidr, nodeIPs[0])) allowFromNode = true;
         }

@@ -124,7 +124,9 @@ export function categorizeEndpoints(p: ServicePortInfo): CategorizedEndpoints {
   const internalLocal = p.internalTrafficPolicy === 'Local';
   const external = externallyAccessible(p);
   const externalLocal = external && p.externalTrafficPolicy === 'Local';
-  const usesCluster = !internalLocal || (external && !externalLocal);
+  // kube-proxy's UsesClusterEndpoints: an external destination needs the cluster chain even with
+  // externalTrafficPolicy Local, for the short-circuit rules of pod and node traffic.
+  const usesCluster = !internalLocal || external;
   const usesLocal = internalLocal || externalLocal;
   const cluster = usesCluster ? usableEndpoints(p.endpoints) : [];
   const local = usesLocal ? usableEndpoints(p.endpoints.filter((e) => e.isLocal)) : [];
