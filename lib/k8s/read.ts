@@ -140,6 +140,7 @@ function readClusterIP(spec: Json, id: string, type: ServiceType): string {
     if ((clusterIP !== '' && clusterIP !== 'None') || clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIP', 'may not be set for ExternalName services');
     return 'None';
   }
+  if (clusterIP === '' && clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIPs', 'must be empty when spec.clusterIP is not set');
   if (clusterIPs.length > 0 && clusterIPs[0] !== clusterIP) {
     throw new ObjectError(id, 'spec.clusterIPs', `first value ${quoted(clusterIPs[0])} must match spec.clusterIP ${quoted(clusterIP)}`);
   }
