@@ -6,8 +6,15 @@
 
 /** A value for an error message: JSON-quoted (no raw quotes or newlines), long ones cut. */
 export function quoted(v: unknown): string {
-  if (typeof v !== 'string') return v === undefined ? 'undefined' : JSON.stringify(v) ?? String(v);
-  return v.length > 64 ? `${JSON.stringify(v.slice(0, 64))}… (${v.length} characters)` : JSON.stringify(v);
+  if (typeof v === 'string') return v.length > 64 ? `${JSON.stringify(v.slice(0, 64))}… (${v.length} characters)` : JSON.stringify(v);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    // A cycle or a BigInt, from code rather than JSON.
+  }
+  if (text === undefined) return `(${typeof v})`;
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 const LOWER_ALNUM_DASH = /^[a-z0-9-]+$/;
