@@ -3,6 +3,7 @@ import { ObjectError } from '../lib/k8s/errors.ts';
 import { ParseError } from '../lib/parse/errors.ts';
 import { TraceError } from '../lib/trace/iptables.ts';
 import { CommandError, MissingToolError } from '../lib/exec/runner.ts';
+import { GeneratorInputError } from '../lib/proxy/tokens.ts';
 import { COMMANDS } from './commands/index.ts';
 
 /** A mistake in how the command was called: printed with the usage, exit code 2. */
@@ -73,7 +74,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       io.err(`kube-netlab ${name}: ${e.message}\nUsage: kube-netlab ${cmd.usage}`);
       return 2;
     }
-    if (e instanceof ParseError || e instanceof ObjectError || e instanceof TraceError || e instanceof MissingToolError || e instanceof CommandError) {
+    if (e instanceof ParseError || e instanceof ObjectError || e instanceof GeneratorInputError || e instanceof TraceError || e instanceof MissingToolError || e instanceof CommandError) {
       io.err(`kube-netlab ${name}: ${e.message}`);
       return 1;
     }

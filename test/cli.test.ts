@@ -112,4 +112,18 @@ describe('kube-netlab CLI', () => {
     expect((await cli('frobnicate')).code).toBe(2);
     expect((await cli('rules', '--mode', 'iptables', '--services', '10000', '--endpoints', '10')).err).toMatch(/larger pod subnet/);
   });
+
+  it('prints no rules for hostile objects or flags, only the object and field at fault', async () => {
+    const file = join(dir, 'injected.json');
+    const injected = { kind: 'Service', metadata: { name: 'x', namespace: 'default' }, spec: { clusterIP: '10.96.0.5', ports: [{ name: 'a"\n-A INPUT -j DROP\n#', port: 80 }] } };
+    await writeFile(file, JSON.stringify({ kind: 'List', items: [injected] }));
+    for (const mode of ['iptables', 'ipvs', 'nftables']) {
+      const r = await cli('rules', '--mode', mode, '--objects', file);
+      expect([r.code, r.out]).toEqual([1, '']);
+      expect(r.err).toContain('Service default/x: spec.ports[0].name: "a\\"\\n-A INPUT -j DROP\\n#" is not a valid DNS label');
+      const flag = await cli('rules', '--mode', mode, '--services', '1', '--endpoints', '1', '--cluster-cidr', '10.244.0.0/16 } ; add table ip pwned');
+      expect([flag.code, flag.out]).toEqual([1, '']);
+      expect(flag.err).toContain('options: clusterCIDR: "10.244.0.0/16 } ; add table ip pwned" is not a CIDR');
+    }
+  });
 });

@@ -1,31 +1,29 @@
-import ipaddr from 'ipaddr.js';
+import { formatIpv4, parseCidrSloppy, parseIpSloppy } from './ip.ts';
 
-/** IPv4 address arithmetic over ipaddr.js, for allocating pod and service addresses. */
+/**
+ * IPv4 address arithmetic for allocating pod and service addresses. Text is read as Kubernetes
+ * reads it (ip.ts): `010.0.0.0/8` is 10.0.0.0/8, never octal 8.0.0.0/8.
+ */
 export interface Ipv4Cidr {
   network: number;
   prefix: number;
 }
 
 export function parseIpv4Cidr(cidr: string): Ipv4Cidr {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  let prefix: number;
-  try {
-    [addr, prefix] = ipaddr.parseCIDR(cidr);
-  } catch {
-    throw new Error(`${JSON.stringify(cidr)} is not a CIDR such as 10.244.0.0/16`);
-  }
-  if (addr.kind() !== 'ipv4') throw new Error(`${cidr}: only IPv4 is supported`);
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return { network: (ipv4ToInt(addr.toString()) & mask) >>> 0, prefix };
+  const parsed = parseCidrSloppy(cidr);
+  if (parsed === null) throw new Error(`${JSON.stringify(cidr)} is not a CIDR such as 10.244.0.0/16`);
+  if (parsed.family !== 4) throw new Error(`${JSON.stringify(cidr)}: only IPv4 is supported`);
+  return { network: parsed.network, prefix: parsed.prefix };
 }
 
 export function ipv4ToInt(ip: string): number {
-  const b = ipaddr.IPv4.parse(ip).toByteArray();
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  const parsed = parseIpSloppy(ip);
+  if (parsed?.family !== 4) throw new Error(`${JSON.stringify(ip)} is not an IPv4 address`);
+  return parsed.value;
 }
 
 export function intToIpv4(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return formatIpv4(n >>> 0);
 }
 
 export function cidrSize(c: Ipv4Cidr): number {
@@ -51,7 +49,8 @@ export function formatCidr(c: Ipv4Cidr): string {
 }
 
 export function cidrContains(c: Ipv4Cidr, ip: string): boolean {
-  if (!ipaddr.IPv4.isValid(ip)) return false;
-  const n = ipv4ToInt(ip);
+  const parsed = parseIpSloppy(ip);
+  if (parsed?.family !== 4) return false;
+  const n = parsed.value;
   return n >= c.network && n < c.network + cidrSize(c);
 }

@@ -6,3 +6,5 @@ export * from './resolve.ts';
 export * from './synthetic.ts';
 export * from './addresses.ts';
 export * from './workshop.ts';
+export * from './ip.ts';
+export * from './validation.ts';

@@ -1,14 +1,32 @@
-import ipaddr from 'ipaddr.js';
 import { ObjectError } from './errors.ts';
+import { formatIpv4, goTrimSpace, parseCidrSloppy, parseIpSloppy, specialIpProblem } from './ip.ts';
 import type {
   Cluster, Endpoint, EndpointPort, EndpointSlice, Protocol, Service, ServicePort, ServiceType, TrafficPolicy,
 } from './types.ts';
+import {
+  dns1035LabelProblem, dns1123LabelProblem, dns1123SubdomainProblem, fqdnProblem, ianaSvcNameProblem,
+  labelKeyProblem, labelValueProblem, quoted,
+} from './validation.ts';
+
+/*
+ * Every field is checked as the API server validates it (kubernetes pkg/apis/core/validation
+ * ValidateService, pkg/apis/discovery/validation ValidateEndpointSlice, apimachinery
+ * pkg/util/validation), so nothing reaches lib/proxy that a cluster could not hold. Addresses
+ * follow the API's legacy-field rules (Go 1.16 parsing, see ip.ts) and are stored as kube-proxy
+ * reads them: IPv4 as canonical dotted quads, IPv6 as given (the IPv4 proxier ignores them).
+ */
 
 type Json = Record<string, unknown>;
 
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 const SERVICE_TYPES: readonly ServiceType[] = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** The API's caps on one EndpointSlice. */
+const MAX_ENDPOINTS = 1000;
+const MAX_ADDRESSES = 100;
+const MAX_SLICE_PORTS = 100;
+/** spec.sessionAffinityConfig.clientIP.timeoutSeconds: at most a day. */
+const MAX_AFFINITY_SECONDS = 86400;
 
 /**
  * Read the List that `kubectl get services,endpointslices -A -o json` prints (or a single
@@ -17,11 +35,25 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export function readCluster(input: unknown): Cluster {
   const items = listItems(input);
   const cluster: Cluster = { services: [], endpointSlices: [] };
+  // kube-proxy keys objects by namespace/name: a second copy would silently replace the first.
+  const firstSeen = new Map<string, number>();
+  const once = (id: string, i: number) => {
+    const first = firstSeen.get(id);
+    if (first !== undefined) throw new ObjectError(id, 'metadata.name', `items[${i}] duplicates items[${first}]: a cluster holds one ${id}`);
+    firstSeen.set(id, i);
+  };
   items.forEach((item, i) => {
     if (!isObject(item)) throw new ObjectError(`items[${i}]`, '', 'expected an object');
     const kind = item.kind;
-    if (kind === 'Service') cluster.services.push(readService(item, `items[${i}]`));
-    else if (kind === 'EndpointSlice') cluster.endpointSlices.push(readEndpointSlice(item, `items[${i}]`));
+    if (kind === 'Service') {
+      const s = readService(item, `items[${i}]`);
+      once(`Service ${s.namespace}/${s.name}`, i);
+      cluster.services.push(s);
+    } else if (kind === 'EndpointSlice') {
+      const s = readEndpointSlice(item, `items[${i}]`);
+      once(`EndpointSlice ${s.namespace}/${s.name}`, i);
+      cluster.endpointSlices.push(s);
+    }
   });
   return cluster;
 }
@@ -46,65 +78,107 @@ function listItems(input: unknown): unknown[] {
   throw new ObjectError('input', 'items', 'expected a Kubernetes List, an object or an array');
 }
 
+/** metadata.namespace (a DNS-1123 label, `default` when absent) and metadata.name. */
+function objectName(o: Json, kind: string, where: string, nameProblem: (v: string) => string | null): { namespace: string; name: string } {
+  const meta = o.metadata;
+  if (!isObject(meta)) throw new ObjectError(`${kind} ${where}`, 'metadata', 'missing or not an object');
+  const namespace = meta.namespace ?? 'default';
+  const name = meta.name;
+  if (typeof name !== 'string') throw new ObjectError(`${kind} ${where}`, 'metadata.name', `expected a string, got ${quoted(name)}`);
+  const nameFault = nameProblem(name);
+  if (nameFault) throw new ObjectError(`${kind} ${where}`, 'metadata.name', nameFault);
+  if (typeof namespace !== 'string') throw new ObjectError(`${kind} ${where}`, 'metadata.namespace', `expected a string, got ${quoted(namespace)}`);
+  const nsFault = dns1123LabelProblem(namespace);
+  if (nsFault) throw new ObjectError(`${kind} ${where}`, 'metadata.namespace', nsFault);
+  return { namespace, name };
+}
+
 function readService(o: Json, where: string): Service {
-  const meta = objectField(o, 'metadata', where);
-  const namespace = nameField(meta, 'namespace', where, 'default');
-  const name = nameField(meta, 'name', where);
+  const { namespace, name } = objectName(o, 'Service', where, dns1035LabelProblem);
   const id = `Service ${namespace}/${name}`;
   const spec = objectField(o, 'spec', id);
   const type = (optionalString(spec, 'type', id) ?? 'ClusterIP') as ServiceType;
-  if (!SERVICE_TYPES.includes(type)) throw new ObjectError(id, 'spec.type', `unknown type ${JSON.stringify(type)}`);
-  const clusterIP = optionalString(spec, 'clusterIP', id) ?? (type === 'ExternalName' ? 'None' : '');
-  if (type !== 'ExternalName' && clusterIP !== 'None' && clusterIP !== '' && !ipaddr.isValid(clusterIP)) {
-    throw new ObjectError(id, 'spec.clusterIP', `${JSON.stringify(clusterIP)} is not an IP address`);
-  }
+  if (!SERVICE_TYPES.includes(type)) throw new ObjectError(id, 'spec.type', `unknown type ${quoted(type)}`);
+  const clusterIP = readClusterIP(spec, id, type);
   const rawPorts = spec.ports ?? [];
   if (!Array.isArray(rawPorts)) throw new ObjectError(id, 'spec.ports', 'expected a list');
+  if (rawPorts.length === 0 && type !== 'ExternalName' && clusterIP !== 'None') throw new ObjectError(id, 'spec.ports', 'required: a Service needs at least one port');
   const ports = rawPorts.map((p, i) => readServicePort(p, id, `spec.ports[${i}]`, type));
-  if (ports.length > 1) {
-    ports.forEach((p, i) => {
-      if (p.name === '') throw new ObjectError(id, `spec.ports[${i}].name`, 'required when a Service has several ports');
-    });
-  }
+  checkPortsUnique(ports, id);
   const affinity = optionalString(spec, 'sessionAffinity', id) ?? 'None';
   if (affinity !== 'None' && affinity !== 'ClientIP') {
-    throw new ObjectError(id, 'spec.sessionAffinity', `expected None or ClientIP, got ${JSON.stringify(affinity)}`);
+    throw new ObjectError(id, 'spec.sessionAffinity', `expected None or ClientIP, got ${quoted(affinity)}`);
   }
-  const affinityConfig = isObject(spec.sessionAffinityConfig) ? spec.sessionAffinityConfig : {};
-  const clientIP = isObject(affinityConfig.clientIP) ? affinityConfig.clientIP : {};
-  const timeout = clientIP.timeoutSeconds ?? 10800;
-  if (!Number.isInteger(timeout) || (timeout as number) <= 0 || (timeout as number) > 86400) {
-    throw new ObjectError(id, 'spec.sessionAffinityConfig.clientIP.timeoutSeconds', 'expected an integer in 1..86400');
-  }
-  const lbIngress = isObject(o.status) && isObject(o.status.loadBalancer) && Array.isArray(o.status.loadBalancer.ingress)
-    ? o.status.loadBalancer.ingress
-    : [];
+  const timeout = affinityTimeout(spec, id, affinity);
   return {
     namespace,
     name,
     type,
     clusterIP,
     ports,
-    selector: stringMap(spec.selector, id, 'spec.selector'),
+    selector: labels(spec.selector, id, 'spec.selector'),
     sessionAffinity: affinity,
-    sessionAffinityTimeoutSeconds: timeout as number,
+    sessionAffinityTimeoutSeconds: timeout,
     externalTrafficPolicy: policy(spec, 'externalTrafficPolicy', id),
     internalTrafficPolicy: policy(spec, 'internalTrafficPolicy', id),
-    externalIPs: ipList(spec.externalIPs, id, 'spec.externalIPs'),
-    loadBalancerIPs: lbIngress.flatMap((ing, i) =>
-      isObject(ing) && typeof ing.ip === 'string' ? [checkIp(ing.ip, id, `status.loadBalancer.ingress[${i}].ip`)] : []),
-    loadBalancerSourceRanges: stringList(spec.loadBalancerSourceRanges, id, 'spec.loadBalancerSourceRanges'),
+    externalIPs: stringList(spec.externalIPs, id, 'spec.externalIPs').map((s, i) => address(s, id, `spec.externalIPs[${i}]`, { nonSpecial: true })),
+    loadBalancerIPs: ingressIPs(o, id),
+    loadBalancerSourceRanges: stringList(spec.loadBalancerSourceRanges, id, 'spec.loadBalancerSourceRanges')
+      .map((s, i) => sourceRange(s, id, `spec.loadBalancerSourceRanges[${i}]`)),
   };
+}
+
+/**
+ * The cluster IP the IPv4 proxier uses: spec.clusterIPs' IPv4 entry on a dual-stack Service
+ * (clusterIPs[0] must equal clusterIP), else spec.clusterIP. `None` marks a headless Service,
+ * `` one without an address yet; an IPv6-only Service keeps its IPv6 address (resolve skips it).
+ */
+function readClusterIP(spec: Json, id: string, type: ServiceType): string {
+  const clusterIP = optionalString(spec, 'clusterIP', id) ?? '';
+  const clusterIPs = stringList(spec.clusterIPs, id, 'spec.clusterIPs');
+  if (type === 'ExternalName') {
+    if ((clusterIP !== '' && clusterIP !== 'None') || clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIP', 'may not be set for ExternalName services');
+    return 'None';
+  }
+  if (clusterIP === '' && clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIPs', 'must be empty when spec.clusterIP is not set');
+  if (clusterIPs.length > 0 && clusterIPs[0] !== clusterIP) {
+    throw new ObjectError(id, 'spec.clusterIPs', `first value ${quoted(clusterIPs[0])} must match spec.clusterIP ${quoted(clusterIP)}`);
+  }
+  if (clusterIPs.length > 2) throw new ObjectError(id, 'spec.clusterIPs', 'may only hold up to 2 values');
+  if (clusterIP === 'None') {
+    if (clusterIPs.length > 1) throw new ObjectError(id, 'spec.clusterIPs', "'None' must be the first and only value");
+    if (type === 'NodePort' || type === 'LoadBalancer') throw new ObjectError(id, 'spec.clusterIP', `may not be 'None' for ${type} services`);
+    return 'None';
+  }
+  if (clusterIP === '') return '';
+  const ips = (clusterIPs.length > 0 ? clusterIPs : [clusterIP]).map((ip, i) =>
+    address(ip, id, clusterIPs.length > 0 ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', { nonSpecial: false }));
+  if (ips.length === 2 && isIpv4Text(ips[0]) === isIpv4Text(ips[1])) {
+    throw new ObjectError(id, 'spec.clusterIPs', 'may specify no more than one IP for each IP family');
+  }
+  return ips.find(isIpv4Text) ?? ips[0];
+}
+
+function isIpv4Text(s: string): boolean {
+  return parseIpSloppy(s)?.family === 4;
 }
 
 function readServicePort(p: unknown, id: string, field: string, type: ServiceType): ServicePort {
   if (!isObject(p)) throw new ObjectError(id, field, 'expected an object');
-  const name = typeof p.name === 'string' ? p.name : '';
-  const protocol = (p.protocol ?? 'TCP') as Protocol;
-  if (!PROTOCOLS.includes(protocol)) throw new ObjectError(id, `${field}.protocol`, `expected TCP, UDP or SCTP, got ${JSON.stringify(protocol)}`);
+  const name = p.name ?? '';
+  if (typeof name !== 'string') throw new ObjectError(id, `${field}.name`, `expected a string, got ${quoted(name)}`);
+  const nameFault = name === '' ? null : dns1123LabelProblem(name);
+  if (nameFault) throw new ObjectError(id, `${field}.name`, nameFault);
+  const protocol = protocolField(p.protocol, id, `${field}.protocol`);
   const port = portNumber(p.port, id, `${field}.port`);
-  const targetPort = p.targetPort === undefined ? port
-    : typeof p.targetPort === 'string' ? p.targetPort : portNumber(p.targetPort, id, `${field}.targetPort`);
+  let targetPort: number | string = port;
+  if (typeof p.targetPort === 'string') {
+    const fault = ianaSvcNameProblem(p.targetPort);
+    if (fault) throw new ObjectError(id, `${field}.targetPort`, fault);
+    targetPort = p.targetPort;
+  } else if (p.targetPort !== undefined && p.targetPort !== null) {
+    targetPort = portNumber(p.targetPort, id, `${field}.targetPort`);
+  }
   const nodePort = p.nodePort === undefined || p.nodePort === null ? null : portNumber(p.nodePort, id, `${field}.nodePort`);
   if (nodePort !== null && type !== 'NodePort' && type !== 'LoadBalancer') {
     throw new ObjectError(id, `${field}.nodePort`, `set, but type ${type} has no node ports`);
@@ -112,52 +186,151 @@ function readServicePort(p: unknown, id: string, field: string, type: ServiceTyp
   return { name, protocol, port, targetPort, nodePort };
 }
 
+/** Names (required when there are several ports), protocol+port and protocol+nodePort are unique. */
+function checkPortsUnique(ports: readonly ServicePort[], id: string): void {
+  const names = new Map<string, number>();
+  const portKeys = new Map<string, number>();
+  const nodePortKeys = new Map<string, number>();
+  ports.forEach((p, i) => {
+    if (ports.length > 1 && p.name === '') throw new ObjectError(id, `spec.ports[${i}].name`, 'required when a Service has several ports');
+    const clash = (seen: Map<string, number>, key: string, field: string, what: string) => {
+      const first = seen.get(key);
+      if (first !== undefined) throw new ObjectError(id, `spec.ports[${i}]${field}`, `${what} duplicates spec.ports[${first}]`);
+      seen.set(key, i);
+    };
+    if (p.name !== '') clash(names, p.name, '.name', quoted(p.name));
+    clash(portKeys, `${p.protocol}/${p.port}`, '', `${p.protocol} port ${p.port}`);
+    if (p.nodePort !== null) clash(nodePortKeys, `${p.protocol}/${p.nodePort}`, '.nodePort', `${p.protocol} node port ${p.nodePort}`);
+  });
+}
+
+function affinityTimeout(spec: Json, id: string, affinity: string): number {
+  const config = spec.sessionAffinityConfig;
+  if (config === undefined || config === null) return 10800;
+  if (affinity === 'None') throw new ObjectError(id, 'spec.sessionAffinityConfig', 'must not be set when session affinity is None');
+  if (!isObject(config)) throw new ObjectError(id, 'spec.sessionAffinityConfig', 'expected an object');
+  const clientIP = config.clientIP ?? {};
+  if (!isObject(clientIP)) throw new ObjectError(id, 'spec.sessionAffinityConfig.clientIP', 'expected an object');
+  const timeout = clientIP.timeoutSeconds ?? 10800;
+  if (!Number.isInteger(timeout) || (timeout as number) <= 0 || (timeout as number) > MAX_AFFINITY_SECONDS) {
+    throw new ObjectError(id, 'spec.sessionAffinityConfig.clientIP.timeoutSeconds', `expected an integer in 1..${MAX_AFFINITY_SECONDS}, got ${quoted(timeout)}`);
+  }
+  return timeout as number;
+}
+
+/** status.loadBalancer.ingress[].ip; entries with only a hostname carry no address. */
+function ingressIPs(o: Json, id: string): string[] {
+  const lb = isObject(o.status) ? o.status.loadBalancer : undefined;
+  const ingress = isObject(lb) ? lb.ingress ?? [] : [];
+  if (!Array.isArray(ingress)) throw new ObjectError(id, 'status.loadBalancer.ingress', 'expected a list');
+  return ingress.flatMap((ing, i) => {
+    const field = `status.loadBalancer.ingress[${i}]`;
+    if (!isObject(ing)) throw new ObjectError(id, field, 'expected an object');
+    if (ing.ip === undefined || ing.ip === null || ing.ip === '') return [];
+    return [address(ing.ip, id, `${field}.ip`, { nonSpecial: false })];
+  });
+}
+
 function readEndpointSlice(o: Json, where: string): EndpointSlice {
-  const meta = objectField(o, 'metadata', where);
-  const namespace = nameField(meta, 'namespace', where, 'default');
-  const name = typeof meta.name === 'string' && meta.name !== '' ? meta.name : '';
-  if (name === '') throw new ObjectError(`EndpointSlice in ${namespace} (${where})`, 'metadata.name', 'missing');
+  const { namespace, name } = objectName(o, 'EndpointSlice', where, dns1123SubdomainProblem);
   const id = `EndpointSlice ${namespace}/${name}`;
-  const labels = stringMap(meta.labels, id, 'metadata.labels');
-  const serviceName = labels['kubernetes.io/service-name'];
-  if (!serviceName) throw new ObjectError(id, 'metadata.labels["kubernetes.io/service-name"]', 'missing');
+  const meta = o.metadata as Json;
+  const sliceLabels = labels(meta.labels, id, 'metadata.labels');
+  const serviceName = sliceLabels[SERVICE_NAME_LABEL];
+  if (!serviceName) throw new ObjectError(id, `metadata.labels["${SERVICE_NAME_LABEL}"]`, 'missing');
   const addressType = o.addressType;
   if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') {
-    throw new ObjectError(id, 'addressType', `expected IPv4, IPv6 or FQDN, got ${JSON.stringify(addressType)}`);
+    throw new ObjectError(id, 'addressType', `expected IPv4, IPv6 or FQDN, got ${quoted(addressType)}`);
   }
   const rawEndpoints = o.endpoints ?? [];
   if (!Array.isArray(rawEndpoints)) throw new ObjectError(id, 'endpoints', 'expected a list');
-  const endpoints = rawEndpoints.map((e, i): Endpoint => {
-    const f = `endpoints[${i}]`;
-    if (!isObject(e)) throw new ObjectError(id, f, 'expected an object');
-    if (!Array.isArray(e.addresses) || e.addresses.length === 0) throw new ObjectError(id, `${f}.addresses`, 'expected a non-empty list');
-    const addresses = e.addresses.map((a, j) =>
-      addressType === 'FQDN' ? String(a) : checkIp(a, id, `${f}.addresses[${j}]`));
-    const cond = isObject(e.conditions) ? e.conditions : {};
-    // EndpointSlice API: a nil `ready` means ready; nil `serving` follows ready.
-    const ready = cond.ready === undefined || cond.ready === null ? true : cond.ready === true;
-    const serving = cond.serving === undefined || cond.serving === null ? ready : cond.serving === true;
-    const terminating = cond.terminating === true;
-    const ref = isObject(e.targetRef) ? e.targetRef : null;
-    return {
-      addresses,
-      ready,
-      serving,
-      terminating,
-      nodeName: typeof e.nodeName === 'string' ? e.nodeName : null,
-      podName: ref && ref.kind === 'Pod' && typeof ref.name === 'string' ? ref.name : null,
-    };
-  });
+  if (rawEndpoints.length > MAX_ENDPOINTS) throw new ObjectError(id, 'endpoints', `${rawEndpoints.length} endpoints; an EndpointSlice holds at most ${MAX_ENDPOINTS}`);
+  const endpoints = rawEndpoints.map((e, i) => readEndpoint(e, id, `endpoints[${i}]`, addressType));
   const rawPorts = o.ports ?? [];
   if (!Array.isArray(rawPorts)) throw new ObjectError(id, 'ports', 'expected a list');
-  const ports = rawPorts.map((p, i): EndpointPort => {
+  if (rawPorts.length > MAX_SLICE_PORTS) throw new ObjectError(id, 'ports', `${rawPorts.length} ports; an EndpointSlice holds at most ${MAX_SLICE_PORTS}`);
+  const portNames = new Map<string, number>();
+  const ports = rawPorts.flatMap((p, i): EndpointPort[] => {
     const f = `ports[${i}]`;
     if (!isObject(p)) throw new ObjectError(id, f, 'expected an object');
-    const protocol = (p.protocol ?? 'TCP') as Protocol;
-    if (!PROTOCOLS.includes(protocol)) throw new ObjectError(id, `${f}.protocol`, `expected TCP, UDP or SCTP, got ${JSON.stringify(protocol)}`);
-    return { name: typeof p.name === 'string' ? p.name : '', protocol, port: portNumber(p.port, id, `${f}.port`) };
+    const portName = p.name ?? '';
+    if (typeof portName !== 'string') throw new ObjectError(id, `${f}.name`, `expected a string, got ${quoted(portName)}`);
+    const fault = portName === '' ? null : dns1123LabelProblem(portName);
+    if (fault) throw new ObjectError(id, `${f}.name`, fault);
+    const first = portNames.get(portName);
+    if (first !== undefined) throw new ObjectError(id, `${f}.name`, `${quoted(portName)} duplicates ports[${first}].name`);
+    portNames.set(portName, i);
+    const protocol = protocolField(p.protocol, id, `${f}.protocol`);
+    // A port without a number means "all ports" to the API; kube-proxy ignores it.
+    if (p.port === undefined || p.port === null) return [];
+    return [{ name: portName, protocol, port: portNumber(p.port, id, `${f}.port`) }];
   });
   return { namespace, name, serviceName, addressType, endpoints, ports };
+}
+
+function readEndpoint(e: unknown, id: string, f: string, addressType: EndpointSlice['addressType']): Endpoint {
+  if (!isObject(e)) throw new ObjectError(id, f, 'expected an object');
+  if (!Array.isArray(e.addresses) || e.addresses.length === 0) throw new ObjectError(id, `${f}.addresses`, 'expected a non-empty list');
+  if (e.addresses.length > MAX_ADDRESSES) throw new ObjectError(id, `${f}.addresses`, `${e.addresses.length} addresses; an endpoint holds at most ${MAX_ADDRESSES}`);
+  const addresses = e.addresses.map((a, j) => endpointAddress(a, id, `${f}.addresses[${j}]`, addressType));
+  const cond = e.conditions ?? {};
+  if (!isObject(cond)) throw new ObjectError(id, `${f}.conditions`, 'expected an object');
+  const flag = (key: string): boolean | null => {
+    const v = cond[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'boolean') throw new ObjectError(id, `${f}.conditions.${key}`, `expected true, false or null, got ${quoted(v)}`);
+    return v;
+  };
+  // EndpointSlice API: a nil `ready` means ready; nil `serving` follows ready.
+  const ready = flag('ready') ?? true;
+  const serving = flag('serving') ?? ready;
+  const terminating = flag('terminating') ?? false;
+  const nodeName = subdomainOrNull(e.nodeName, id, `${f}.nodeName`);
+  const ref = e.targetRef ?? null;
+  if (ref !== null && !isObject(ref)) throw new ObjectError(id, `${f}.targetRef`, 'expected an object');
+  const refName = ref === null ? null : subdomainOrNull(ref.name, id, `${f}.targetRef.name`);
+  return { addresses, ready, serving, terminating, nodeName, podName: ref !== null && ref.kind === 'Pod' ? refName : null };
+}
+
+function endpointAddress(a: unknown, id: string, field: string, addressType: EndpointSlice['addressType']): string {
+  if (typeof a !== 'string') throw new ObjectError(id, field, `expected a string, got ${quoted(a)}`);
+  if (addressType === 'FQDN') {
+    const fault = fqdnProblem(a);
+    if (fault) throw new ObjectError(id, field, fault);
+    return a;
+  }
+  const ip = address(a, id, field, { nonSpecial: true });
+  if (isIpv4Text(ip) !== (addressType === 'IPv4')) throw new ObjectError(id, field, `${quoted(a)} is not an ${addressType} address`);
+  return ip;
+}
+
+/**
+ * An address as the API accepts it in legacy fields (leading zeros allowed, `::ffff:a.b.c.d`
+ * is IPv4), stored as kube-proxy reads it: IPv4 canonical, IPv6 as given.
+ */
+function address(v: unknown, id: string, field: string, opts: { nonSpecial: boolean }): string {
+  if (typeof v !== 'string') throw new ObjectError(id, field, `expected a string, got ${quoted(v)}`);
+  const ip = parseIpSloppy(v);
+  if (ip === null) throw new ObjectError(id, field, `${quoted(v)} is not an IP address`);
+  const special = opts.nonSpecial ? specialIpProblem(ip) : null;
+  if (special) throw new ObjectError(id, field, `${quoted(v)} ${special}`);
+  return ip.family === 4 ? formatIpv4(ip.value) : v;
+}
+
+/** The API trims the spaces its annotation-era values may carry, then parses a CIDR. */
+function sourceRange(v: string, id: string, field: string): string {
+  const trimmed = goTrimSpace(v);
+  const cidr = parseCidrSloppy(trimmed);
+  if (cidr === null) throw new ObjectError(id, field, `${quoted(v)} is not a CIDR such as 203.0.113.0/24`);
+  return cidr.family === 4 ? `${formatIpv4(cidr.network)}/${cidr.prefix}` : trimmed;
+}
+
+function subdomainOrNull(v: unknown, id: string, field: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw new ObjectError(id, field, `expected a string, got ${quoted(v)}`);
+  const fault = dns1123SubdomainProblem(v);
+  if (fault) throw new ObjectError(id, field, fault);
+  return v;
 }
 
 function isObject(v: unknown): v is Json {
@@ -170,52 +343,51 @@ function objectField(o: Json, key: string, id: string): Json {
   return v;
 }
 
-function nameField(meta: Json, key: string, where: string, fallback?: string): string {
-  const v = meta[key] ?? fallback;
-  if (typeof v !== 'string' || !DNS_LABEL.test(v)) {
-    throw new ObjectError(`object ${where}${typeof meta.name === 'string' ? ` (${meta.name})` : ''}`, `metadata.${key}`,
-      `${JSON.stringify(v)} is not a valid DNS label`);
-  }
-  return v;
-}
-
 function optionalString(o: Json, key: string, id: string): string | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ObjectError(id, `spec.${key}`, 'expected a string');
+  if (typeof v !== 'string') throw new ObjectError(id, `spec.${key}`, `expected a string, got ${quoted(v)}`);
   return v;
+}
+
+function protocolField(v: unknown, id: string, field: string): Protocol {
+  const protocol = (v ?? 'TCP') as Protocol;
+  if (!PROTOCOLS.includes(protocol)) throw new ObjectError(id, field, `expected TCP, UDP or SCTP, got ${quoted(protocol)}`);
+  return protocol;
 }
 
 function policy(spec: Json, key: string, id: string): TrafficPolicy {
   const v = optionalString(spec, key, id) ?? 'Cluster';
-  if (v !== 'Cluster' && v !== 'Local') throw new ObjectError(id, `spec.${key}`, `expected Cluster or Local, got ${JSON.stringify(v)}`);
+  if (v !== 'Cluster' && v !== 'Local') throw new ObjectError(id, `spec.${key}`, `expected Cluster or Local, got ${quoted(v)}`);
   return v;
 }
 
 function portNumber(v: unknown, id: string, field: string): number {
   if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) {
-    throw new ObjectError(id, field, `expected a port number 1..65535, got ${JSON.stringify(v)}`);
+    throw new ObjectError(id, field, `expected a port number 1..65535, got ${quoted(v)}`);
   }
   return v as number;
 }
 
-function checkIp(v: unknown, id: string, field: string): string {
-  if (typeof v !== 'string' || !ipaddr.isValid(v)) throw new ObjectError(id, field, `${JSON.stringify(v)} is not an IP address`);
-  return v;
-}
-
-function ipList(v: unknown, id: string, field: string): string[] {
-  return stringList(v, id, field).map((s, i) => checkIp(s, id, `${field}[${i}]`));
-}
-
 function stringList(v: unknown, id: string, field: string): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new ObjectError(id, field, 'expected a list of strings');
+  if (!Array.isArray(v)) throw new ObjectError(id, field, 'expected a list of strings');
+  v.forEach((s, i) => {
+    if (typeof s !== 'string') throw new ObjectError(id, `${field}[${i}]`, `expected a string, got ${quoted(s)}`);
+  });
   return v as string[];
 }
 
-function stringMap(v: unknown, id: string, field: string): Record<string, string> {
+/** A label map (selectors, metadata.labels): keys and values as the API validates them. */
+function labels(v: unknown, id: string, field: string): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (!isObject(v) || !Object.values(v).every((s) => typeof s === 'string')) throw new ObjectError(id, field, 'expected a map of strings');
+  if (!isObject(v)) throw new ObjectError(id, field, 'expected a map of strings');
+  for (const [k, value] of Object.entries(v)) {
+    const keyFault = labelKeyProblem(k);
+    if (keyFault) throw new ObjectError(id, `${field}[${quoted(k)}]`, keyFault);
+    if (typeof value !== 'string') throw new ObjectError(id, `${field}[${quoted(k)}]`, `expected a string, got ${quoted(value)}`);
+    const valueFault = labelValueProblem(value);
+    if (valueFault) throw new ObjectError(id, `${field}[${quoted(k)}]`, valueFault);
+  }
   return v as Record<string, string>;
 }

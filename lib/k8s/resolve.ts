@@ -1,3 +1,4 @@
+import { canonicalIpv4, formatIpv4, goTrimSpace, parseCidrSloppy, parseIpSloppy } from './ip.ts';
 import type { Cluster, EndpointInfo, ServicePortInfo } from './types.ts';
 
 export interface ResolveOptions {
@@ -11,9 +12,12 @@ export function servicePortName(namespace: string, name: string, portName: strin
 }
 
 /**
- * Join Services with their EndpointSlices the way kube-proxy's change trackers do:
- * one entry per (service, port) with a ClusterIP, IPv4 endpoints matched by port name and
- * protocol, de-duplicated, sorted by `ip:port` string. Sorted by servicePortName.
+ * Join Services with their EndpointSlices the way kube-proxy's IPv4 change trackers do:
+ * one entry per (service, port) with an IPv4 ClusterIP, IPv4 endpoints matched by port name and
+ * protocol, de-duplicated, sorted by `ip:port` string. Sorted by servicePortName. Like the IPv4
+ * proxier, IPv6 Services, external IPs, ingress IPs, source ranges and endpoints are left out;
+ * IPv4 addresses are written as canonical dotted quads. A value that is no address at all is
+ * passed on unchanged: lib/k8s/read.ts refuses it, and so do the generators.
  */
 export function resolveServicePorts(cluster: Cluster, opts: ResolveOptions = {}): ServicePortInfo[] {
   const nodeName = opts.nodeName ?? null;
@@ -28,6 +32,11 @@ export function resolveServicePorts(cluster: Cluster, opts: ResolveOptions = {})
   const out: ServicePortInfo[] = [];
   for (const svc of cluster.services) {
     if (svc.type === 'ExternalName' || svc.clusterIP === 'None' || svc.clusterIP === '') continue;
+    const clusterIP = ipv4OrInvalid(svc.clusterIP);
+    if (clusterIP === null) continue;
+    const externalIPs = svc.externalIPs.map(ipv4OrInvalid).filter((ip): ip is string => ip !== null);
+    const loadBalancerIPs = svc.loadBalancerIPs.map(ipv4OrInvalid).filter((ip): ip is string => ip !== null);
+    const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.map(ipv4CidrOrInvalid).filter((r): r is string => r !== null);
     const slices = slicesByService.get(`${svc.namespace}/${svc.name}`) ?? [];
     for (const sp of svc.ports) {
       const byKey = new Map<string, EndpointInfo>();
@@ -35,7 +44,9 @@ export function resolveServicePorts(cluster: Cluster, opts: ResolveOptions = {})
         const port = slice.ports.find((p) => p.name === sp.name && p.protocol === sp.protocol);
         if (!port) continue;
         for (const ep of slice.endpoints) {
-          const ip = ep.addresses[0];
+          // kube-proxy uses the first address and skips an endpoint of the other family.
+          const ip = ipv4OrInvalid(ep.addresses[0]);
+          if (ip === null) continue;
           const key = `${ip}:${port.port}`;
           if (byKey.has(key)) continue;
           byKey.set(key, {
@@ -58,12 +69,12 @@ export function resolveServicePorts(cluster: Cluster, opts: ResolveOptions = {})
         servicePortName: servicePortName(svc.namespace, svc.name, sp.name),
         protocol: sp.protocol,
         type: svc.type,
-        clusterIP: svc.clusterIP,
+        clusterIP,
         port: sp.port,
         nodePort: sp.nodePort,
-        externalIPs: svc.externalIPs,
-        loadBalancerIPs: svc.loadBalancerIPs,
-        loadBalancerSourceRanges: svc.loadBalancerSourceRanges,
+        externalIPs,
+        loadBalancerIPs,
+        loadBalancerSourceRanges,
         sessionAffinity: svc.sessionAffinity,
         sessionAffinityTimeoutSeconds: svc.sessionAffinityTimeoutSeconds,
         externalTrafficPolicy: svc.externalTrafficPolicy,
@@ -73,6 +84,23 @@ export function resolveServicePorts(cluster: Cluster, opts: ResolveOptions = {})
     }
   }
   return out.sort((a, b) => (a.servicePortName < b.servicePortName ? -1 : a.servicePortName > b.servicePortName ? 1 : a.protocol < b.protocol ? -1 : 1));
+}
+
+/** Canonical IPv4; null for IPv6 (skipped); anything else unchanged, for the generators to refuse. */
+function ipv4OrInvalid(s: string): string | null {
+  const v4 = canonicalIpv4(s);
+  if (v4 !== null) return v4;
+  return isIpv6(s) ? null : s;
+}
+
+function ipv4CidrOrInvalid(s: string): string | null {
+  const cidr = parseCidrSloppy(goTrimSpace(s));
+  if (cidr === null) return s;
+  return cidr.family === 4 ? `${formatIpv4(cidr.network)}/${cidr.prefix}` : null;
+}
+
+function isIpv6(s: string): boolean {
+  return parseIpSloppy(s)?.family === 6;
 }
 
 /** Endpoints kube-proxy sends traffic to: ready ones, else serving-and-terminating ones (KEP-1669). */

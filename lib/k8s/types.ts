@@ -17,7 +17,10 @@ export interface Service {
   namespace: string;
   name: string;
   type: ServiceType;
-  /** `None` for headless services. */
+  /**
+   * `None` for headless services, `` before one is allocated. The IPv4 one on a dual-stack
+   * Service; IPv4 addresses are canonical dotted quads (readCluster), IPv6 ones as written.
+   */
   clusterIP: string;
   ports: ServicePort[];
   selector: Record<string, string>;
@@ -28,6 +31,7 @@ export interface Service {
   internalTrafficPolicy: TrafficPolicy;
   externalIPs: string[];
   loadBalancerIPs: string[];
+  /** Trimmed; IPv4 ones canonical with host bits cleared. */
   loadBalancerSourceRanges: string[];
 }
 

@@ -11,10 +11,11 @@
  * `{ normalize: true }`) gives the sorted form kube-proxy's unit tests compare instead.
  */
 import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
-import { cidrContains, formatCidr, parseIpv4Cidr, type Ipv4Cidr } from '../k8s/addresses.ts';
+import { cidrContains, formatCidr, parseIpv4Cidr } from '../k8s/addresses.ts';
 import { resolveProxyOptions, type ProxyOptions } from './options.ts';
 import { extChain, fwChain, sepChain, svcChain, svlChain } from './names.ts';
-import { countRestore, restoreQuote, sortRestoreLikeUpstream } from './iptables-restore.ts';
+import { restoreQuote, sortRestoreLikeUpstream } from './iptables-restore.ts';
+import { GeneratorInputError, safeServicePorts } from './tokens.ts';
 
 export { countRestore, ruleComment, sortRestoreLikeUpstream } from './iptables-restore.ts';
 
@@ -30,8 +31,10 @@ export interface IptablesRules {
   restore: string;
   /** Jumps from PREROUTING/OUTPUT/POSTROUTING/INPUT/FORWARD into KUBE-* chains, in the order kube-proxy ensures them. */
   builtinJumps: BuiltinJump[];
-  /** Of the restore text only. */
+  /** Of the restore text only, counted as the generator writes each line. */
   counts: { filter: { chains: number; rules: number }; nat: { chains: number; rules: number } };
+  /** Rules written per chain of each table (chains without rules are absent). */
+  rulesPerChain: { filter: Record<string, number>; nat: Record<string, number> };
   /** More than 1000 endpoints in all: comments on SEP rules and SVC→SEP jumps are dropped. */
   largeClusterMode: boolean;
 }
@@ -201,37 +204,40 @@ function categorize(eps: readonly EndpointInfo[], usesCluster: boolean, usesLoca
   return { clusterEndpoints, localEndpoints, allReachable, hasAnyEndpoints };
 }
 
-const isIpv4 = (s: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(s) && s.split('.').every((o) => Number(o) <= 255);
-
-function parseRange(s: string): Ipv4Cidr | null {
-  const t = s.trim();
-  if (!t.includes('/') || !isIpv4(t.split('/')[0])) return null;
-  try {
-    return parseIpv4Cidr(t);
-  } catch {
-    return null;
-  }
-}
-
-/** A rule line: parts joined with single spaces, as kube-proxy's LineBuffer writes them. */
+/**
+ * A rule line: parts joined with single spaces, as kube-proxy's LineBuffer writes them.
+ * Lines are counted per call, not by re-reading the text, so the counts say what was meant.
+ */
 class Lines {
   text = '';
+  count = 0;
+  readonly perChain: Record<string, number> = {};
   write(...parts: (string | readonly string[])[]): void {
-    this.text += `${parts.flat().join(' ')}\n`;
+    const line = parts.flat().join(' ');
+    this.text += `${line}\n`;
+    this.count++;
+    if (line.startsWith('-A ')) {
+      const chain = line.slice(3, line.indexOf(' ', 3));
+      this.perChain[chain] = (this.perChain[chain] ?? 0) + 1;
+    }
   }
 }
+
+const MARK = /^0x[0-9a-f]{1,8}$/;
 
 /**
  * What kube-proxy (iptables mode) programs for these service ports on one node.
  * Pure: no I/O, same input gives the same bytes.
  */
-export function generateIptables(ports: readonly IptablesServicePort[], opts: IptablesOptions = {}): IptablesRules {
+export function generateIptables(input: readonly IptablesServicePort[], opts: IptablesOptions = {}): IptablesRules {
   const base = resolveProxyOptions(opts);
+  const ports = safeServicePorts(input);
   const localhostNodePorts = opts.localhostNodePorts ?? true;
   const nfacct = opts.nfacct ?? false;
   const masqueradeAll = opts.masqueradeAll ?? false;
   const randomFully = opts.randomFully ?? true;
   const mark = opts.masqueradeMark ?? goHexMark(opts.masqueradeBit ?? 14);
+  if (!MARK.test(mark)) throw new GeneratorInputError('options', 'masqueradeMark', `${JSON.stringify(mark)} is not a hex mark such as 0x4000`);
   const nodeIP = base.nodeIPs[0] ?? null;
   // The ClusterCIDR local-traffic detector; without a CIDR kube-proxy has no detector.
   const localCIDR = base.clusterCIDR ? formatCidr(parseIpv4Cidr(base.clusterCIDR)) : null;
@@ -266,9 +272,10 @@ export function generateIptables(ports: readonly IptablesServicePort[], opts: Ip
     const name = sp.servicePortName;
     const port = String(sp.port);
     const nodePort = sp.nodePort ?? 0;
-    const externalIPs = sp.externalIPs.filter(isIpv4);
-    const lbVIPs = sp.loadBalancerIPs.filter(isIpv4);
-    const sourceRanges = sp.loadBalancerSourceRanges.map(parseRange).filter((r): r is Ipv4Cidr => r !== null);
+    // safeServicePorts left canonical IPv4 values only.
+    const externalIPs = sp.externalIPs;
+    const lbVIPs = sp.loadBalancerIPs;
+    const sourceRanges = sp.loadBalancerSourceRanges.map(parseIpv4Cidr);
     const affinity = sp.sessionAffinity === 'ClientIP';
 
     const externallyAccessible = nodePort !== 0 || lbVIPs.length > 0 || externalIPs.length > 0;
@@ -429,11 +436,11 @@ export function generateIptables(ports: readonly IptablesServicePort[], opts: Ip
 
   let restore = `*filter\n${filterChains.text}${filterRules.text}COMMIT\n*nat\n${natChains.text}${natRules.text}COMMIT\n`;
   if (opts.normalize) restore = sortRestoreLikeUpstream(restore);
-  const c = countRestore(restore);
   return {
     restore,
     builtinJumps: builtinJumps(),
-    counts: { filter: c.filter ?? { chains: 0, rules: 0 }, nat: c.nat ?? { chains: 0, rules: 0 } },
+    counts: { filter: { chains: filterChains.count, rules: filterRules.count }, nat: { chains: natChains.count, rules: natRules.count } },
+    rulesPerChain: { filter: { ...filterRules.perChain }, nat: { ...natRules.perChain } },
     largeClusterMode,
   };
 }

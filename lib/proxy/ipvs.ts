@@ -3,6 +3,7 @@ import { usableEndpoints } from '../k8s/resolve.ts';
 import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
 import type { IpvsDestination, IpvsService, IpvsState } from '../parse/ipvs-types.ts';
 import { resolveProxyOptions, type ProxyOptions } from './options.ts';
+import { GeneratorInputError, safeServicePorts } from './tokens.ts';
 
 /*
  * What kube-proxy's IPVS proxier (kubernetes pkg/proxy/ipvs/proxier.go, syncProxyRules and
@@ -113,14 +114,11 @@ export interface IpvsRules {
     realServers: number;
     iptables: { filter: { chains: number; rules: number }; nat: { chains: number; rules: number } };
   };
+  /** Rules of the iptables-restore input per chain, counted as written. */
+  iptablesRulesPerChain: { filter: Record<string, number>; nat: Record<string, number> };
 }
 
 const PROTO_FLAG: Record<string, string> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
-
-function isIpv4(ip: string): boolean {
-  const p = ip.split('.');
-  return p.length === 4 && p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255);
-}
 
 /** Go's fmt.Sprintf("%#08x", v): kube-proxy's masquerade mark, e.g. 0x00004000. */
 function goHex08(v: number): string {
@@ -139,7 +137,8 @@ function externallyAccessible(sp: ServicePortInfo): boolean {
 function categorize(sp: ServicePortInfo): { cluster: EndpointInfo[]; local: EndpointInfo[] } {
   const internalLocal = sp.internalTrafficPolicy === 'Local';
   const externalLocal = externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
-  const usesCluster = !internalLocal || (externallyAccessible(sp) && !externalLocal);
+  // kube-proxy's UsesClusterEndpoints, as in the iptables and nftables generators.
+  const usesCluster = !internalLocal || externallyAccessible(sp);
   const usesLocal = internalLocal || externalLocal;
   return {
     cluster: usesCluster ? usableEndpoints(sp.endpoints) : [],
@@ -147,10 +146,13 @@ function categorize(sp: ServicePortInfo): { cluster: EndpointInfo[]; local: Endp
   };
 }
 
-export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): IpvsRules {
+export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOptions = {}): IpvsRules {
   const o = resolveProxyOptions(opts);
+  // From here on every address is a canonical IPv4 one (tokens.ts).
+  const ports = safeServicePorts(input);
   const scheduler = opts.scheduler ?? 'rr';
-  const nodeIPs = o.nodeIPs.filter(isIpv4);
+  if (!/^[a-z]{1,16}$/.test(scheduler)) throw new GeneratorInputError('options', 'scheduler', `${JSON.stringify(scheduler)} is not an IPVS scheduler name such as rr`);
+  const nodeIPs = o.nodeIPs;
   const nodeIPSet = new Set(nodeIPs);
   const masqValue = 1 << (opts.masqueradeBit ?? 14);
   const mark = goHex08(masqValue);
@@ -171,7 +173,7 @@ export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): 
     const destinations: IpvsDestination[] = [];
     for (const e of eps) {
       const k = `${e.ip}:${e.port}`;
-      if (seen.has(k) || !isIpv4(e.ip)) continue;
+      if (seen.has(k)) continue;
       seen.add(k);
       destinations.push({ address: e.ip, port: e.port, forward: 'Masq', weight: 1, activeConn: 0, inactConn: 0 });
     }
@@ -179,7 +181,6 @@ export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): 
   };
 
   for (const sp of ports) {
-    if (!isIpv4(sp.clusterIP)) continue;
     const proto = sp.protocol.toLowerCase();
     const { cluster, local } = categorize(sp);
     const pick = (onlyLocal: boolean) => (onlyLocal && local.length > 0 ? local : cluster);
@@ -187,34 +188,31 @@ export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): 
 
     // Hairpin: a local endpoint reaching itself through the service is masqueraded.
     for (const e of sp.endpoints) {
-      if (e.isLocal && isIpv4(e.ip) && e.port > 0) add('KUBE-LOOP-BACK', `${e.ip},${proto}:${e.port},${e.ip}`);
+      if (e.isLocal) add('KUBE-LOOP-BACK', `${e.ip},${proto}:${e.port},${e.ip}`);
     }
 
     add('KUBE-CLUSTER-IP', `${sp.clusterIP},${proto}:${sp.port}`);
     virtualServer(sp.protocol, sp.clusterIP, sp.port, sp, pick(sp.internalTrafficPolicy === 'Local'));
     bound.add(sp.clusterIP);
 
-    for (const ip of sp.externalIPs.filter(isIpv4)) {
+    for (const ip of sp.externalIPs) {
       add(externalLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${proto}:${sp.port}`);
       virtualServer(sp.protocol, ip, sp.port, sp, pick(externalLocal));
       // An address the node already owns is not bound to the dummy interface.
       if (!nodeIPSet.has(ip)) bound.add(ip);
     }
 
-    for (const ip of sp.loadBalancerIPs.filter(isIpv4)) {
+    for (const ip of sp.loadBalancerIPs) {
       const entry = `${ip},${proto}:${sp.port}`;
       add('KUBE-LOAD-BALANCER', entry);
       if (externalLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
-      if (sp.loadBalancerSourceRanges.length > 0) {
+      // ipset refuses a /0 member; a range that allows every source is no firewall at all
+      // (upstream kube-proxy does the same since kubernetes/kubernetes#132722).
+      const ranges = sp.loadBalancerSourceRanges.map(parseIpv4Cidr);
+      if (ranges.length > 0 && ranges.every((c) => c.prefix > 0)) {
         add('KUBE-LOAD-BALANCER-FW', entry);
         let allowFromNode = false;
-        for (const range of sp.loadBalancerSourceRanges) {
-          let cidr;
-          try {
-            cidr = parseIpv4Cidr(range);
-          } catch {
-            continue; // kube-proxy drops source ranges it cannot parse
-          }
+        for (const cidr of ranges) {
           add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCidr(cidr)}`);
           if (nodeIPs.length > 0 && cidrContains(cidr, nodeIPs[0])) allowFromNode = true;
         }
@@ -339,7 +337,18 @@ export function generateIpvs(ports: ServicePortInfo[], opts: IpvsOptions = {}): 
         filter: { chains: FILTER_CHAINS.length, rules: filter.length },
       },
     },
+    iptablesRulesPerChain: { nat: rulesPerChain(nat), filter: rulesPerChain(filter) },
   };
+}
+
+/** Each entry of `rules` is one `-A CHAIN …` rule as written. */
+function rulesPerChain(rules: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rules) {
+    const chain = r.slice(3, r.indexOf(' ', 3));
+    out[chain] = (out[chain] ?? 0) + 1;
+  }
+  return out;
 }
 
 /** Members in a stable order: by address numerically, then the rest of the entry. */

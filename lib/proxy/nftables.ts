@@ -3,6 +3,7 @@ import { usableEndpoints } from '../k8s/resolve.ts';
 import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
 import { hashAndTruncate } from './names.ts';
 import { resolveProxyOptions, type ProxyOptions } from './options.ts';
+import { GeneratorInputError, ipv4CidrToken, safeServicePorts } from './tokens.ts';
 
 /**
  * kube-proxy's nftables mode (kubernetes pkg/proxy/nftables/proxier.go: setupNFTables and
@@ -43,7 +44,14 @@ export interface NftablesRules {
   /** Complete `nft -f` input for table `ip kube-proxy`. */
   nft: string;
   counts: NftablesCounts;
+  /** Rules per chain, as written (chains without rules are absent). */
+  rulesPerChain: Record<string, number>;
+  /** Distinct elements per set or map, as written (empty ones are absent). */
+  elementsPerSet: Record<string, number>;
 }
+
+/** The kernel refuses longer comments (NFT_USERDATA_MAXLEN); upstream kube-proxy cuts them too. */
+export const NFT_COMMENT_MAX = 128;
 
 // Base chains: name, type, hook, priority. Filter chains that look at pre-DNAT addresses
 // run just before DNAT (dstnat - 10 = -110); the others at the standard priorities.
@@ -116,7 +124,9 @@ export function categorizeEndpoints(p: ServicePortInfo): CategorizedEndpoints {
   const internalLocal = p.internalTrafficPolicy === 'Local';
   const external = externallyAccessible(p);
   const externalLocal = external && p.externalTrafficPolicy === 'Local';
-  const usesCluster = !internalLocal || (external && !externalLocal);
+  // kube-proxy's UsesClusterEndpoints: an external destination needs the cluster chain even with
+  // externalTrafficPolicy Local, for the short-circuit rules of pod and node traffic.
+  const usesCluster = !internalLocal || external;
   const usesLocal = internalLocal || externalLocal;
   const cluster = usesCluster ? usableEndpoints(p.endpoints) : [];
   const local = usesLocal ? usableEndpoints(p.endpoints.filter((e) => e.isLocal)) : [];
@@ -132,6 +142,8 @@ export function categorizeEndpoints(p: ServicePortInfo): CategorizedEndpoints {
 class Tx {
   readonly lines: string[] = [];
   readonly counts: NftablesCounts = { chains: 0, rules: 0, sets: 0, maps: 0, elements: 0 };
+  readonly rulesPerChain: Record<string, number> = {};
+  readonly elementsPerSet: Record<string, number> = {};
   private readonly prefix = `ip ${KUBE_PROXY_TABLE}`;
 
   raw(line: string): void {
@@ -144,6 +156,7 @@ class Tx {
   rule(chain: string, rule: string, comment?: string): void {
     this.lines.push(`add rule ${this.prefix} ${chain} ${rule}${comment ? ` comment ${quote(comment)}` : ''}`);
     this.counts.rules++;
+    this.rulesPerChain[chain] = (this.rulesPerChain[chain] ?? 0) + 1;
   }
   set(name: string, spec: string): void {
     this.lines.push(`add set ${this.prefix} ${name} { ${spec} ; }`);
@@ -162,22 +175,27 @@ class Tx {
     const c = comment ? ` comment ${quote(comment)}` : '';
     this.lines.push(`add element ${this.prefix} ${container} { ${key}${c}${value ? ` : ${value}` : ''} }`);
     this.counts.elements++;
+    this.elementsPerSet[container] = (this.elementsPerSet[container] ?? 0) + 1;
   }
 }
 
 function quote(s: string): string {
-  // nft strings cannot contain a double quote; kube-proxy's comments never do.
-  return `"${s.replaceAll('"', "'")}"`;
+  // Comments are fixed text or a service port name (tokens.ts allows no quote in those).
+  return `"${s.slice(0, NFT_COMMENT_MAX)}"`;
 }
 
 /**
  * The `nft -f` input kube-proxy's nftables proxier writes on one node for these service
  * ports. Pure and deterministic: same ports and options, same text.
  */
-export function generateNftables(ports: ServicePortInfo[], opts: NftablesOptions = {}): NftablesRules {
+export function generateNftables(input: readonly ServicePortInfo[], opts: NftablesOptions = {}): NftablesRules {
   const o = resolveProxyOptions(opts);
+  const ports = safeServicePorts(input);
   const mark = o.masqueradeMark;
-  const serviceCIDRs = opts.serviceCIDRs ?? [KIND_DEFAULTS.serviceSubnet];
+  if (o.clusterCIDR === '') throw new GeneratorInputError('options', 'clusterCIDR', 'required: nftables mode masquerades by it');
+  const serviceCIDRs = (opts.serviceCIDRs ?? [KIND_DEFAULTS.serviceSubnet])
+    .map((c, i) => ipv4CidrToken(c, 'options', `serviceCIDRs[${i}]`))
+    .filter((c): c is string => c !== null);
   const nodePortIPs = o.nodeIPs.filter((ip) => !ip.startsWith('127.'));
   const matchAllNodePorts = o.nodeIPs.length === 0;
   const tx = new Tx();
@@ -229,7 +247,7 @@ export function generateNftables(ports: ServicePortInfo[], opts: NftablesOptions
   const nodeIP = o.nodeIPs[0] ?? null;
   for (const p of ports) writeServicePort(tx, p, o.clusterCIDR, nodeIP);
 
-  return { nft: `${tx.lines.join('\n')}\n`, counts: tx.counts };
+  return { nft: `${tx.lines.join('\n')}\n`, counts: tx.counts, rulesPerChain: { ...tx.rulesPerChain }, elementsPerSet: { ...tx.elementsPerSet } };
 }
 
 function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeIP: string | null): void {
@@ -252,7 +270,7 @@ function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeI
   const externalPolicyChain = externalLocal ? localChain : clusterChain;
   const hasExternal = eps.hasAny && (!externalLocal || eps.local.length > 0);
   const usesExternalChain = eps.hasAny && external;
-  const lbRanges = p.loadBalancerSourceRanges.map((r) => r.trim()).filter((r) => r !== '');
+  const lbRanges = p.loadBalancerSourceRanges;
   const usesFw = p.loadBalancerIPs.length > 0 && lbRanges.length > 0;
   // No endpoints at all: reject. Endpoints, but none for this kind of traffic here: drop.
   const internalVerdict = eps.hasAny ? 'drop' : 'goto reject-chain';

@@ -1,4 +1,5 @@
 import { KIND_DEFAULTS } from '../k8s/synthetic.ts';
+import { GeneratorInputError, ipv4CidrToken, ipv4Token } from './tokens.ts';
 
 /** What kube-proxy is told about the node it runs on (its flags and node object). */
 export interface ProxyOptions {
@@ -19,13 +20,21 @@ export interface ResolvedProxyOptions {
   masqueradeMark: string;
 }
 
+/**
+ * Options with defaults filled in and addresses re-formatted (tokens.ts): they reach the rule
+ * text too, from CLI flags. IPv6 node IPs are dropped; an IPv6 cluster CIDR is refused.
+ */
 export function resolveProxyOptions(o: ProxyOptions = {}): ResolvedProxyOptions {
   const bit = o.masqueradeBit ?? 14;
-  if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new Error(`masquerade bit must be 0..31, got ${bit}`);
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new GeneratorInputError('options', 'masqueradeBit', `must be 0..31, got ${bit}`);
+  const nodeIPs = (o.nodeIPs ?? []).map((ip, i) => ipv4Token(ip, 'options', `nodeIPs[${i}]`)).filter((ip): ip is string => ip !== null);
+  const cidr = o.clusterCIDR ?? KIND_DEFAULTS.podSubnet;
+  const clusterCIDR = cidr === '' ? '' : ipv4CidrToken(cidr, 'options', 'clusterCIDR');
+  if (clusterCIDR === null) throw new GeneratorInputError('options', 'clusterCIDR', `${JSON.stringify(cidr)} is IPv6; the generators write the IPv4 proxier`);
   return {
     nodeName: o.nodeName ?? null,
-    nodeIPs: o.nodeIPs ?? [],
-    clusterCIDR: o.clusterCIDR ?? KIND_DEFAULTS.podSubnet,
+    nodeIPs,
+    clusterCIDR,
     masqueradeMark: `0x${(1 << bit >>> 0).toString(16)}`,
   };
 }
