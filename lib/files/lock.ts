@@ -76,9 +76,10 @@ export async function takeLock(
     return once(() => release(path));
   }
   held.set(path, { fd, count: 1 });
+  // One line, written over the old one before the rest is cut: a reader always finds a whole line.
   const text = `${JSON.stringify({ ...processRef(process.pid), doing: o.doing } satisfies LockHolder)}\n`;
-  await promisify(ftruncate)(fd, 0);
   await promisify(write)(fd, text, 0);
+  await promisify(ftruncate)(fd, Buffer.byteLength(text));
   return once(() => release(path));
 }
 
@@ -113,7 +114,7 @@ export async function lockHolder(path: string): Promise<LockHolder | null> {
   try {
     const text = await readOwnFile(path);
     if (!text) return null;
-    const v = JSON.parse(text) as Partial<LockHolder>;
+    const v = JSON.parse(text.slice(0, text.indexOf('\n') + 1 || undefined)) as Partial<LockHolder>;
     return typeof v.pid === 'number' && typeof v.doing === 'string' ? (v as LockHolder) : null;
   } catch {
     return null;

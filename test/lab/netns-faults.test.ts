@@ -161,7 +161,7 @@ describe('concurrency', () => {
       const codes = [a.code, b.code].sort();
       expect(codes, `${a.err}\n---\n${b.err}`).toEqual([0, 1]);
       const loser = a.code === 1 ? a : b;
-      expect(loser.err).toMatch(new RegExp(`lab ${name} (is busy: pid \\d+ is running \`up\`|already exists)`));
+      expect(loser.err.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^kube-netlab up: lab ${name} (is busy: pid \\d+ is running \`up\` on it|already exists)`));
       const t = await runCli(['traffic', '--name', name, '--requests', '60', '--json'], env);
       expect(t.code, t.err).toBe(0);
       expect(JSON.parse(t.out).ok).toBe(60);
