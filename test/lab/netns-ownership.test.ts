@@ -57,6 +57,20 @@ describe('tampering around a lab', () => {
     expect(await namespacesOfLab(lab.name)).toEqual([]);
   });
 
+  it('a pod whose server died: status says which, and the fix', async () => {
+    const lab = await createNetnsLab({ name: `o${tag}-dead`, mode: 'iptables', workers: 1, workloads: await workloads() });
+    try {
+      const pod = (await readState(lab.name))!.pods.find((p) => p.deployment === 'httpbin')!;
+      process.kill(pod.process!.pid, 'SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const [h] = (await inspectNetnsLabs()).filter((x) => x.name === lab.name);
+      expect(h.problems).toEqual([`pod ${pod.name} is not running (its server, pid ${pod.process!.pid}, has exited)`]);
+      expect(h.fix).toBe(`kube-netlab down --name ${lab.name}, then up again`);
+    } finally {
+      await lab.destroy();
+    }
+  });
+
   it('a namespace made by hand under the lab\'s prefix, and a process started by hand in a node: left alone, and said', async () => {
     const lab = await createNetnsLab({ name: `o${tag}-hand`, mode: 'iptables', workers: 1 });
     const mine = `kn-${lab.name}.mine`;
