@@ -160,9 +160,9 @@ describe('ip errors', () => {
   });
 
   it('name the line of bad plain routes', () => {
-    expect(catchIt(() => parseIpRoute('default via 1.1.1.1\n\tnexthop via 2.2.2.2\nx metric y\n')).message).toMatch(/line 3: expected a number after "metric"/);
+    expect(catchIt(() => parseIpRoute('default via 1.1.1.1\n\tnexthop via 2.2.2.2\n10.0.0.0/8 metric y\n')).message).toMatch(/line 3: expected a number after "metric"/);
     expect(catchIt(() => parseIpRoute('\tnexthop via 1.1.1.1\n')).message).toMatch(/line 1: expected a route before/);
-    expect(catchIt(() => parseIpRoute('ok dev eth0\nblackhole\n')).message).toMatch(/line 2: expected a destination/);
+    expect(catchIt(() => parseIpRoute('10.0.0.0/8 dev eth0\nblackhole\n')).message).toMatch(/line 2: expected a destination/);
     expect(catchIt(() => parseIpRoute('10.0.0.0/8 dev\n')).message).toMatch(/line 1: expected a value after "dev"/);
   });
 
