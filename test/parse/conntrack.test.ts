@@ -148,11 +148,11 @@ describe('conntrack errors', () => {
     ['tcp x 1', 1, /protocol number after tcp/],
     [`${ok}\ntcp 6 1 src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2`, 2, /original and a reply tuple/],
     [`${ok}\n${ok}\ntcp 6 1 src=1.1.1.1 dst=2.2.2.2 sport=x dport=2 src=2.2.2.2 dst=1.1.1.1`, 3, /number after sport=/],
-    ['tcp 6 1 src=1 dst=2 src=2 dst=1 src=3', 1, /at most two tuples/],
-    ['tcp 6 1 sport=1 src=1 dst=2 src=2 dst=1', 1, /src= before sport=/],
-    ['tcp 6 1 src=1 dst=2 [ASSURED src=2 dst=1', 1, /closing "\]"/],
-    ['tcp 6 1 src=1 dst=2 garbage src=2 dst=1', 1, /key=value or \[FLAG\]/],
-    ['tcp 6 1 src=1 src=2 dst=1', 1, /dst= in the original tuple/],
+    ['tcp 6 1 src=1.1.1.1 dst=2.2.2.2 src=2.2.2.2 dst=1.1.1.1 src=3.3.3.3', 1, /at most two tuples/],
+    ['tcp 6 1 sport=1 src=1.1.1.1 dst=2.2.2.2 src=2.2.2.2 dst=1.1.1.1', 1, /src= before sport=/],
+    ['tcp 6 1 src=1.1.1.1 dst=2.2.2.2 [ASSURED src=2.2.2.2 dst=1.1.1.1', 1, /closing "\]"/],
+    ['tcp 6 1 src=1.1.1.1 dst=2.2.2.2 garbage src=2.2.2.2 dst=1.1.1.1', 1, /key=value or \[FLAG\]/],
+    ['tcp 6 1 src=1.1.1.1 src=2.2.2.2 dst=1.1.1.1', 1, /dst= in the original tuple/],
   ];
   it.each(bad)('name the line: %j', (text, line, why) => {
     expect(() => parseConntrack(text)).toThrow(ParseError);
