@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
-import { jsonErrorOffset, parseIpAddrJson, parseIpRoute, parseIpRouteJson } from '../../lib/parse/ip.ts';
+import {
+  jsonErrorOffset, parseIpAddrJson, parseIpRoute, parseIpRouteJson, renderIpAddrJson, renderIpRoute, renderIpRouteJson,
+} from '../../lib/parse/ip.ts';
 import { expectTotal } from '../helpers/fuzz.ts';
 import { withNetns } from '../helpers/netns.ts';
 
@@ -167,8 +169,15 @@ describe('ip errors', () => {
   });
 
   it('are total on arbitrary and mutated output', () => {
-    expectTotal(parseIpRouteJson, [cap.routeJson, cap.routeAllJson, cap.route6Json, cap.routeDetailJson]);
-    expectTotal(parseIpAddrJson, [cap.addrJson]);
-    expectTotal(parseIpRoute, [cap.routeText, cap.routeAllText]);
+    const words = ['default', ' via ', ' dev ', 'eth0', '10.0.0.0/8', '1.2.3.4', 'fe80::1', '\tnexthop', ' onlink', ' metric ', 'blackhole ', ' proto ', 'kernel', '\n'];
+    expectTotal(parseIpRouteJson, [cap.routeJson, cap.routeAllJson, cap.route6Json, cap.routeDetailJson], {
+      roundTrip: (r) => parseIpRouteJson(renderIpRouteJson(r)),
+      tokens: ['[', ']', '{"dst":"default"}', '{"dst":"10.0.0.0/8","dev":"eth0"}', '"gateway":"1.2.3.4"', ','],
+    });
+    expectTotal(parseIpAddrJson, [cap.addrJson], {
+      roundTrip: (l) => parseIpAddrJson(renderIpAddrJson(l)),
+      tokens: ['[', ']', '{"ifindex":1,"ifname":"lo"}', ','],
+    });
+    expectTotal(parseIpRoute, [cap.routeText, cap.routeAllText], { roundTrip: (r) => parseIpRoute(renderIpRoute(r)), tokens: words });
   });
 });
