@@ -1,6 +1,6 @@
 /**
- * Address checks shared by the parsers. Strict on purpose: tools print dotted quads and
- * canonical IPv6, never `1.2.3` or `0x7f.1`, which ipaddr.js's lenient isValid accepts.
+ * Address checks shared by the parsers and the CLI. Strict on purpose: tools print dotted quads
+ * and canonical IPv6, never `1.2.3`, `01.2.3.4` or `0x7f.1`, which ipaddr.js's isValid accepts.
  * Lengths are bounded before any library call, so hostile tokens cost O(1).
  */
 import ipaddr from 'ipaddr.js';
@@ -18,7 +18,8 @@ export function isIpv4(s: string): boolean {
       digits = 0;
       value = 0;
     } else if (c >= 48 && c <= 57) {
-      if (++digits > 3) return false;
+      // `01` is octal to some readers and decimal to others; no tool prints it.
+      if (++digits > 3 || (digits === 2 && value === 0)) return false;
       value = value * 10 + (c - 48);
     } else {
       return false;

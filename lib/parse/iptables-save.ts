@@ -410,6 +410,23 @@ interface OpenTable {
   line: number;
 }
 
+/**
+ * Rule positions that -I, -D, -X, -F, -Z and -E may visit in one parse, on top of reading each
+ * line once: inserting at the top of a long chain, line after line, is quadratic, and a hostile
+ * restore input must not turn that into a hang. kube-proxy's own input spends a few hundred.
+ */
+export const MAX_REARRANGED = 20_000_000;
+
+class Work {
+  private done = 0;
+  spend(n: number, lineNo: number, line: string): void {
+    this.done += n;
+    if (this.done > MAX_REARRANGED) {
+      throw commandError(lineNo, line, `restore input whose -I/-D/-X/-F/-Z/-E commands move at most ${MAX_REARRANGED.toLocaleString('en-US')} rules in all`);
+    }
+  }
+}
+
 function isBuiltin(table: string, chain: string): boolean {
   return BUILTIN_CHAINS[table]?.includes(chain) ?? false;
 }
@@ -424,6 +441,7 @@ export function parseIptablesSave(text: string): IptablesSave {
   const result: IptablesSave = { tables: [] };
   const tables = new Map<string, OpenTable>();
   let open: OpenTable | null = null;
+  const work = new Work();
 
   for (let idx = 0; idx < lines.length; idx++) {
     const lineNo = idx + 1;
@@ -492,7 +510,7 @@ export function parseIptablesSave(text: string): IptablesSave {
     }
     const toks = tokenizeIptables(body, lineNo, FORMAT);
     if (toks.length === 0) throw commandError(lineNo, line, 'a rule after the counters');
-    applyCommand(tbl, toks, body, counters, lineNo, line);
+    applyCommand(tbl, toks, body, counters, lineNo, line, work);
   }
   if (open) {
     throw new ParseError(
@@ -559,7 +577,7 @@ function makeRule(
 }
 
 function applyCommand(
-  tbl: OpenTable, toks: IptToken[], body: string, counters: Counters | null, lineNo: number, line: string,
+  tbl: OpenTable, toks: IptToken[], body: string, counters: Counters | null, lineNo: number, line: string, work: Work,
 ): void {
   const cmd = toks[0].value;
   const name = toks[1]?.value;
@@ -584,7 +602,9 @@ function applyCommand(
     case '--insert': {
       const c = chainFor(tbl, chainArg(), true, lineNo, line);
       const num = ruleNumber(toks[2], c.rules.length + 1, lineNo, line);
-      c.rules.splice(num === null ? 0 : num - 1, 0, makeRule(toks, num === null ? 2 : 3, body, c.name, counters, lineNo, line));
+      const at = num === null ? 0 : num - 1;
+      work.spend(c.rules.length - at, lineNo, line);
+      c.rules.splice(at, 0, makeRule(toks, num === null ? 2 : 3, body, c.name, counters, lineNo, line));
       return;
     }
     case '-R':
@@ -600,12 +620,14 @@ function applyCommand(
       const c = chainFor(tbl, chainArg(), false, lineNo, line);
       const num = ruleNumber(toks[2], c.rules.length, lineNo, line);
       if (num !== null && toks.length === 3) {
+        work.spend(c.rules.length - num + 1, lineNo, line);
         c.rules.splice(num - 1, 1);
         return;
       }
       // Delete by spec: compare what the words mean, not how they were spaced or quoted.
-      const want = JSON.stringify(stripMeta(makeRule(toks, 2, body, c.name, counters, lineNo, line)));
-      const at = c.rules.findIndex((r) => JSON.stringify(stripMeta(r)) === want);
+      const want = meaning(makeRule(toks, 2, body, c.name, counters, lineNo, line));
+      work.spend(c.rules.length, lineNo, line);
+      const at = c.rules.findIndex((r) => meaning(r) === want);
       if (at < 0) throw commandError(lineNo, line, `a rule that exists in ${c.name} to delete`);
       c.rules.splice(at, 1);
       return;
@@ -622,6 +644,7 @@ function applyCommand(
     case '--delete-chain': {
       onlyChain();
       if (name !== undefined) chainFor(tbl, name, false, lineNo, line);
+      work.spend(tbl.table.chains.length, lineNo, line);
       const doomed = (c: IptChain) => (name === undefined ? !c.builtin : c.name === name);
       tbl.table.chains = tbl.table.chains.filter((c) => {
         if (!doomed(c)) return true;
@@ -637,6 +660,7 @@ function applyCommand(
       onlyChain();
       const targets = name === undefined ? tbl.table.chains : [chainFor(tbl, name, false, lineNo, line)];
       const flush = cmd === '-F' || cmd === '--flush';
+      work.spend(targets.length + (flush ? 0 : targets.reduce((a, c) => a + c.rules.length, 0)), lineNo, line);
       for (const c of targets) {
         if (flush) c.rules = [];
         else {
@@ -662,6 +686,7 @@ function applyCommand(
       const to = toks[2].value;
       if (!isChainName(to)) throw commandError(lineNo, line, `a new chain name (1-${MAX_NAME} characters) after -E OLD`);
       if (tbl.chains.has(to)) throw commandError(lineNo, line, `a new chain name, not the existing ${JSON.stringify(to)}`);
+      work.spend(c.rules.length, lineNo, line);
       tbl.chains.delete(c.name);
       c.name = to;
       tbl.chains.set(to, c);
@@ -672,9 +697,21 @@ function applyCommand(
   throw commandError(lineNo, line, 'a rule command such as "-A CHAIN …", a ":CHAIN" header, COMMIT or "*table"');
 }
 
-function stripMeta(r: IptRule): Omit<IptRule, 'line' | 'text' | 'counters'> {
-  const { line: _l, text: _t, counters: _c, ...rest } = r;
+/** A rule without where it was written; its chain is left out too, so -E cannot make it stale. */
+function stripMeta(r: IptRule): Omit<IptRule, 'line' | 'text' | 'counters' | 'chain'> {
+  const { line: _l, text: _t, counters: _c, chain: _ch, ...rest } = r;
   return rest;
+}
+
+/** What a rule means, as text to compare within one chain, computed once per rule. */
+const meanings = new WeakMap<IptRule, string>();
+function meaning(r: IptRule): string {
+  let m = meanings.get(r);
+  if (m === undefined) {
+    m = JSON.stringify(stripMeta(r));
+    meanings.set(r, m);
+  }
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------

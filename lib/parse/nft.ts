@@ -217,13 +217,21 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
       if (!rest.startsWith('= {')) throw new ParseError(TEXT, i + 1, raw, '`elements = { … }`');
       // Elements wrap over lines; gather up to the line that closes the brace.
       const startNo = i + 1;
-      let acc = rest.slice(3);
-      while (!endsElementList(acc)) {
+      // Each piece is scanned once as it is added: rescanning the whole list per line made a
+      // 10,000-element map quadratic.
+      const scan = { depth: 1, inQuote: false };
+      const pieces = [rest.slice(3)];
+      let closedAt = closingBrace(pieces[0], scan);
+      while (closedAt < 0) {
         i++;
         if (i >= lines.length) throw new ParseError(TEXT, startNo, raw, '`}` closing the element list');
-        acc += ` ${lines[i].trim()}`;
+        pieces.push(` ${lines[i].trim()}`);
+        closedAt = closingBrace(pieces[pieces.length - 1], scan);
       }
-      acc = acc.trimEnd();
+      const last = pieces[pieces.length - 1];
+      if (last.slice(closedAt + 1).trim() !== '') throw new ParseError(TEXT, i + 1, lines[i], 'nothing after the `}` closing the element list');
+      pieces[pieces.length - 1] = last.slice(0, closedAt + 1);
+      const acc = pieces.join('');
       if (elementsAt) throw new ParseError(TEXT, startNo, raw, `one element list in ${set.kind} ${set.name}`);
       set.elements = parseElements(acc.slice(0, -1), set.kind, startNo, raw);
       elementsAt = { no: startNo, raw };
@@ -250,20 +258,18 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
   throw new ParseError(TEXT, lines.length, lines[lines.length - 1] ?? '', `\`}\` closing ${set.kind} ${set.name}`);
 }
 
-/** True when text ends with the `}` that closes an element list (outside quotes). */
-function endsElementList(text: string): boolean {
-  let inQuote = false;
-  let depth = 1;
-  for (let k = 0; k < text.length; k++) {
-    const c = text[k];
-    if (c === '"') inQuote = !inQuote;
-    else if (!inQuote && c === '{') depth++;
-    else if (!inQuote && c === '}') {
-      depth--;
-      if (depth === 0) return text.slice(k + 1).trim() === '';
-    }
+/**
+ * Scan `piece` of an element list, carrying brace depth and quoting in `scan` from the pieces
+ * before it: the index of the `}` that closes the list, or -1.
+ */
+function closingBrace(piece: string, scan: { depth: number; inQuote: boolean }): number {
+  for (let k = 0; k < piece.length; k++) {
+    const c = piece[k];
+    if (c === '"') scan.inQuote = !scan.inQuote;
+    else if (!scan.inQuote && c === '{') scan.depth++;
+    else if (!scan.inQuote && c === '}' && --scan.depth === 0) return k;
   }
-  return false;
+  return -1;
 }
 
 function parseElements(text: string, kind: 'set' | 'map', no: number, raw: string): NftElement[] {
