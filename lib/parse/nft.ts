@@ -63,7 +63,7 @@ export function parseNftRuleset(text: string): NftRuleset {
       i++;
       continue;
     }
-    const { body, handle } = stripHandle(t);
+    const { body, handle } = stripTableComment(t);
     const words = body.split(' ').filter((w) => w !== '');
     if (words.length !== 4 || words[0] !== 'table' || !FAMILIES.has(words[1]) || !isNftName(words[2]) || words[3] !== '{') {
       throw new ParseError(TEXT, i + 1, lines[i], '`table <family> <name> {`');
@@ -487,6 +487,25 @@ function stripHandle(t: string): { body: string; handle: number | null } {
   const h = toInt(t.slice(at + 10).trim());
   if (h === null) return { body: t, handle: null };
   return { body: t.slice(0, at).trimEnd(), handle: h };
+}
+
+/**
+ * A table line's trailing comment: nft ≥ 1.0.7 writes `# [handle N] [progname NAME]` after the
+ * `{` of a table some program owns (iptables-nft, kube-proxy).
+ */
+function stripTableComment(t: string): { body: string; handle: number | null } {
+  const at = t.indexOf(' { # ');
+  if (at < 0) return stripHandle(t);
+  const w = t.slice(at + 5).split(' ').filter((x) => x !== '');
+  let handle: number | null = null;
+  let k = 0;
+  if (w[k] === 'handle' && toInt(w[k + 1] ?? '') !== null) {
+    handle = toInt(w[k + 1]);
+    k += 2;
+  }
+  if (w[k] === 'progname' && w[k + 1] !== undefined && isName(w[k + 1], 256)) k += 2;
+  if (k === 0 || k !== w.length) return { body: t, handle: null };
+  return { body: t.slice(0, at + 2), handle };
 }
 
 function toInt(s: string): number | null {

@@ -138,6 +138,13 @@ describe('malformed input', () => {
     expect((err as ParseError).message).toContain(`line ${line}`);
   });
 
+  it('reads the comment nft ≥ 1.0.7 puts after an owned table, and nothing else there', () => {
+    const body = '\n\tchain c {\n\t\taccept\n\t}\n}\n';
+    expect(parseNftRuleset(`table ip filter { # progname iptables-nft-restore${body}`).tables[0]).toMatchObject({ name: 'filter', handle: null });
+    expect(parseNftRuleset(`table ip kube-proxy { # handle 3 progname kube-proxy${body}`).tables[0]).toMatchObject({ name: 'kube-proxy', handle: 3 });
+    expect(() => parseNftRuleset(`table ip filter { # anything${body}`)).toThrow(/line 1: expected `table <family> <name> {`/);
+  });
+
   it('JSON: names the item that is wrong', () => {
     expect(() => parseNftJson('{"nftables": [')).toThrow(ParseError);
     expect(() => parseNftJson('{"nft": []}')).toThrow(/"nftables"/);
