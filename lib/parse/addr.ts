@@ -1,5 +1,5 @@
 /**
- * Address checks shared by the parsers and the CLI. Strict on purpose: tools print dotted quads
+ * Address checks for the parsers and the CLI. Strict on purpose: tools print dotted quads
  * and canonical IPv6, never `1.2.3`, `01.2.3.4` or `0x7f.1`, which ipaddr.js's isValid accepts.
  * Lengths are bounded before any library call, so hostile tokens cost O(1).
  */

@@ -1,5 +1,5 @@
 /**
- * JSON input shared by the ip -j and nft -j parsers: binary refused, syntax errors placed on
+ * JSON input of the ip -j and nft -j parsers: binary refused, syntax errors placed on
  * their line, and nesting bounded before anything walks the value recursively (JSON.parse
  * itself copes with any depth; JSON.stringify and recursive readers overflow the stack).
  */
