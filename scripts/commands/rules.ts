@@ -19,7 +19,7 @@ function nodeOption(args: ParsedArgs): string {
 export const rules: CommandSpec = {
   summary: 'print what kube-proxy would program on one node, per mode',
   usage: `rules --mode iptables|ipvs|nftables (--objects FILE | --services S --endpoints E [--node-ports N] [--pod-subnet CIDR] [--kind-defaults]) [--cluster-cidr CIDR] [--node NAME] [--node-ip IP] [--with-jumps] [--json]
-  S × E at most ${MAX_RULES_ENDPOINTS.toLocaleString('en-US')} (10,000 Services × 10 endpoints: 32 MB of iptables rules); N at most S and 2,768 (NodePorts 30000-32767); FILE at most 128 MiB`,
+  S at most 65,000, S × E at most ${MAX_RULES_ENDPOINTS.toLocaleString('en-US')} (10,000 Services × 10 endpoints: 32 MB of iptables rules); N at most S and 2,768 (NodePorts 30000-32767); FILE at most 128 MiB`,
   readOnly: true,
   options: {
     mode: { type: 'string' },
