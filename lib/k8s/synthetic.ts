@@ -26,6 +26,11 @@ export interface SyntheticOptions {
   clusterName?: string;
 }
 
+/** Most pods a synthetic cluster holds; ten times the largest the scale sweeps use (10,000 × 10). */
+export const MAX_SYNTHETIC_PODS = 1_000_000;
+/** NodePorts are handed out from 30000 up, within Kubernetes' default range 30000-32767. */
+const NODE_PORT_RANGE = 32767 - 30000 + 1;
+
 /** kind's node names: `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`, … */
 export function kindNodeName(cluster: string, index: number): string {
   if (index === 0) return `${cluster}-control-plane`;
@@ -42,6 +47,13 @@ export function syntheticCluster(opts: SyntheticOptions): Cluster {
   const E = opts.endpoints;
   if (!Number.isInteger(S) || S < 0) throw new Error(`services must be a whole number ≥ 0, got ${S}`);
   if (!Number.isInteger(E) || E < 0) throw new Error(`endpoints must be a whole number ≥ 0, got ${E}`);
+  if (S * E > MAX_SYNTHETIC_PODS) {
+    throw new Error(`services × endpoints must be at most ${MAX_SYNTHETIC_PODS.toLocaleString('en-US')} pods (every pod is an object in memory), got ${S} × ${E}`);
+  }
+  const nodePortCount = opts.nodePorts ?? 0;
+  if (!Number.isInteger(nodePortCount) || nodePortCount < 0 || nodePortCount > Math.min(S, NODE_PORT_RANGE)) {
+    throw new Error(`nodePorts must be a whole number from 0 to ${Math.min(S, NODE_PORT_RANGE)} (at most one per service, ports 30000-32767), got ${nodePortCount}`);
+  }
   const podNet = parseIpv4Cidr(opts.podSubnet ?? KIND_DEFAULTS.podSubnet);
   const svcNet = parseIpv4Cidr(opts.serviceSubnet ?? KIND_DEFAULTS.serviceSubnet);
   const mask = opts.nodeMaskSize ?? KIND_DEFAULTS.nodeMaskSize;

@@ -3,10 +3,15 @@
  * `ip route` text (what notebooks and the workshop article show).
  *
  * JSON errors name the line JSON.parse stumbled on; shape errors name the array index and
- * field (`[3].dst`), on line 1 (ip -j prints the whole array on one line).
+ * field (`[3].dst`), on line 1 (ip -j prints the whole array on one line). Addresses, device
+ * names and flags are checked, so text that is not ip's output is an error, not a route.
  * Pure and linear-time.
  */
-import { ParseError, splitLines } from './errors.ts';
+import { isDigits, isIp, isIpOrPrefix, isName } from './addr.ts';
+import { ParseError, hasBinary, rejectBinary, splitLines } from './errors.ts';
+import { parseJsonText } from './json.ts';
+
+export { jsonErrorOffset } from './json.ts';
 
 export interface IpNexthop {
   gateway: string | null;
@@ -62,147 +67,8 @@ export interface IpLink {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-/**
- * Where JSON.parse failed, as an offset: Node's messages do not always say. A small
- * iterative syntax scan (no recursion, so deep nesting cannot overflow the stack).
- */
-export function jsonErrorOffset(s: string): number {
-  const n = s.length;
-  const stack: number[] = []; // 91 '[' or 123 '{'
-  // 0 value, 1 value-or-']', 2 key-or-'}', 3 key, 4 colon, 5 after-value
-  let state = 0;
-  let i = 0;
-  const isWs = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
-  const isDigit = (c: number) => c >= 48 && c <= 57;
-  const scanString = (): number => {
-    // s[i] is '"'; returns the index after the closing quote, or -(error offset) - 1.
-    let j = i + 1;
-    while (j < n) {
-      const c = s.charCodeAt(j);
-      if (c === 34) return j + 1;
-      if (c < 32) return -j - 1;
-      if (c === 92) {
-        const e = s[j + 1];
-        if (e === undefined) return -n - 1;
-        if (e === 'u') {
-          for (let k = 2; k < 6; k++) {
-            const h = s.charCodeAt(j + k);
-            const hex = isDigit(h) || (h >= 65 && h <= 70) || (h >= 97 && h <= 102);
-            if (!hex) return -(Number.isNaN(h) ? n : j + k) - 1;
-          }
-          j += 6;
-          continue;
-        }
-        if ('"\\/bfnrt'.indexOf(e) < 0) return -(j + 1) - 1;
-        j += 2;
-        continue;
-      }
-      j++;
-    }
-    return -n - 1;
-  };
-  const scanNumber = (): number => {
-    let j = i;
-    if (s[j] === '-') j++;
-    if (s[j] === '0') j++;
-    else if (isDigit(s.charCodeAt(j))) while (isDigit(s.charCodeAt(j))) j++;
-    else return -j - 1;
-    if (s[j] === '.') {
-      j++;
-      if (!isDigit(s.charCodeAt(j))) return -j - 1;
-      while (isDigit(s.charCodeAt(j))) j++;
-    }
-    if (s[j] === 'e' || s[j] === 'E') {
-      j++;
-      if (s[j] === '+' || s[j] === '-') j++;
-      if (!isDigit(s.charCodeAt(j))) return -j - 1;
-      while (isDigit(s.charCodeAt(j))) j++;
-    }
-    return j;
-  };
-  while (true) {
-    while (i < n && isWs(s.charCodeAt(i))) i++;
-    if (i >= n) return stack.length === 0 && state === 5 ? -1 : n;
-    const c = s.charCodeAt(i);
-    if (state === 1 && c === 93) {
-      stack.pop();
-      i++;
-      state = 5;
-      continue;
-    }
-    if (state === 2 && c === 125) {
-      stack.pop();
-      i++;
-      state = 5;
-      continue;
-    }
-    if (state === 0 || state === 1) {
-      if (c === 123 || c === 91) {
-        stack.push(c);
-        i++;
-        state = c === 123 ? 2 : 1;
-        continue;
-      }
-      let end: number;
-      if (c === 34) end = scanString();
-      else if (c === 45 || isDigit(c)) end = scanNumber();
-      else {
-        const lit = s.startsWith('true', i) ? 4 : s.startsWith('false', i) ? 5 : s.startsWith('null', i) ? 4 : 0;
-        if (lit === 0) return i;
-        end = i + lit;
-      }
-      if (end < 0) return -end - 1;
-      i = end;
-      state = 5;
-      continue;
-    }
-    if (state === 2 || state === 3) {
-      if (c !== 34) return i;
-      const end = scanString();
-      if (end < 0) return -end - 1;
-      i = end;
-      state = 4;
-      continue;
-    }
-    if (state === 4) {
-      if (c !== 58) return i;
-      i++;
-      state = 0;
-      continue;
-    }
-    // state 5: after a value
-    const top = stack[stack.length - 1];
-    if (top === undefined) return i;
-    if (c === 44) state = top === 91 ? 0 : 3;
-    else if ((c === 93 && top === 91) || (c === 125 && top === 123)) {
-      stack.pop();
-      state = 5;
-    } else return i;
-    i++;
-  }
-}
-
-function lineAt(text: string, offset: number): number {
-  let line = 1;
-  let from = 0;
-  while (true) {
-    const nl = text.indexOf('\n', from);
-    if (nl < 0 || nl >= offset) return line;
-    line++;
-    from = nl + 1;
-  }
-}
-
 function parseJsonArray(text: string, format: string): unknown[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    const off = jsonErrorOffset(text);
-    const lines = splitLines(text);
-    const line = Math.min(lineAt(text, off < 0 ? text.length : off), Math.max(1, lines.length));
-    throw new ParseError(format, line, lines[line - 1] ?? '', 'valid JSON (the output of ip -j)');
-  }
+  const doc = parseJsonText(text, format, 'valid JSON (the output of ip -j)');
   if (!Array.isArray(doc)) throw new ParseError(format, 1, splitLines(text)[0] ?? '', 'a JSON array');
   return doc;
 }
@@ -227,7 +93,19 @@ class Shape {
   str(o: Record<string, unknown>, key: string, path: string): string {
     const v = o[key];
     if (typeof v !== 'string') this.fail(`${path}.${key}`, 'a string', v);
+    if (hasBinary(v as string)) this.fail(`${path}.${key}`, 'a string without control characters', v);
     return v as string;
+  }
+
+  /** A string field that must pass `ok` (an address, a device name …). */
+  checked(o: Record<string, unknown>, key: string, path: string, want: string, ok: (v: string) => boolean): string {
+    const v = this.str(o, key, path);
+    if (!ok(v)) this.fail(`${path}.${key}`, want, v);
+    return v;
+  }
+
+  optChecked(o: Record<string, unknown>, key: string, path: string, want: string, ok: (v: string) => boolean): string | null {
+    return o[key] === undefined ? null : this.checked(o, key, path, want, ok);
   }
 
   optStr(o: Record<string, unknown>, key: string, path: string): string | null {
@@ -249,7 +127,7 @@ class Shape {
     if (v === undefined) return [];
     if (!Array.isArray(v)) this.fail(`${path}.${key}`, 'an array of strings', v);
     (v as unknown[]).forEach((x, k) => {
-      if (typeof x !== 'string') this.fail(`${path}.${key}[${k}]`, 'a string', x);
+      if (typeof x !== 'string' || !isName(x, 64)) this.fail(`${path}.${key}[${k}]`, 'a word', x);
     });
     return v as string[];
   }
@@ -265,13 +143,24 @@ class Shape {
 const ROUTE_JSON_KEYS = new Set(['type', 'dst', 'gateway', 'dev', 'protocol', 'scope', 'prefsrc', 'metric', 'table', 'flags', 'nexthops']);
 
 /** String and number fields not otherwise read, as text. */
-function scalars(o: Record<string, unknown>, skip: Set<string>): Record<string, string> {
+function scalars(sh: Shape, o: Record<string, unknown>, skip: Set<string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(o)) {
-    if (!skip.has(k) && (typeof v === 'string' || typeof v === 'number')) out[k] = String(v);
+    if (skip.has(k) || (typeof v !== 'string' && typeof v !== 'number')) continue;
+    if (hasBinary(k) || (typeof v === 'string' && hasBinary(v))) sh.fail(`.${k}`, 'text', v);
+    // defineProperty: a key such as __proto__ must stay a plain key.
+    Object.defineProperty(out, k, { value: String(v), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
+
+const ROUTE_TYPES = new Set(['unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'anycast', 'xresolve']);
+const isWord = (v: string) => isName(v, 64);
+const isDst = (v: string) => v === 'default' || isIpOrPrefix(v);
+const isDev = (v: string) => isName(v, 15);
+const DST = '"default" or an address or prefix';
+const ADDR = 'an IP address';
+const DEV = 'a device name (1-15 characters, no blanks)';
 
 /** Parse `ip -j route` (any table, `-4`/`-6`, `-d`). */
 export function parseIpRouteJson(text: string): IpRoute[] {
@@ -280,15 +169,15 @@ export function parseIpRouteJson(text: string): IpRoute[] {
     const sh = new Shape(format, index);
     const o = sh.obj(item, '');
     // `table` is a name (`local`) or, for unnamed tables, a number: keep it as text.
-    const table = typeof o.table === 'number' ? String(o.table) : sh.optStr(o, 'table', '');
+    const table = typeof o.table === 'number' ? String(o.table) : sh.optChecked(o, 'table', '', 'a table name or number', isWord);
     return {
-      type: sh.optStr(o, 'type', '') ?? 'unicast',
-      dst: sh.str(o, 'dst', ''),
-      gateway: sh.optStr(o, 'gateway', ''),
-      dev: sh.optStr(o, 'dev', ''),
-      protocol: sh.optStr(o, 'protocol', ''),
-      scope: sh.optStr(o, 'scope', ''),
-      prefsrc: sh.optStr(o, 'prefsrc', ''),
+      type: sh.optChecked(o, 'type', '', 'a route type', (v) => ROUTE_TYPES.has(v)) ?? 'unicast',
+      dst: sh.checked(o, 'dst', '', DST, isDst),
+      gateway: sh.optChecked(o, 'gateway', '', ADDR, isIp),
+      dev: sh.optChecked(o, 'dev', '', DEV, isDev),
+      protocol: sh.optChecked(o, 'protocol', '', 'a protocol name', isWord),
+      scope: sh.optChecked(o, 'scope', '', 'a scope name', isWord),
+      prefsrc: sh.optChecked(o, 'prefsrc', '', ADDR, isIp),
       metric: sh.optNum(o, 'metric', ''),
       table: table === 'main' ? null : table,
       flags: sh.strings(o, 'flags', ''),
@@ -296,11 +185,11 @@ export function parseIpRouteJson(text: string): IpRoute[] {
         const p = `.nexthops[${k}]`;
         const h = sh.obj(nh, p);
         return {
-          gateway: sh.optStr(h, 'gateway', p), dev: sh.optStr(h, 'dev', p),
+          gateway: sh.optChecked(h, 'gateway', p, ADDR, isIp), dev: sh.optChecked(h, 'dev', p, DEV, isDev),
           weight: sh.optNum(h, 'weight', p), flags: sh.strings(h, 'flags', p),
         };
       }),
-      other: scalars(o, ROUTE_JSON_KEYS),
+      other: scalars(sh, o, ROUTE_JSON_KEYS),
     };
   });
 }
@@ -311,25 +200,31 @@ export function parseIpAddrJson(text: string): IpLink[] {
   return parseJsonArray(text, format).map((item, index) => {
     const sh = new Shape(format, index);
     const o = sh.obj(item, '');
+    const ifindex = sh.num(o, 'ifindex', '');
+    if (!Number.isInteger(ifindex) || ifindex < 1) sh.fail('.ifindex', 'an interface index (a whole number ≥ 1)', ifindex);
     return {
-      ifindex: sh.num(o, 'ifindex', ''),
-      ifname: sh.str(o, 'ifname', ''),
-      link: sh.optStr(o, 'link', ''),
+      ifindex,
+      ifname: sh.checked(o, 'ifname', '', DEV, isDev),
+      link: sh.optChecked(o, 'link', '', DEV, isDev),
       flags: sh.strings(o, 'flags', ''),
       mtu: sh.optNum(o, 'mtu', ''),
-      operstate: sh.optStr(o, 'operstate', ''),
-      linkType: sh.optStr(o, 'link_type', ''),
-      address: sh.optStr(o, 'address', ''),
+      operstate: sh.optChecked(o, 'operstate', '', 'an operational state', isWord),
+      linkType: sh.optChecked(o, 'link_type', '', 'a link type', isWord),
+      address: sh.optChecked(o, 'address', '', 'a link-layer address', (v) => isName(v, 100)),
       addrInfo: sh.array(o, 'addr_info', '').map((a, k) => {
         const p = `.addr_info[${k}]`;
         const ai = sh.obj(a, p);
+        const family = sh.checked(ai, 'family', p, 'an address family', isWord);
+        const inet = family === 'inet' || family === 'inet6';
+        const prefixlen = sh.num(ai, 'prefixlen', p);
+        if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 128) sh.fail(`${p}.prefixlen`, 'a prefix length 0-128', prefixlen);
         return {
-          family: sh.str(ai, 'family', p),
-          local: sh.str(ai, 'local', p),
-          prefixlen: sh.num(ai, 'prefixlen', p),
-          scope: sh.optStr(ai, 'scope', p),
-          label: sh.optStr(ai, 'label', p),
-          broadcast: sh.optStr(ai, 'broadcast', p),
+          family,
+          local: sh.checked(ai, 'local', p, ADDR, inet ? isIp : (v) => isName(v, 100)),
+          prefixlen,
+          scope: sh.optChecked(ai, 'scope', p, 'a scope name', isWord),
+          label: sh.optChecked(ai, 'label', p, 'a label', (v) => isName(v, 15)),
+          broadcast: sh.optChecked(ai, 'broadcast', p, ADDR, inet ? isIp : (v) => isName(v, 100)),
         };
       }),
     };
@@ -339,13 +234,23 @@ export function parseIpAddrJson(text: string): IpLink[] {
 // ---------------------------------------------------------------------------------------------
 // Plain text `ip route`
 
-const ROUTE_TYPES = new Set(['unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'anycast']);
-/** Keywords followed by one value; other words (`onlink`, `linkdown`) are flags. */
-const ROUTE_KEYS = new Set(['via', 'dev', 'proto', 'scope', 'src', 'metric', 'table', 'pref', 'mtu', 'advmss', 'weight', 'expires', 'error', 'realm', 'realms', 'hoplimit', 'initcwnd', 'initrwnd', 'rtt', 'rttvar', 'quickack', 'congctl', 'features', 'ssthresh', 'window', 'nhid', 'tos', 'dsfield', 'onlink-weight']);
+/** Keywords followed by one value, as iproute2's print_route writes them. */
+const ROUTE_KEYS = new Set([
+  'via', 'dev', 'proto', 'scope', 'src', 'from', 'metric', 'table', 'pref', 'weight', 'expires', 'error', 'realm', 'realms',
+  'nhid', 'tos', 'dsfield', 'mark', 'iif', 'as', 'encap', 'ttl-propagate', 'uid', 'onlink-weight',
+  // print_rta_metrics: each may carry `lock` before its value.
+  'mtu', 'advmss', 'rtt', 'rttvar', 'reordering', 'window', 'cwnd', 'ssthresh', 'hoplimit', 'initcwnd', 'features',
+  'rto_min', 'initrwnd', 'quickack', 'congctl', 'fastopen_no_cookie',
+]);
+const METRICS = new Set(['mtu', 'advmss', 'rtt', 'rttvar', 'reordering', 'window', 'cwnd', 'ssthresh', 'hoplimit', 'initcwnd', 'features', 'rto_min', 'initrwnd', 'quickack', 'congctl', 'fastopen_no_cookie']);
+/** Words print_rt_flags writes on their own. */
+const ROUTE_FLAGS = new Set(['dead', 'onlink', 'pervasive', 'offload', 'trap', 'notify', 'linkdown', 'unresolved', 'rt_offload', 'rt_trap', 'rt_offload_failed']);
+const NUMERIC_KEYS = new Set(['metric', 'weight', 'nhid']);
 
 /** Parse plain `ip route` / `ip route show table all` text. */
 export function parseIpRoute(text: string): IpRoute[] {
   const format = 'ip route';
+  rejectBinary(format, text);
   const routes: IpRoute[] = [];
   const lines = splitLines(text);
   for (let idx = 0; idx < lines.length; idx++) {
@@ -356,7 +261,15 @@ export function parseIpRoute(text: string): IpRoute[] {
     };
     const ws = line.split(/[ \t]/).filter((w) => w.length > 0);
     if (ws.length === 0) continue;
-    const nexthopLine = ws[0] === 'nexthop' && (line[0] === ' ' || line[0] === '\t');
+    const indented = line[0] === ' ' || line[0] === '\t';
+    if (indented && ws[0] === 'nh_info') {
+      // `ip -d route` shows the nexthop object of an `nhid` route on its own line.
+      const last = routes[routes.length - 1];
+      if (!last || last.other.nhid === undefined || last.other.nh_info !== undefined) fail('"nh_info" only after a route with nhid');
+      last!.other.nh_info = ws.slice(1).join(' ');
+      continue;
+    }
+    const nexthopLine = ws[0] === 'nexthop' && indented;
     let i = 0;
     let route: IpRoute;
     let nh: IpNexthop | null = null;
@@ -376,45 +289,118 @@ export function parseIpRoute(text: string): IpRoute[] {
         route.type = ws[0];
         i = 1;
       }
-      if (i >= ws.length || ROUTE_KEYS.has(ws[i])) fail('a destination ("default" or a prefix)');
-      route.dst = ws[i++];
+      const dst = ws[i++];
+      if (dst === undefined || !isDst(dst)) fail(`a destination (${DST}) to start a route`);
+      route.dst = dst!;
       routes.push(route);
     }
+    const seen = new Set<string>();
     while (i < ws.length) {
       const k = ws[i++];
+      if (seen.has(k)) fail(`"${k}" once per ${nh ? 'nexthop' : 'route'}`);
+      seen.add(k);
       if (!ROUTE_KEYS.has(k)) {
+        if (!ROUTE_FLAGS.has(k)) fail(`a route keyword (via, dev, proto, scope, src, metric …) or flag (onlink, linkdown …), not ${JSON.stringify(k)}`);
         (nh ?? route).flags.push(k);
         continue;
       }
       let v = ws[i++];
       if (v === undefined) fail(`a value after "${k}"`);
-      // `via inet6 fe80::1`, `mtu lock 1400`: skip the qualifier.
-      if ((k === 'via' && (v === 'inet' || v === 'inet6')) || (k === 'mtu' && v === 'lock')) {
+      // `via inet6 fe80::1`, `as to 10.1.1.1`, `mtu lock 1400`: qualifiers kept only where they mean something.
+      if ((k === 'via' && (v === 'inet' || v === 'inet6')) || (k === 'as' && v === 'to')) {
         v = ws[i++];
         if (v === undefined) fail(`a value after "${k}"`);
+      } else if (METRICS.has(k) && v === 'lock') {
+        const locked = ws[i++];
+        if (locked === undefined) fail(`a value after "${k} lock"`);
+        v = `lock ${locked}`;
+      } else if (k === 'encap') {
+        // `encap mpls 200/300`, `encap ip id 1 src … dst …`: the tunnel's words, up to via or dev.
+        const words = [v];
+        while (i < ws.length && ws[i] !== 'via' && ws[i] !== 'dev') words.push(ws[i++]);
+        v = words.join(' ');
       }
-      const number = () => {
-        if (!/^\d{1,15}$/.test(v!)) fail(`a number after "${k}", not ${JSON.stringify(v)}`);
-        return Number(v);
-      };
+      const value = v!;
+      if (NUMERIC_KEYS.has(k) && !isDigits(value, 15)) fail(`a number after "${k}", not ${JSON.stringify(value)}`);
+      if ((k === 'via' || k === 'src' || k === 'as') && !isIp(value)) fail(`an IP address after "${k}", not ${JSON.stringify(value)}`);
+      if (k === 'from' && !isIpOrPrefix(value)) fail(`an address or prefix after "from", not ${JSON.stringify(value)}`);
+      if ((k === 'dev' || k === 'iif') && !isDev(value)) fail(`${DEV} after "${k}"`);
       if (nh) {
-        if (k === 'via') nh.gateway = v!;
-        else if (k === 'dev') nh.dev = v!;
-        else if (k === 'weight') nh.weight = number();
-        else nh.flags.push(`${k} ${v}`);
+        if (k === 'via') nh.gateway = value;
+        else if (k === 'dev') nh.dev = value;
+        else if (k === 'weight') nh.weight = Number(value);
+        else nh.flags.push(`${k} ${value}`);
         continue;
       }
       switch (k) {
-        case 'via': route.gateway = v!; break;
-        case 'dev': route.dev = v!; break;
-        case 'proto': route.protocol = v!; break;
-        case 'scope': route.scope = v!; break;
-        case 'src': route.prefsrc = v!; break;
-        case 'metric': route.metric = number(); break;
-        case 'table': route.table = v === 'main' ? null : v!; break;
-        default: route.other[k] = v!;
+        case 'via': route.gateway = value; break;
+        case 'dev': route.dev = value; break;
+        case 'proto': route.protocol = value; break;
+        case 'scope': route.scope = value; break;
+        case 'src': route.prefsrc = value; break;
+        case 'metric': route.metric = Number(value); break;
+        case 'table': route.table = value === 'main' ? null : value; break;
+        default: route.other[k] = value;
       }
     }
   }
   return routes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering, so a parsed table can be written back and tests can check the round trip.
+
+/** `ip route` text for routes, in the order print_route writes the fields. */
+export function renderIpRoute(routes: readonly IpRoute[]): string {
+  const out: string[] = [];
+  for (const r of routes) {
+    const w: string[] = [];
+    if (r.type !== 'unicast') w.push(r.type);
+    w.push(r.dst);
+    if (r.gateway !== null) w.push('via', r.gateway);
+    if (r.dev !== null) w.push('dev', r.dev);
+    if (r.table !== null) w.push('table', r.table);
+    if (r.protocol !== null) w.push('proto', r.protocol);
+    if (r.scope !== null) w.push('scope', r.scope);
+    if (r.prefsrc !== null) w.push('src', r.prefsrc);
+    if (r.metric !== null) w.push('metric', String(r.metric));
+    for (const [k, v] of Object.entries(r.other)) if (k !== 'nh_info') w.push(k, v);
+    w.push(...r.flags);
+    out.push(w.join(' '));
+    if (r.other.nh_info !== undefined) out.push(`\tnh_info ${r.other.nh_info}`);
+    for (const h of r.nexthops) {
+      const n = ['\tnexthop'];
+      if (h.gateway !== null) n.push('via', h.gateway);
+      if (h.dev !== null) n.push('dev', h.dev);
+      if (h.weight !== null) n.push('weight', String(h.weight));
+      n.push(...h.flags);
+      out.push(n.join(' '));
+    }
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+function compact(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && !(Array.isArray(v) && v.length === 0)));
+}
+
+/** `ip -j route` JSON for routes. */
+export function renderIpRouteJson(routes: readonly IpRoute[]): string {
+  return JSON.stringify(routes.map((r) => ({
+    ...r.other,
+    ...compact({
+      type: r.type, dst: r.dst, gateway: r.gateway, dev: r.dev, protocol: r.protocol, scope: r.scope, prefsrc: r.prefsrc,
+      metric: r.metric, table: r.table, flags: r.flags,
+      nexthops: r.nexthops.map((h) => compact({ gateway: h.gateway, dev: h.dev, weight: h.weight, flags: h.flags })),
+    }),
+  })));
+}
+
+/** `ip -j addr` JSON for links. */
+export function renderIpAddrJson(links: readonly IpLink[]): string {
+  return JSON.stringify(links.map((l) => ({
+    ...compact({ ifindex: l.ifindex, ifname: l.ifname, link: l.link, mtu: l.mtu, operstate: l.operstate, link_type: l.linkType, address: l.address }),
+    flags: l.flags,
+    addr_info: l.addrInfo.map((a) => compact({ family: a.family, local: a.local, prefixlen: a.prefixlen, scope: a.scope, label: a.label, broadcast: a.broadcast })),
+  })));
 }

@@ -1,4 +1,5 @@
-import { ParseError, splitLines } from './errors.ts';
+import { isDigits, isIpOrPrefix, isName } from './addr.ts';
+import { ParseError, rejectBinary, splitLines } from './errors.ts';
 import type { IpsetSet, IpsetState } from './ipset-types.ts';
 
 /*
@@ -83,10 +84,59 @@ function checkType(format: string, lineNo: number, line: string, type: string | 
   return type;
 }
 
+function isPortPart(s: string): boolean {
+  // `8080`, `tcp:8080`, `icmp:echo-request`, `ipv6-icmp:128/0`
+  const colon = s.indexOf(':');
+  const proto = colon < 0 ? 'x' : s.slice(0, colon);
+  const value = s.slice(colon + 1);
+  if (!isName(proto, 16) || value.length === 0 || value.length > 32) return false;
+  for (let k = 0; k < value.length; k++) {
+    const c = value.charCodeAt(k);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122) || c === 45 || c === 47)) return false;
+  }
+  return true;
+}
+
+function isMac(s: string): boolean {
+  if (s.length !== 17) return false;
+  for (let k = 0; k < 17; k++) {
+    const c = s.charCodeAt(k);
+    const hex = (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+    if (k % 3 === 2 ? c !== 58 : !hex) return false;
+  }
+  return true;
+}
+
+/** What one dimension of a set type (`ip`, `port`, `net` …) looks like in a member. */
+const DIMENSIONS: Record<string, { what: string; ok: (s: string) => boolean }> = {
+  ip: { what: 'an IP address', ok: isIpOrPrefix },
+  net: { what: 'an address or prefix', ok: isIpOrPrefix },
+  port: { what: 'a port such as tcp:8080', ok: isPortPart },
+  mark: { what: 'a mark such as 0x10', ok: (s) => isDigits(s, 10) || (s.startsWith('0x') && s.length <= 10 && /^0x[0-9a-f]+$/i.test(s)) },
+  mac: { what: 'a MAC address', ok: isMac },
+  iface: { what: 'an interface name', ok: (s) => isName(s.startsWith('physdev:') ? s.slice(8) : s, 15) },
+  set: { what: 'a set name', ok: (s) => isName(s, 31) },
+};
+
+/** A member must have one part per dimension of its set's type, each of that dimension's form. */
+function checkMember(format: string, lineNo: number, line: string, set: IpsetSet, elem: string): void {
+  const dims = set.type.slice(set.type.indexOf(':') + 1).split(',');
+  const parts = elem.split(',');
+  const fail = (why: string): never => {
+    throw new ParseError(format, lineNo, line, `a member of ${set.name} (${set.type}): ${why}`);
+  };
+  if (parts.length !== dims.length) fail(`${dims.length} comma-separated part${dims.length > 1 ? 's' : ''} (${dims.join(',')})`);
+  dims.forEach((d, k) => {
+    const dim = DIMENSIONS[d];
+    if (dim ? !dim.ok(parts[k]) : !isName(parts[k], 255)) fail(`${dim?.what ?? 'a value'} for ${d}, not ${JSON.stringify(parts[k])}`);
+  });
+}
+
 /** Add one member line (`ELEMENT [EXTENSIONS…]`) to a set. */
 function addMember(format: string, lineNo: number, line: string, set: IpsetSet, tokens: string[]): void {
   const elem = tokens[0];
   if (elem === undefined || elem.startsWith('"')) throw new ParseError(format, lineNo, line, `a member of ${set.name}`);
+  checkMember(format, lineNo, line, set, elem);
   set.members.push(elem);
   if (tokens.length > 1) {
     set.memberOptions ??= {};
@@ -105,6 +155,7 @@ function uintValue(format: string, lineNo: number, line: string, value: string, 
 
 /** Parse `ipset list [-t]` output. */
 export function parseIpsetList(text: string): IpsetState {
+  rejectBinary(FORMAT_LIST, text);
   const lines = splitLines(text);
   const sets: IpsetSet[] = [];
   const seen = new Set<string>();
@@ -172,6 +223,7 @@ export function parseIpsetList(text: string): IpsetState {
 
 /** Parse `ipset save` output (also the input of `ipset restore`). */
 export function parseIpsetSave(text: string): IpsetState {
+  rejectBinary(FORMAT_SAVE, text);
   const lines = splitLines(text);
   const byName = new Map<string, IpsetSet>();
   for (let i = 0; i < lines.length; i++) {

@@ -6,9 +6,13 @@
  * [extra…]`. The column header line of each chain says which columns are present. The target
  * column can be blank (a rule with no -j), so its presence is read from the character where
  * the column starts (iptables prints it as `%-9s `), not from counting words.
+ * Names, protocols and addresses are checked, and a listing without any chain is an error:
+ * iptables -L always prints the built-in chains.
  * Pure and linear-time: one cursor per line.
  */
-import { ParseError, splitLines } from './errors.ts';
+import { isName } from './addr.ts';
+import { ParseError, rejectBinary, splitLines } from './errors.ts';
+import { isChainName } from './iptables-save.ts';
 import type { Counters, IptAddrMatch } from './iptables-types.ts';
 
 const FORMAT = 'iptables -L';
@@ -117,13 +121,14 @@ function chainHeader(line: string, lineNo: number): Omit<IptListChain, 'columns'
   };
   const c: Cursor = { line, pos: 'Chain'.length };
   const name = word(c);
-  if (!name) fail('a chain name after "Chain"');
+  if (!name || !isChainName(name.value)) fail('a chain name after "Chain"');
   const rest = line.slice(c.pos).trim();
   if (rest[0] !== '(' || rest[rest.length - 1] !== ')') fail('"(policy …)" or "(N references)" after the chain name');
   const words = rest.slice(1, -1).split(' ').filter((w) => w.length > 0);
   const head = { name: name!.value, line: lineNo, policy: null, policyCounters: null, references: null };
   if (words[0] === 'policy') {
     // (policy ACCEPT) or (policy ACCEPT 12 packets, 3456 bytes)
+    if (words[1] !== 'ACCEPT' && words[1] !== 'DROP') fail('a policy ACCEPT or DROP');
     if (words.length === 2) return { ...head, policy: words[1] };
     const p = words.length === 6 && words[3] === 'packets,' && words[5] === 'bytes' ? listCount(words[2]) : null;
     const b = p ? listCount(words[4]) : null;
@@ -138,6 +143,7 @@ function chainHeader(line: string, lineNo: number): Omit<IptListChain, 'columns'
 
 /** Parse `iptables -L` output (any of -n, -v, -x, --line-numbers; one table or one chain). */
 export function parseIptablesList(text: string): IptablesList {
+  rejectBinary(FORMAT, text);
   const lines = splitLines(text);
   const chains: IptListChain[] = [];
   let chain: IptListChain | null = null;
@@ -177,6 +183,9 @@ export function parseIptablesList(text: string): IptablesList {
   if (needColumns) {
     throw new ParseError(FORMAT, lines.length, lines[lines.length - 1] ?? '', `the column header of chain ${chain!.name}`);
   }
+  if (chains.length === 0) {
+    throw new ParseError(FORMAT, Math.max(1, lines.length), lines[lines.length - 1] ?? '', '"Chain NAME (…)": iptables -L lists at least the built-in chains');
+  }
   return { chains };
 }
 
@@ -210,19 +219,21 @@ function ruleLine(line: string, lineNo: number, columns: string[], fail: (e: str
     if (ch !== undefined && ch !== ' ' && ch !== '\t') {
       c.pos = targetStart;
       target = need('a target').value;
+      if (!isChainName(target)) fail(`a target name, not ${JSON.stringify(target)}`);
     } else if (ch === undefined) {
       fail('a target, protocol and addresses');
     }
   }
   const prot = need('a protocol').value;
+  if (!isProtocol(prot)) fail(`a protocol name or number, not ${JSON.stringify(prot)}`);
   const opt = need('the opt column').value;
   if (opt !== '--' && opt !== '-f' && opt !== '!f') fail(`the opt column ("--", "-f" or "!f"), not ${JSON.stringify(opt)}`);
   let inInterface: IptAddrMatch | null = null;
   let outInterface: IptAddrMatch | null = null;
-  if (has('in')) inInterface = negatable(need('an input interface').value);
-  if (has('out')) outInterface = negatable(need('an output interface').value);
-  const source = negatable(need('a source address').value);
-  const destination = negatable(need('a destination address').value);
+  if (has('in')) inInterface = iface(need('an input interface').value, fail);
+  if (has('out')) outInterface = iface(need('an output interface').value, fail);
+  const source = address(need('a source address').value, fail);
+  const destination = address(need('a destination address').value, fail);
 
   let extra = line.slice(c.pos).trim();
   let goto = false;
@@ -240,6 +251,35 @@ function ruleLine(line: string, lineNo: number, columns: string[], fail: (e: str
     line: lineNo, num, counters, target, goto, protocol: negatable(prot), opt,
     inInterface, outInterface, source, destination, extra, comment,
   };
+}
+
+function isProtocol(s: string): boolean {
+  const p = s[0] === '!' ? s.slice(1) : s;
+  if (p.length === 0 || p.length > 32) return false;
+  for (let k = 0; k < p.length; k++) {
+    const c = p.charCodeAt(k);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 45 || c === 95)) return false;
+  }
+  return true;
+}
+
+function iface(s: string, fail: (e: string) => never): IptAddrMatch {
+  const m = negatable(s);
+  if (!isName(m.value, 16)) fail(`an interface name or *, not ${JSON.stringify(s)}`);
+  return m;
+}
+
+/** `0.0.0.0/0`, `10.96.0.1`, `::/0`, `anywhere`, or a host name as resolved without -n. */
+function address(s: string, fail: (e: string) => never): IptAddrMatch {
+  const m = negatable(s);
+  const v = m.value;
+  let ok = v.length > 0 && v.length <= 255;
+  for (let k = 0; ok && k < v.length; k++) {
+    const c = v.charCodeAt(k);
+    ok = (c >= 48 && c <= 58) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 45 || c === 46 || c === 47 || c === 95;
+  }
+  if (!ok) fail(`an address, prefix or host name, not ${JSON.stringify(s)}`);
+  return m;
 }
 
 /** The chain named `name`, or undefined. */

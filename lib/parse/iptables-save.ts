@@ -4,9 +4,12 @@
  * One grammar covers both: `*table` … `COMMIT` blocks holding `:CHAIN POLICY [p:b]` headers and
  * rule commands. Restore-only commands (`-I`, `-D`, `-R`, `-N`, `-X`, `-F`, `-Z`, `-P`, `-E`) are
  * applied as iptables-restore --noflush would, so the result is the state the input describes.
+ * Table, chain, policy, module and target names are checked as iptables checks them, so text that
+ * is not a dump fails on its first line instead of becoming an odd ruleset.
  * Pure and linear-time: one pass over the lines, one char loop per line.
  */
-import { ParseError, splitLines } from './errors.ts';
+import { isName } from './addr.ts';
+import { ParseError, rejectBinary, splitLines } from './errors.ts';
 import type {
   Counters, IptAddrMatch, IptChain, IptMatch, IptOption, IptRule, IptTable, IptTarget, IptablesSave,
 } from './iptables-types.ts';
@@ -150,6 +153,29 @@ const ARITY: Record<string, Record<string, number>> = {
   NFLOG: { 'nflog-group': 1, 'nflog-prefix': 1, 'nflog-range': 1, 'nflog-threshold': 1, 'nflog-size': 1 },
 };
 
+/** iptables' own limit (XT_EXTENSION_MAXNAMELEN − 1) for chain, target and match names. */
+const MAX_NAME = 28;
+const POLICIES = new Set(['ACCEPT', 'DROP']);
+
+/** A chain or target name as iptables accepts it: 1-28 characters, no blanks, not `-x` or `!x`. */
+export function isChainName(name: string): boolean {
+  return isName(name, MAX_NAME) && name[0] !== '-' && name[0] !== '!';
+}
+
+/** Arguments of -s/-d (addresses, prefixes, masks, host names, comma lists), -i/-o and -p. */
+function coreArgumentOk(key: CoreKey, v: string): boolean {
+  if (v.length === 0 || v.length > 4096) return false;
+  for (let k = 0; k < v.length; k++) {
+    const c = v.charCodeAt(k);
+    const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+    if (alnum || c === 45 || c === 95 || c === 46) continue;
+    if ((key === 'source' || key === 'destination') && (c === 58 || c === 47 || c === 44)) continue;
+    if ((key === 'inInterface' || key === 'outInterface') && c > 32 && c !== 47) continue;
+    return false;
+  }
+  return key === 'inInterface' || key === 'outInterface' ? v.length <= 16 : true;
+}
+
 const PROTOCOL_NUMBERS: Record<string, string> = { '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'icmpv6', '132': 'sctp', '33': 'dccp' };
 
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +199,11 @@ const CORE: Record<string, CoreKey> = {
   '-d': 'destination', '--destination': 'destination', '--dst': 'destination',
   '-i': 'inInterface', '--in-interface': 'inInterface',
   '-o': 'outInterface', '--out-interface': 'outInterface',
+};
+
+const CORE_WHAT: Record<CoreKey, string> = {
+  protocol: 'a protocol name or number', source: 'an address, prefix or host name', destination: 'an address, prefix or host name',
+  inInterface: 'an interface name', outInterface: 'an interface name',
 };
 
 /** Cursor over a rule's words. A class, not closures: this runs once per rule, 64k times. */
@@ -250,6 +281,7 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
     if (core) {
       const a = r.argument(`an argument after ${word}`);
       if (spec[core]) r.fail(`at most one ${word}`);
+      if (!coreArgumentOk(core, a.value)) r.fail(`${CORE_WHAT[core]} after ${word}, not ${JSON.stringify(a.value)}`);
       spec[core] = { value: a.value, negated: negate || a.bang } satisfies IptAddrMatch;
       negate = false;
       continue;
@@ -259,6 +291,7 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
       case '--match': {
         if (negate) r.fail(`an option after "!", not ${word}`);
         const m: IptMatch = { module: r.next(`a module name after ${word}`).value, options: [] };
+        if (!isName(m.module, MAX_NAME)) r.fail(`a module name after ${word}`);
         spec.matches.push(m);
         currentMatch = m;
         currentTarget = null;
@@ -272,6 +305,7 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
         if (spec.target) r.fail('at most one -j/-g target');
         const goto = word === '-g' || word === '--goto';
         spec.target = { name: r.next(`a target name after ${word}`).value, goto, options: [] };
+        if (!isChainName(spec.target.name)) r.fail(`a target name after ${word} (1-${MAX_NAME} characters)`);
         currentTarget = spec.target;
         currentMatch = null;
         continue;
@@ -376,6 +410,23 @@ interface OpenTable {
   line: number;
 }
 
+/**
+ * Rule positions that -I, -D, -X, -F, -Z and -E may visit in one parse, on top of reading each
+ * line once: inserting at the top of a long chain, line after line, is quadratic, and a hostile
+ * restore input must not turn that into a hang. kube-proxy's own input spends a few hundred.
+ */
+export const MAX_REARRANGED = 20_000_000;
+
+class Work {
+  private done = 0;
+  spend(n: number, lineNo: number, line: string): void {
+    this.done += n;
+    if (this.done > MAX_REARRANGED) {
+      throw commandError(lineNo, line, `restore input whose -I/-D/-X/-F/-Z/-E commands move at most ${MAX_REARRANGED.toLocaleString('en-US')} rules in all`);
+    }
+  }
+}
+
 function isBuiltin(table: string, chain: string): boolean {
   return BUILTIN_CHAINS[table]?.includes(chain) ?? false;
 }
@@ -385,10 +436,12 @@ function isBuiltin(table: string, chain: string): boolean {
  * Tables appear in first-seen order; a table named twice (two restore blocks) is merged.
  */
 export function parseIptablesSave(text: string): IptablesSave {
+  rejectBinary(FORMAT, text);
   const lines = splitLines(text);
   const result: IptablesSave = { tables: [] };
   const tables = new Map<string, OpenTable>();
   let open: OpenTable | null = null;
+  const work = new Work();
 
   for (let idx = 0; idx < lines.length; idx++) {
     const lineNo = idx + 1;
@@ -401,7 +454,7 @@ export function parseIptablesSave(text: string): IptablesSave {
     if (head === '*') {
       if (open) throw commandError(lineNo, line, `COMMIT before a new table (table ${open.table.name} opened on line ${open.line})`);
       const name = line.slice(s + 1).trim();
-      if (name.length === 0 || name.includes(' ') || name.includes('\t')) throw commandError(lineNo, line, 'a table name after "*"');
+      if (!Object.hasOwn(BUILTIN_CHAINS, name)) throw commandError(lineNo, line, `a table name after "*": ${Object.keys(BUILTIN_CHAINS).join(', ')}`);
       let t = tables.get(name);
       if (!t) {
         t = { table: { name, chains: [] }, chains: new Map(), line: lineNo };
@@ -425,8 +478,9 @@ export function parseIptablesSave(text: string): IptablesSave {
       const toks = tokenizeIptables(line.slice(s + 1), lineNo, FORMAT);
       if (toks.length < 2 || toks.length > 3) throw commandError(lineNo, line, '":CHAIN POLICY [packets:bytes]"');
       const name = toks[0].value;
-      if (name.length === 0) throw commandError(lineNo, line, 'a chain name after ":"');
+      if (!isChainName(name)) throw commandError(lineNo, line, `a chain name after ":" (1-${MAX_NAME} characters)`);
       const pol = toks[1].value;
+      if (pol !== '-' && !POLICIES.has(pol)) throw commandError(lineNo, line, `a policy ACCEPT or DROP, or "-" for a user chain, not ${JSON.stringify(pol)}`);
       const counters = toks.length === 3 ? bracketCounters(toks[2].value, lineNo, line, FORMAT) : null;
       const existing = tbl.chains.get(name);
       const builtin = pol !== '-';
@@ -456,7 +510,7 @@ export function parseIptablesSave(text: string): IptablesSave {
     }
     const toks = tokenizeIptables(body, lineNo, FORMAT);
     if (toks.length === 0) throw commandError(lineNo, line, 'a rule after the counters');
-    applyCommand(tbl, toks, body, counters, lineNo, line);
+    applyCommand(tbl, toks, body, counters, lineNo, line, work);
   }
   if (open) {
     throw new ParseError(
@@ -474,12 +528,21 @@ function commandError(lineNo: number, line: string, expected: string): ParseErro
   return new ParseError(FORMAT, lineNo, line, expected);
 }
 
-function chainFor(tbl: OpenTable, name: string, create: boolean, lineNo: number, line: string): IptChain {
+/**
+ * The chain `name`. `create` makes a missing one only where iptables-restore would: a built-in
+ * chain the input never declares (kube-proxy's restore input appends to PREROUTING that way),
+ * or any new chain for -N. A user chain must be declared before its rules.
+ */
+function chainFor(tbl: OpenTable, name: string, create: boolean | 'new', lineNo: number, line: string): IptChain {
+  if (!isChainName(name)) throw commandError(lineNo, line, `a chain name (1-${MAX_NAME} characters), not ${JSON.stringify(name)}`);
   let c = tbl.chains.get(name);
+  const builtin = isBuiltin(tbl.table.name, name);
+  if (create === 'new' && (c || builtin)) throw commandError(lineNo, line, `a chain that does not exist yet after -N, not ${JSON.stringify(name)}`);
   if (!c) {
-    // Restore input appends to built-in chains it never declares; kube-proxy does exactly that.
-    if (!create) throw commandError(lineNo, line, `an existing chain, not ${JSON.stringify(name)}`);
-    c = { name, builtin: isBuiltin(tbl.table.name, name), policy: null, counters: null, rules: [] };
+    if (!create || (create === true && !builtin)) {
+      throw commandError(lineNo, line, `an existing chain (declared with ":${name} - [0:0]" or -N before it is used), not ${JSON.stringify(name)}`);
+    }
+    c = { name, builtin, policy: null, counters: null, rules: [] };
     tbl.chains.set(name, c);
     tbl.table.chains.push(c);
   }
@@ -514,15 +577,16 @@ function makeRule(
 }
 
 function applyCommand(
-  tbl: OpenTable, toks: IptToken[], body: string, counters: Counters | null, lineNo: number, line: string,
+  tbl: OpenTable, toks: IptToken[], body: string, counters: Counters | null, lineNo: number, line: string, work: Work,
 ): void {
   const cmd = toks[0].value;
   const name = toks[1]?.value;
   if (cmd === '-A' || cmd === '--append') {
     // The common case, first and without helpers: dumps are almost all -A lines.
     if (!name) throw commandError(lineNo, line, `a chain name after ${cmd}`);
-    const c = chainFor(tbl, name, true, lineNo, line);
-    c.rules.push(makeRule(toks, 2, body, c.name, counters, lineNo, line));
+    // The rule's own syntax first, then whether its chain exists.
+    const rule = makeRule(toks, 2, body, name, counters, lineNo, line);
+    chainFor(tbl, name, true, lineNo, line).rules.push(rule);
     return;
   }
   const chainArg = (): string => {
@@ -538,7 +602,9 @@ function applyCommand(
     case '--insert': {
       const c = chainFor(tbl, chainArg(), true, lineNo, line);
       const num = ruleNumber(toks[2], c.rules.length + 1, lineNo, line);
-      c.rules.splice(num === null ? 0 : num - 1, 0, makeRule(toks, num === null ? 2 : 3, body, c.name, counters, lineNo, line));
+      const at = num === null ? 0 : num - 1;
+      work.spend(c.rules.length - at, lineNo, line);
+      c.rules.splice(at, 0, makeRule(toks, num === null ? 2 : 3, body, c.name, counters, lineNo, line));
       return;
     }
     case '-R':
@@ -554,12 +620,14 @@ function applyCommand(
       const c = chainFor(tbl, chainArg(), false, lineNo, line);
       const num = ruleNumber(toks[2], c.rules.length, lineNo, line);
       if (num !== null && toks.length === 3) {
+        work.spend(c.rules.length - num + 1, lineNo, line);
         c.rules.splice(num - 1, 1);
         return;
       }
       // Delete by spec: compare what the words mean, not how they were spaced or quoted.
-      const want = JSON.stringify(stripMeta(makeRule(toks, 2, body, c.name, counters, lineNo, line)));
-      const at = c.rules.findIndex((r) => JSON.stringify(stripMeta(r)) === want);
+      const want = meaning(makeRule(toks, 2, body, c.name, counters, lineNo, line));
+      work.spend(c.rules.length, lineNo, line);
+      const at = c.rules.findIndex((r) => meaning(r) === want);
       if (at < 0) throw commandError(lineNo, line, `a rule that exists in ${c.name} to delete`);
       c.rules.splice(at, 1);
       return;
@@ -569,13 +637,14 @@ function applyCommand(
     case '--new': {
       const chain = chainArg();
       if (toks.length > 2) throw commandError(lineNo, line, `only a chain name after ${cmd}`);
-      chainFor(tbl, chain, true, lineNo, line);
+      chainFor(tbl, chain, 'new', lineNo, line);
       return;
     }
     case '-X':
     case '--delete-chain': {
       onlyChain();
       if (name !== undefined) chainFor(tbl, name, false, lineNo, line);
+      work.spend(tbl.table.chains.length, lineNo, line);
       const doomed = (c: IptChain) => (name === undefined ? !c.builtin : c.name === name);
       tbl.table.chains = tbl.table.chains.filter((c) => {
         if (!doomed(c)) return true;
@@ -591,6 +660,7 @@ function applyCommand(
       onlyChain();
       const targets = name === undefined ? tbl.table.chains : [chainFor(tbl, name, false, lineNo, line)];
       const flush = cmd === '-F' || cmd === '--flush';
+      work.spend(targets.length + (flush ? 0 : targets.reduce((a, c) => a + c.rules.length, 0)), lineNo, line);
       for (const c of targets) {
         if (flush) c.rules = [];
         else {
@@ -604,6 +674,7 @@ function applyCommand(
     case '--policy': {
       if (toks.length !== 3) throw commandError(lineNo, line, '"-P CHAIN POLICY"');
       const c = chainFor(tbl, chainArg(), true, lineNo, line);
+      if (!POLICIES.has(toks[2].value)) throw commandError(lineNo, line, 'a policy ACCEPT or DROP after -P CHAIN');
       c.policy = toks[2].value;
       c.builtin = true;
       return;
@@ -613,7 +684,9 @@ function applyCommand(
       if (toks.length !== 3) throw commandError(lineNo, line, '"-E OLD NEW"');
       const c = chainFor(tbl, chainArg(), false, lineNo, line);
       const to = toks[2].value;
+      if (!isChainName(to)) throw commandError(lineNo, line, `a new chain name (1-${MAX_NAME} characters) after -E OLD`);
       if (tbl.chains.has(to)) throw commandError(lineNo, line, `a new chain name, not the existing ${JSON.stringify(to)}`);
+      work.spend(c.rules.length, lineNo, line);
       tbl.chains.delete(c.name);
       c.name = to;
       tbl.chains.set(to, c);
@@ -624,9 +697,21 @@ function applyCommand(
   throw commandError(lineNo, line, 'a rule command such as "-A CHAIN …", a ":CHAIN" header, COMMIT or "*table"');
 }
 
-function stripMeta(r: IptRule): Omit<IptRule, 'line' | 'text' | 'counters'> {
-  const { line: _l, text: _t, counters: _c, ...rest } = r;
+/** A rule without where it was written; its chain is left out too, so -E cannot make it stale. */
+function stripMeta(r: IptRule): Omit<IptRule, 'line' | 'text' | 'counters' | 'chain'> {
+  const { line: _l, text: _t, counters: _c, chain: _ch, ...rest } = r;
   return rest;
+}
+
+/** What a rule means, as text to compare within one chain, computed once per rule. */
+const meanings = new WeakMap<IptRule, string>();
+function meaning(r: IptRule): string {
+  let m = meanings.get(r);
+  if (m === undefined) {
+    m = JSON.stringify(stripMeta(r));
+    meanings.set(r, m);
+  }
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,4 +730,32 @@ export function matchOption(rule: IptRule, module: string, name: string): IptOpt
 /** The target's option `name`, e.g. `to-destination` of a DNAT. */
 export function targetOption(rule: IptRule, name: string): IptOption | undefined {
   return rule.target?.options.find((o) => o.name === name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+function counterText(c: Counters): string {
+  return `[${c.packets}:${c.bytes}]`;
+}
+
+/**
+ * `iptables-save -c` text for a parsed state: headers, then each chain's rules as written.
+ * A built-in chain the input never declared (restore input appending to PREROUTING) gets no
+ * header, as in that input.
+ */
+export function renderIptablesSave(save: IptablesSave): string {
+  const out: string[] = [];
+  for (const t of save.tables) {
+    out.push(`*${t.name}`);
+    for (const c of t.chains) {
+      if (c.builtin && c.policy === null) continue;
+      out.push(`:${c.name} ${c.builtin ? c.policy : '-'}${c.counters ? ` ${counterText(c.counters)}` : ''}`);
+    }
+    for (const c of t.chains) {
+      for (const r of c.rules) out.push(`${r.counters ? `${counterText(r.counters)} ` : ''}-A ${c.name}${r.text ? ` ${r.text}` : ''}`);
+    }
+    out.push('COMMIT');
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
 }

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { ParseError, splitLines } from './errors.ts';
+import { ParseError, rejectBinary, splitLines } from './errors.ts';
 import type { IpvsDestination, IpvsForward, IpvsService, IpvsState, IpvsStats } from './ipvs-types.ts';
 
 /*
@@ -126,6 +126,7 @@ class LineReader {
  * `IP Virtual Server version …` line is optional, as for `ipvsadm -Ln -t VIP:port`.
  */
 export function parseIpvsadm(text: string): IpvsState {
+  rejectBinary(FORMAT_LIST, text);
   const lines = splitLines(text);
   let i = 0;
   const header = (n: number) => new LineReader(FORMAT_LIST, n + 1, lines[n] ?? '');
@@ -262,6 +263,7 @@ export interface ProcIpVsOptions {
 /** Parse /proc/net/ip_vs (hex addresses and ports, as ip_vs_info_seq_show prints them). */
 export function parseProcIpVs(text: string, opts: ProcIpVsOptions = {}): IpvsState {
   const hz = opts.hz ?? 250;
+  rejectBinary(FORMAT_PROC, text);
   const lines = splitLines(text);
   const at = (n: number) => new LineReader(FORMAT_PROC, n + 1, lines[n] ?? '');
   if (lines.length === 0 || !lines[0].startsWith('IP Virtual Server version ')) at(0).fail('"IP Virtual Server version X.Y.Z (size=N)"');

@@ -1,4 +1,6 @@
-import { ParseError, splitLines } from './errors.ts';
+import { isName } from './addr.ts';
+import { ParseError, hasBinary, rejectBinary, splitLines } from './errors.ts';
+import { parseJsonText } from './json.ts';
 import type {
   NftChain, NftCounters, NftElement, NftNumgen, NftNumgenEntry, NftRule, NftRuleset, NftSet, NftTable,
   NftVerdict, NftVerdictKind,
@@ -15,6 +17,29 @@ const BRIDGE_PRIORITIES: Record<string, number> = { dstnat: -300, filter: -200, 
 const FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
 const SIMPLE_VERDICTS = new Set(['accept', 'drop', 'continue', 'return', 'reject', 'queue', 'masquerade']);
 const OTHER_OBJECTS = new Set(['flowtable', 'counter', 'quota', 'ct', 'limit', 'secmark', 'synproxy']);
+/**
+ * Words a rule can start with in nft's grammar: payload and meta selectors, statements and
+ * verdicts. A line starting otherwise is not a rule nft printed.
+ */
+const RULE_STARTS = new Set([
+  // payload protocols and headers
+  'ether', 'vlan', 'arp', 'ip', 'ip6', 'icmp', 'icmpv6', 'igmp', 'tcp', 'udp', 'udplite', 'sctp', 'dccp', 'ah', 'esp', 'comp',
+  'th', 'gre', 'gretap', 'geneve', 'vxlan', 'hbh', 'rt', 'rt0', 'rt2', 'srh', 'frag', 'dst', 'mh', 'exthdr', 'inner',
+  // meta, conntrack and other selectors
+  'meta', 'ct', 'fib', 'socket', 'osf', 'numgen', 'jhash', 'symhash', 'ipsec', 'tunnel', 'iif', 'oif', 'iifname', 'oifname',
+  'iiftype', 'oiftype', 'iifgroup', 'oifgroup', 'iifkind', 'oifkind', 'mark', 'skuid', 'skgid', 'nfproto', 'l4proto',
+  'protocol', 'priority', 'length', 'rtclassid', 'ibrname', 'obrname', 'ibrpvid', 'ibrvproto', 'pkttype', 'cpu', 'cgroup',
+  'random', 'secpath', 'nftrace', 'time', 'day', 'hour', 'secmark', 'sdif', 'sdifname', 'broute',
+  // statements and verdicts
+  'counter', 'log', 'limit', 'quota', 'reject', 'masquerade', 'snat', 'dnat', 'redirect', 'notrack', 'queue', 'dup', 'fwd',
+  'tproxy', 'synproxy', 'meter', 'flow', 'add', 'update', 'delete', 'accept', 'drop', 'continue', 'return', 'jump', 'goto',
+  'xt', 'last', 'reset', 'set',
+]);
+const SET_PROPERTIES = new Set(['policy', 'gc-interval', 'auto-merge', 'counter', 'quota', 'limit', 'last', 'ct']);
+
+function isNftName(s: string): boolean {
+  return isName(unquote(s), 256);
+}
 
 // ---------------------------------------------------------------- text
 
@@ -28,6 +53,7 @@ interface Line {
  * line is scanned a constant number of times, so the work is linear in the input.
  */
 export function parseNftRuleset(text: string): NftRuleset {
+  rejectBinary(TEXT, text);
   const lines = splitLines(text);
   const tables: NftTable[] = [];
   let i = 0;
@@ -37,9 +63,9 @@ export function parseNftRuleset(text: string): NftRuleset {
       i++;
       continue;
     }
-    const { body, handle } = stripHandle(t);
+    const { body, handle } = stripTableComment(t);
     const words = body.split(' ').filter((w) => w !== '');
-    if (words.length !== 4 || words[0] !== 'table' || !FAMILIES.has(words[1]) || words[3] !== '{') {
+    if (words.length !== 4 || words[0] !== 'table' || !FAMILIES.has(words[1]) || !isNftName(words[2]) || words[3] !== '{') {
       throw new ParseError(TEXT, i + 1, lines[i], '`table <family> <name> {`');
     }
     const table: NftTable = { family: words[1], name: unquote(words[2]), line: i + 1, handle, comment: null, chains: [], sets: [], others: [] };
@@ -65,9 +91,9 @@ function parseTableBody(lines: string[], start: number, table: NftTable): number
     if (head === 'comment' && words.length >= 2) {
       table.comment = parseQuoted(t.slice(t.indexOf('"')), i + 1, raw);
       i++;
-    } else if (head === 'flags' && words.length === 2) {
+    } else if (head === 'flags' && words.length === 2 && /^[a-z,]+$/.test(words[1])) {
       i++;
-    } else if ((head === 'chain' || head === 'set' || head === 'map') && words.length === 3 && words[2] === '{') {
+    } else if ((head === 'chain' || head === 'set' || head === 'map') && words.length === 3 && isNftName(words[1]) && words[2] === '{') {
       const name = unquote(words[1]);
       const key = `${head === 'chain' ? 'chain' : 'set'}:${name}`;
       if (names.has(key)) throw new ParseError(TEXT, i + 1, raw, `a ${head} name not already used in table ${table.name}`);
@@ -81,7 +107,7 @@ function parseTableBody(lines: string[], start: number, table: NftTable): number
         i = parseSetBody(lines, i + 1, set);
         table.sets.push(set);
       }
-    } else if (OTHER_OBJECTS.has(head) && t.endsWith('{')) {
+    } else if (OTHER_OBJECTS.has(head) && words.length === (head === 'ct' ? 4 : 3) && isNftName(words[words.length - 2]) && t.endsWith(' {')) {
       const name = unquote(words[words.length - 2]);
       table.others.push({ kind: head === 'ct' ? `ct ${words[1]}` : head, name, line: i + 1 });
       i = skipBlock(lines, i + 1);
@@ -121,6 +147,8 @@ function parseChainBody(lines: string[], start: number, chain: NftChain, family:
       chain.comment = parseQuoted(t.slice(8), i + 1, raw);
     } else if (t.endsWith('{') && /^(table|chain|set|map) /.test(t)) {
       throw new ParseError(TEXT, i + 1, raw, `a rule or \`}\` closing chain ${chain.name}`);
+    } else if (!RULE_STARTS.has(t.slice(0, t.indexOf(' ') < 0 ? t.length : t.indexOf(' '))) && t[0] !== '@') {
+      throw new ParseError(TEXT, i + 1, raw, 'a rule starting with a selector or statement nft prints (ip, tcp, meta, ct, counter, jump …)');
     } else {
       chain.rules.push(parseRuleText(t, i + 1, raw, handle));
     }
@@ -169,6 +197,7 @@ function parsePriority(s: string, family: string, no: number, raw: string): numb
 
 function parseSetBody(lines: string[], start: number, set: NftSet): number {
   let i = start;
+  let elementsAt: { no: number; raw: string } | null = null;
   while (i < lines.length) {
     const raw = lines[i];
     const t = raw.trim();
@@ -178,6 +207,7 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
     }
     if (t === '}') {
       if (set.type === '') throw new ParseError(TEXT, i + 1, raw, `\`type\` or \`typeof\` in ${set.kind} ${set.name}`);
+      if (elementsAt) checkElements(set, elementsAt.no, elementsAt.raw);
       return i + 1;
     }
     const sp = t.indexOf(' ');
@@ -187,14 +217,24 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
       if (!rest.startsWith('= {')) throw new ParseError(TEXT, i + 1, raw, '`elements = { … }`');
       // Elements wrap over lines; gather up to the line that closes the brace.
       const startNo = i + 1;
-      let acc = rest.slice(3);
-      while (!endsElementList(acc)) {
+      // Each piece is scanned once as it is added: rescanning the whole list per line made a
+      // 10,000-element map quadratic.
+      const scan = { depth: 1, inQuote: false };
+      const pieces = [rest.slice(3)];
+      let closedAt = closingBrace(pieces[0], scan);
+      while (closedAt < 0) {
         i++;
         if (i >= lines.length) throw new ParseError(TEXT, startNo, raw, '`}` closing the element list');
-        acc += ` ${lines[i].trim()}`;
+        pieces.push(` ${lines[i].trim()}`);
+        closedAt = closingBrace(pieces[pieces.length - 1], scan);
       }
-      acc = acc.trimEnd();
+      const last = pieces[pieces.length - 1];
+      if (last.slice(closedAt + 1).trim() !== '') throw new ParseError(TEXT, i + 1, lines[i], 'nothing after the `}` closing the element list');
+      pieces[pieces.length - 1] = last.slice(0, closedAt + 1);
+      const acc = pieces.join('');
+      if (elementsAt) throw new ParseError(TEXT, startNo, raw, `one element list in ${set.kind} ${set.name}`);
       set.elements = parseElements(acc.slice(0, -1), set.kind, startNo, raw);
+      elementsAt = { no: startNo, raw };
     } else if (key === 'type' || key === 'typeof') {
       if (rest === '') throw new ParseError(TEXT, i + 1, raw, 'a set type');
       set.type = rest;
@@ -208,7 +248,7 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
       set.size = n;
     } else if (key === 'comment') {
       set.comment = parseQuoted(rest, i + 1, raw);
-    } else if (/^[a-z][a-z-]*$/.test(key) && !t.endsWith('{')) {
+    } else if (SET_PROPERTIES.has(key) && !t.endsWith('{')) {
       // policy, gc-interval, auto-merge, counter…: not modelled
     } else {
       throw new ParseError(TEXT, i + 1, raw, `a property of ${set.kind} ${set.name} or \`}\``);
@@ -218,20 +258,18 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
   throw new ParseError(TEXT, lines.length, lines[lines.length - 1] ?? '', `\`}\` closing ${set.kind} ${set.name}`);
 }
 
-/** True when text ends with the `}` that closes an element list (outside quotes). */
-function endsElementList(text: string): boolean {
-  let inQuote = false;
-  let depth = 1;
-  for (let k = 0; k < text.length; k++) {
-    const c = text[k];
-    if (c === '"') inQuote = !inQuote;
-    else if (!inQuote && c === '{') depth++;
-    else if (!inQuote && c === '}') {
-      depth--;
-      if (depth === 0) return text.slice(k + 1).trim() === '';
-    }
+/**
+ * Scan `piece` of an element list, carrying brace depth and quoting in `scan` from the pieces
+ * before it: the index of the `}` that closes the list, or -1.
+ */
+function closingBrace(piece: string, scan: { depth: number; inQuote: boolean }): number {
+  for (let k = 0; k < piece.length; k++) {
+    const c = piece[k];
+    if (c === '"') scan.inQuote = !scan.inQuote;
+    else if (!scan.inQuote && c === '{') scan.depth++;
+    else if (!scan.inQuote && c === '}' && --scan.depth === 0) return k;
   }
-  return false;
+  return -1;
 }
 
 function parseElements(text: string, kind: 'set' | 'map', no: number, raw: string): NftElement[] {
@@ -259,12 +297,53 @@ function parseElementText(e: string, kind: 'set' | 'map', no: number, raw: strin
     comment = parseQuoted(key.slice(c + 9), no, raw);
     key = key.slice(0, c);
   }
-  // Dynamic sets print each element's timeout and time left; they are not part of the key.
-  for (const word of [' timeout ', ' expires ']) {
-    const at = key.indexOf(word);
+  // Per-element timeouts and counters (dynamic sets, `counter` sets) are not part of the key.
+  for (const word of [' timeout ', ' expires ', ' counter ']) {
+    const at = indexOfTopLevel(`${key} `, word);
     if (at >= 0) key = key.slice(0, at);
   }
   return { key: key.trim(), value, comment };
+}
+
+/** Words of `a . b . c`, or null when it is not one word or quoted string per part. */
+function concatParts(s: string): number | null {
+  const words: string[] = [];
+  let k = 0;
+  while (k < s.length) {
+    if (s[k] === ' ') {
+      k++;
+      continue;
+    }
+    const start = k;
+    if (s[k] === '"') {
+      const close = s.indexOf('"', k + 1);
+      if (close < 0) return null;
+      k = close + 1;
+    } else {
+      while (k < s.length && s[k] !== ' ') k++;
+    }
+    words.push(s.slice(start, k));
+  }
+  if (words.length % 2 === 0) return null;
+  for (let w = 0; w < words.length; w++) if ((w % 2 === 1) !== (words[w] === '.')) return null;
+  return (words.length + 1) / 2;
+}
+
+/** Each element must have as many parts as the set's type (`ipv4_addr . inet_proto . inet_service`). */
+function checkElements(set: NftSet, no: number, raw: string): void {
+  const colon = set.kind === 'map' ? set.type.indexOf(' : ') : -1;
+  const keyType = colon < 0 ? set.type : set.type.slice(0, colon);
+  const dataType = colon < 0 ? null : set.type.slice(colon + 3).trim();
+  const keyParts = keyType.split(' . ').length;
+  const dataParts = dataType === null ? 0 : dataType.split(' . ').length;
+  for (const el of set.elements) {
+    if (concatParts(el.key) !== keyParts) {
+      throw new ParseError(TEXT, no, raw, `elements of ${set.kind} ${set.name} with ${keyParts} part${keyParts > 1 ? 's' : ''} (${keyType}), not ${JSON.stringify(el.key)}`);
+    }
+    if (el.value === null) continue;
+    if (dataType === 'verdict') verdictFromWords(el.value.split(' '), no, raw);
+    else if (concatParts(el.value) !== dataParts) throw new ParseError(TEXT, no, raw, `values of map ${set.name} of type ${dataType}, not ${JSON.stringify(el.value)}`);
+  }
 }
 
 // ---------------------------------------------------------------- rules (text)
@@ -410,6 +489,25 @@ function stripHandle(t: string): { body: string; handle: number | null } {
   return { body: t.slice(0, at).trimEnd(), handle: h };
 }
 
+/**
+ * A table line's trailing comment: nft ≥ 1.0.7 writes `# [handle N] [progname NAME]` after the
+ * `{` of a table some program owns (iptables-nft, kube-proxy).
+ */
+function stripTableComment(t: string): { body: string; handle: number | null } {
+  const at = t.indexOf(' { # ');
+  if (at < 0) return stripHandle(t);
+  const w = t.slice(at + 5).split(' ').filter((x) => x !== '');
+  let handle: number | null = null;
+  let k = 0;
+  if (w[k] === 'handle' && toInt(w[k + 1] ?? '') !== null) {
+    handle = toInt(w[k + 1]);
+    k += 2;
+  }
+  if (w[k] === 'progname' && w[k + 1] !== undefined && isName(w[k + 1], 256)) k += 2;
+  if (k === 0 || k !== w.length) return { body: t, handle: null };
+  return { body: t.slice(0, at + 2), handle };
+}
+
 function toInt(s: string): number | null {
   if (!/^-?[0-9]{1,15}$/.test(s)) return null;
   return Number(s);
@@ -495,18 +593,7 @@ const isObj = (v: J): v is JObj => typeof v === 'object' && v !== null && !Array
 
 /** Parse `nft -j list ruleset` into the same shape as parseNftRuleset. */
 export function parseNftJson(text: string): NftRuleset {
-  let doc: J;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const m = /position ([0-9]+)/.exec(msg);
-    const pos = m ? Number(m[1]) : 0;
-    let line = 1;
-    for (let k = 0; k < pos && k < text.length; k++) if (text.charCodeAt(k) === 10) line++;
-    const lineText = splitLines(text)[line - 1] ?? '';
-    throw new ParseError(JSON_FORMAT, line, lineText.slice(0, 200), `valid JSON (${msg})`);
-  }
+  const doc = parseJsonText(text, JSON_FORMAT, 'valid JSON (the output of nft -j)') as J;
   if (!isObj(doc) || !Array.isArray(doc.nftables)) {
     throw new ParseError(JSON_FORMAT, 1, text.slice(0, 200), 'an object `{"nftables": [ … ]}`');
   }
@@ -530,9 +617,13 @@ export function parseNftJson(text: string): NftRuleset {
     const o = v as JObj;
     const str = (k: string, optional = false): string | null => {
       const x = o[k];
-      if (typeof x === 'string') return x;
+      if (typeof x === 'string' && !hasBinary(x)) return x;
       if (optional && x === undefined) return null;
-      return bad(`"${kind}"."${k}" as a string`);
+      return bad(`"${kind}"."${k}" as a string of text`);
+    };
+    const name_ = (k: string): string => {
+      const x = str(k) as string;
+      return isName(x, 256) ? x : bad(`"${kind}"."${k}" as a name (1-256 characters, no blanks)`);
     };
     const num = (k: string): number | null => {
       const x = o[k];
@@ -540,8 +631,9 @@ export function parseNftJson(text: string): NftRuleset {
       return typeof x === 'number' && Number.isFinite(x) ? x : bad(`"${kind}"."${k}" as a number`);
     };
     const family = str('family') as string;
+    if (!FAMILIES.has(family)) bad(`"${kind}"."family" as one of ${[...FAMILIES].join(', ')}`);
     if (kind === 'table') {
-      const name = str('name') as string;
+      const name = name_('name');
       const key = `${family} ${name}`;
       if (tables.has(key)) bad(`a table not listed before (${key})`);
       const t: NftTable = { family, name, line: no, handle: num('handle'), comment: str('comment', true), chains: [], sets: [], others: [] };
@@ -549,10 +641,10 @@ export function parseNftJson(text: string): NftRuleset {
       out.tables.push(t);
       continue;
     }
-    const tableName = str('table') as string;
+    const tableName = name_('table');
     const table = tables.get(`${family} ${tableName}`) ?? bad(`table ${family} ${tableName} listed before its contents`);
     if (kind === 'chain') {
-      const name = str('name') as string;
+      const name = name_('name');
       if (chains.has(`${family} ${tableName} ${name}`)) bad(`a chain not listed before (${name})`);
       const chain: NftChain = {
         name, line: no, handle: num('handle'), type: str('type', true), hook: str('hook', true),
@@ -561,7 +653,7 @@ export function parseNftJson(text: string): NftRuleset {
       chains.set(`${family} ${tableName} ${name}`, chain);
       table.chains.push(chain);
     } else if (kind === 'set' || kind === 'map') {
-      const name = str('name') as string;
+      const name = name_('name');
       const type = typeText(o.type) ?? bad(`"${kind}"."type" as a string or list of strings`);
       const mapType = kind === 'map' ? (typeText(o.map) ?? bad('"map"."map" as the data type')) : null;
       const flags = o.flags === undefined ? [] : typeof o.flags === 'string' ? [o.flags] : Array.isArray(o.flags) && o.flags.every((f) => typeof f === 'string') ? (o.flags as string[]) : bad('"flags" as strings');
@@ -580,7 +672,7 @@ export function parseNftJson(text: string): NftRuleset {
         timeoutSeconds: num('timeout'), size: num('size'), comment: str('comment', true), elements,
       });
     } else if (kind === 'rule') {
-      const chainName = str('chain') as string;
+      const chainName = name_('chain');
       const chain = chains.get(`${family} ${tableName} ${chainName}`) ?? bad(`chain ${chainName} listed before its rules`);
       if (!Array.isArray(o.expr)) bad('"rule"."expr" as a list of statements');
       try {
@@ -590,7 +682,7 @@ export function parseNftJson(text: string): NftRuleset {
         throw e;
       }
     } else if (OTHER_OBJECTS.has(kind) || kind.startsWith('ct ')) {
-      table.others.push({ kind, name: str('name') as string, line: no });
+      table.others.push({ kind, name: name_('name'), line: no });
     } else {
       bad('one of table, chain, set, map, rule, flowtable, counter, quota, ct …');
     }
@@ -605,6 +697,13 @@ function typeText(t: J): string | null {
 }
 
 class RenderError extends Error {}
+
+/** Statement keys of libnftables' JSON schema (libnftables-json(5)). */
+const JSON_STATEMENTS = new Set([
+  'accept', 'drop', 'continue', 'return', 'jump', 'goto', 'match', 'counter', 'mangle', 'quota', 'limit', 'fwd', 'notrack',
+  'dup', 'snat', 'dnat', 'masquerade', 'redirect', 'reject', 'set', 'map', 'log', 'ct helper', 'ct timeout', 'ct expectation',
+  'ct count', 'meter', 'queue', 'vmap', 'tproxy', 'synproxy', 'reset', 'secmark', 'xt', 'flow', 'last', 'inner',
+]);
 
 function jsonElement(el: J, kind: 'set' | 'map'): NftElement {
   let keyJ: J = el;
@@ -629,8 +728,9 @@ function jsonRule(stmts: J[], no: number, handle: number | null, comment: string
   let counter: NftCounters | null = null;
   let numgen: NftNumgen | null = null;
   for (const s of stmts) {
-    if (!isObj(s)) throw new RenderError('a statement object');
+    if (!isObj(s) || Object.keys(s).length !== 1) throw new RenderError('a statement: an object with one key');
     const [k] = Object.keys(s);
+    if (!JSON_STATEMENTS.has(k)) throw new RenderError(`a statement nft knows (match, counter, jump …), not ${JSON.stringify(k)}`);
     const v = s[k];
     parts.push(renderStmt(k, v));
     if (k === 'counter' && isObj(v) && typeof v.packets === 'number' && typeof v.bytes === 'number') {

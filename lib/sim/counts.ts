@@ -46,11 +46,22 @@ export interface ModeCounts {
   nftables?: NftablesCounts;
 }
 
+/**
+ * Largest S × E the closed forms take: every count stays an exact integer (far below 2^53) and
+ * is computed in constant time, so this bounds nothing but nonsense.
+ */
+export const MAX_COUNT_SERVICE_ENDPOINTS = 1e12;
+export const MAX_COUNT_SERVICES = 1e9;
+
 function check({ services: S, endpoints: E, nodePorts: N = 0 }: CountInput): [number, number, number] {
   for (const [k, v] of [['services', S], ['endpoints', E], ['nodePorts', N]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number ≥ 0, got ${v}`);
   }
   if (N > S) throw new Error(`nodePorts (${N}) cannot exceed services (${S})`);
+  if (S > MAX_COUNT_SERVICES) throw new Error(`services must be at most ${MAX_COUNT_SERVICES.toExponential()}, got ${S}`);
+  if (S * E > MAX_COUNT_SERVICE_ENDPOINTS) {
+    throw new Error(`services × endpoints must be at most 10^12 so every count stays exact, got ${S} × ${E}`);
+  }
   return [S, E, N];
 }
 

@@ -44,10 +44,28 @@ function storedJump(k: number): number {
   return kernelProbability(Number(formatProbability(k)));
 }
 
-/** Expected split of N new connections over n endpoints, with 95% intervals. */
-export function predictSplit(mode: ProxyMode, endpoints: number, requests: number): SplitPrediction {
+/** Most endpoints a split is predicted for: one share per endpoint. */
+export const MAX_SPLIT_ENDPOINTS = 10_000;
+/**
+ * Most requests × endpoints for a predicted split: the binomial intervals take time ∝
+ * √(requests × endpoints), about half a second at this bound.
+ */
+export const MAX_SPLIT_WORK = 1e10;
+/** Most requests × endpoints a Monte Carlo draw makes (one random number each, at worst). */
+export const MAX_MONTE_CARLO_WORK = 1e9;
+
+function checkSplit(endpoints: number, requests: number, maxWork: number): void {
   if (!Number.isInteger(endpoints) || endpoints < 1) throw new Error(`endpoints must be ≥ 1, got ${endpoints}`);
   if (!Number.isInteger(requests) || requests < 0) throw new Error(`requests must be ≥ 0, got ${requests}`);
+  if (endpoints > MAX_SPLIT_ENDPOINTS) throw new Error(`a split is predicted for at most ${MAX_SPLIT_ENDPOINTS.toLocaleString('en-US')} endpoints, got ${endpoints}`);
+  if (requests * endpoints > maxWork) {
+    throw new Error(`requests × endpoints must be at most ${maxWork.toExponential()} for a split (the work grows with it), got ${requests} × ${endpoints}`);
+  }
+}
+
+/** Expected split of N new connections over n endpoints, with 95% intervals. */
+export function predictSplit(mode: ProxyMode, endpoints: number, requests: number): SplitPrediction {
+  checkSplit(endpoints, requests, MAX_SPLIT_WORK);
   if (mode === 'ipvs') {
     // rr hands out connections in turn: every endpoint gets ⌊N/n⌋ or ⌈N/n⌉, whatever the start.
     const lo = Math.floor(requests / endpoints);
@@ -77,6 +95,7 @@ export function predictSplit(mode: ProxyMode, endpoints: number, requests: numbe
  * u32 into [0, n) as reciprocal_scale does; IPVS rr cycles.
  */
 export function monteCarloSplit(mode: ProxyMode, endpoints: number, requests: number, seed = 1): number[] {
+  checkSplit(endpoints, requests, MAX_MONTE_CARLO_WORK);
   const counts = Array<number>(endpoints).fill(0);
   const rand = seededUint32(seed);
   if (mode === 'ipvs') {

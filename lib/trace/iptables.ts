@@ -73,6 +73,11 @@ export class TraceError extends Error {
 }
 
 const MAX_DEPTH = 64;
+/**
+ * Rule evaluations one trace may make. A 10,000-Service dump takes about 10,000; a dump whose
+ * statistic branches multiply (2^n paths through n of them) would otherwise never finish.
+ */
+export const MAX_EVALUATIONS = 200_000;
 const TWO_31 = 2 ** 31;
 
 /** The probability the kernel really uses: xt_statistic stores round(p·2^31). */
@@ -114,6 +119,7 @@ class Context {
   readonly chains = new Map<string, IptChain>();
   private readonly sets = new Map<string, IpsetSet>();
   private readonly local: string[];
+  private evaluations = 0;
 
   constructor(private readonly input: TraceInput) {
     for (const c of input.nat.chains) this.chains.set(c.name, c);
@@ -183,6 +189,9 @@ class Context {
           continue;
         }
         const rule = chain.rules[at];
+        if (++this.evaluations > MAX_EVALUATIONS) {
+          throw new TraceError(rule.line, `the trace needs more than ${MAX_EVALUATIONS.toLocaleString('en-US')} rule evaluations: its random branches multiply (through ${chain.name}) instead of ending`);
+        }
         const p = this.matchProbability(rule, packet, s.mark);
         if (p < 1) next.push({ at: at + 1, state: { ...s, probability: s.probability * (1 - p) } });
         if (p > 0) {

@@ -1,21 +1,30 @@
-import { readFile } from 'node:fs/promises';
+import { isIpv4 } from '../../lib/parse/addr.ts';
+import { quoteForTerminal } from '../../lib/parse/errors.ts';
 import { readClusterJson, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
 import { UsageError, intOption, stringOption, type ParsedArgs } from '../cli.ts';
+import { InputError, readInput, showPath, type InputKind } from '../io.ts';
 
-/** Read a file named on the command line (`-` is standard input) with a clear error. */
-export async function readInputFile(path: string): Promise<string> {
-  if (path === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  }
+/**
+ * Read a file named on the command line (`-` is standard input) with a clear error, refusing
+ * input over the size limit for its kind (io.ts) before it is all in memory.
+ */
+export async function readInputFile(path: string, kind: InputKind = 'text'): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return await readInput(path, kind);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`);
+    const shown = showPath(path);
+    throw new UsageError(code === 'ENOENT' ? `${shown}: no such file` : `${shown}: cannot read (${code ?? (e as Error).message})`);
   }
 }
+
+/**
+ * Most endpoints (services × endpoints) `rules` generates for: the project's largest sweep,
+ * 10,000 Services × 10 endpoints, whose iptables rules are 32 MB and nftables rules 47 MB,
+ * both within what `parse` reads back.
+ */
+export const MAX_RULES_ENDPOINTS = 100_000;
 
 export const clusterOptions = {
   objects: { type: 'string' },
@@ -26,22 +35,41 @@ export const clusterOptions = {
   'kind-defaults': { type: 'boolean' },
 } as const;
 
+/** `A.B.C.D/N`, as kube-proxy's --cluster-cidr and kind's pod subnet are written. */
+export function cidrOption(args: ParsedArgs, key: string): string | undefined {
+  const v = stringOption(args, key);
+  if (v === undefined) return undefined;
+  const slash = v.indexOf('/');
+  const len = v.slice(slash + 1);
+  if (slash < 0 || !isIpv4(v.slice(0, slash)) || !/^[0-9]{1,2}$/.test(len) || Number(len) > 32) {
+    throw new UsageError(`--${key} must be an IPv4 CIDR such as 10.244.0.0/16, got ${quoteForTerminal(v)}`);
+  }
+  return v;
+}
+
 /** `--objects FILE` (kubectl's List) or a synthetic `--services S --endpoints E` cluster. */
 export async function clusterFromArgs(args: ParsedArgs): Promise<Cluster> {
   const objects = stringOption(args, 'objects');
   if (objects !== undefined) {
-    if (args.values.services !== undefined || args.values.endpoints !== undefined) {
-      throw new UsageError('give either --objects FILE or --services S --endpoints E, not both');
+    for (const k of ['services', 'endpoints', 'node-ports', 'pod-subnet', 'kind-defaults']) {
+      if (args.values[k] !== undefined) throw new UsageError(`give either --objects FILE or --services S --endpoints E, not both (--${k} with --objects)`);
     }
-    return readClusterJson(await readInputFile(objects));
+    return readClusterJson(await readInputFile(objects, 'json'));
   }
   if (args.values.services === undefined) throw new UsageError('give --objects FILE or --services S --endpoints E');
+  const why = `at most ${MAX_RULES_ENDPOINTS.toLocaleString('en-US')} endpoints in all, the project's largest sweep (10,000 × 10)`;
+  const services = intOption(args, 'services', undefined, { max: 65_000, why: 'the service subnet 10.96.0.0/16 holds about 65,000' });
+  const endpoints = intOption(args, 'endpoints', 3, { max: MAX_RULES_ENDPOINTS, why });
+  if (services * endpoints > MAX_RULES_ENDPOINTS) {
+    throw new UsageError(`--services × --endpoints must be ${why}, got ${services} × ${endpoints} = ${(services * endpoints).toLocaleString('en-US')}`);
+  }
+  const nodePorts = intOption(args, 'node-ports', 0, { max: Math.min(services, 2768), why: 'one per service, from the NodePort range 30000-32767' });
   try {
     return syntheticCluster({
-      services: intOption(args, 'services'),
-      endpoints: intOption(args, 'endpoints', 3),
-      nodePorts: intOption(args, 'node-ports', 0),
-      podSubnet: stringOption(args, 'pod-subnet'),
+      services,
+      endpoints,
+      nodePorts,
+      podSubnet: cidrOption(args, 'pod-subnet'),
       kindDefaults: args.values['kind-defaults'] === true,
     });
   } catch (e) {
@@ -49,4 +77,3 @@ export async function clusterFromArgs(args: ParsedArgs): Promise<Cluster> {
     throw new UsageError((e as Error).message);
   }
 }
-

@@ -8,6 +8,7 @@ import { kindClustersUnavailable } from '../../lib/lab/kind/index.ts';
 import { listKindRecords } from '../../lib/lab/kind/state.ts';
 import { inspectNetnsLabs } from '../../lib/lab/netns/index.ts';
 import type { Capabilities, Lab, LabNode } from '../../lib/lab/types.ts';
+import { checkLabName } from '../../lib/lab/types.ts';
 import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
@@ -22,8 +23,13 @@ function backendOption(args: ParsedArgs): BackendChoice {
   return b;
 }
 
+/** Checked first with the lab-name rule, so a bad --name is a usage error in every command. */
 function nameOption(args: ParsedArgs): string {
-  return stringOption(args, 'name') ?? 'netlab';
+  try {
+    return checkLabName(stringOption(args, 'name') ?? 'netlab');
+  } catch (e) {
+    throw new UsageError(`--name: ${(e as Error).message}`);
+  }
 }
 
 /** Progress lines for people go to stderr, so --json output stays clean. */

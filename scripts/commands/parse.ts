@@ -1,4 +1,5 @@
 import * as parse from '../../lib/parse/index.ts';
+import { quoteForTerminal } from '../../lib/parse/errors.ts';
 import { UsageError, printJson, requiredOption, type CommandSpec } from '../cli.ts';
 import { readInputFile } from './input.ts';
 
@@ -38,15 +39,19 @@ function nftSummary(d: parse.NftRuleset): string {
 
 export const parseCommand: CommandSpec = {
   summary: 'parse what a node shows into typed JSON; a parse error names the line',
-  usage: `parse --format ${Object.keys(FORMATS).join('|')} FILE [--json]`,
+  usage: `parse --format ${Object.keys(FORMATS).join('|')} FILE [--json]
+  FILE: - for standard input; at most 64 MiB of text or 128 MiB of JSON (nft-json, ip-addr):
+  a node with 10,000 Services × 10 endpoints dumps 32 MB of iptables-save and 92 MB of nft -j`,
+  readOnly: true,
   options: { format: { type: 'string' } },
   allowPositionals: true,
   async run(args, io) {
     const format = requiredOption(args, 'format');
-    const f = FORMATS[format];
-    if (!f) throw new UsageError(`unknown --format ${JSON.stringify(format)}; one of ${Object.keys(FORMATS).join(', ')}`);
-    if (args.positionals.length !== 1) throw new UsageError('give exactly one FILE (- for standard input)');
-    const parsed = f.parse(await readInputFile(args.positionals[0]));
+    const f = Object.hasOwn(FORMATS, format) ? FORMATS[format] : undefined;
+    if (!f) throw new UsageError(`unknown --format ${quoteForTerminal(format)}; one of ${Object.keys(FORMATS).join(', ')}`);
+    if (args.positionals.length !== 1 || args.positionals[0] === '') throw new UsageError('give exactly one FILE (- for standard input)');
+    const json = format === 'nft-json' || format === 'ip-addr';
+    const parsed = f.parse(await readInputFile(args.positionals[0], json ? 'json' : 'text'));
     if (args.values.json) return printJson(io, parsed);
     io.out(f.summary(parsed as never) || '(empty)');
   },

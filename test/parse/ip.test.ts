@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
-import { jsonErrorOffset, parseIpAddrJson, parseIpRoute, parseIpRouteJson } from '../../lib/parse/ip.ts';
+import {
+  jsonErrorOffset, parseIpAddrJson, parseIpRoute, parseIpRouteJson, renderIpAddrJson, renderIpRoute, renderIpRouteJson,
+} from '../../lib/parse/ip.ts';
 import { expectTotal } from '../helpers/fuzz.ts';
 import { withNetns } from '../helpers/netns.ts';
 
@@ -160,15 +162,22 @@ describe('ip errors', () => {
   });
 
   it('name the line of bad plain routes', () => {
-    expect(catchIt(() => parseIpRoute('default via 1.1.1.1\n\tnexthop via 2.2.2.2\nx metric y\n')).message).toMatch(/line 3: expected a number after "metric"/);
+    expect(catchIt(() => parseIpRoute('default via 1.1.1.1\n\tnexthop via 2.2.2.2\n10.0.0.0/8 metric y\n')).message).toMatch(/line 3: expected a number after "metric"/);
     expect(catchIt(() => parseIpRoute('\tnexthop via 1.1.1.1\n')).message).toMatch(/line 1: expected a route before/);
-    expect(catchIt(() => parseIpRoute('ok dev eth0\nblackhole\n')).message).toMatch(/line 2: expected a destination/);
+    expect(catchIt(() => parseIpRoute('10.0.0.0/8 dev eth0\nblackhole\n')).message).toMatch(/line 2: expected a destination/);
     expect(catchIt(() => parseIpRoute('10.0.0.0/8 dev\n')).message).toMatch(/line 1: expected a value after "dev"/);
   });
 
   it('are total on arbitrary and mutated output', () => {
-    expectTotal(parseIpRouteJson, [cap.routeJson, cap.routeAllJson, cap.route6Json, cap.routeDetailJson]);
-    expectTotal(parseIpAddrJson, [cap.addrJson]);
-    expectTotal(parseIpRoute, [cap.routeText, cap.routeAllText]);
+    const words = ['default', ' via ', ' dev ', 'eth0', '10.0.0.0/8', '1.2.3.4', 'fe80::1', '\tnexthop', ' onlink', ' metric ', 'blackhole ', ' proto ', 'kernel', '\n'];
+    expectTotal(parseIpRouteJson, [cap.routeJson, cap.routeAllJson, cap.route6Json, cap.routeDetailJson], {
+      roundTrip: (r) => parseIpRouteJson(renderIpRouteJson(r)),
+      tokens: ['[', ']', '{"dst":"default"}', '{"dst":"10.0.0.0/8","dev":"eth0"}', '"gateway":"1.2.3.4"', ','],
+    });
+    expectTotal(parseIpAddrJson, [cap.addrJson], {
+      roundTrip: (l) => parseIpAddrJson(renderIpAddrJson(l)),
+      tokens: ['[', ']', '{"ifindex":1,"ifname":"lo"}', ','],
+    });
+    expectTotal(parseIpRoute, [cap.routeText, cap.routeAllText], { roundTrip: (r) => parseIpRoute(renderIpRoute(r)), tokens: words });
   });
 });

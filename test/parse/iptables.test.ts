@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
 import {
-  matchOption, parseIptablesRestoreInput, parseIptablesSave, targetOption, tokenizeIptables,
+  matchOption, parseIptablesRestoreInput, parseIptablesSave, renderIptablesSave, targetOption, tokenizeIptables,
 } from '../../lib/parse/iptables-save.ts';
 import { findListChain, parseIptablesList } from '../../lib/parse/iptables-list.ts';
 import { findChain, findTable, type IptablesSave, type IptRule } from '../../lib/parse/iptables-types.ts';
@@ -307,6 +307,17 @@ describe('iptables-save errors', () => {
 
   it('are total on arbitrary and mutated dumps', () => {
     expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE], {
+      roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
+      // Chain order is only the order of first mention; an undeclared built-in chain left empty
+      // has nothing to write back.
+      comparable: (d) => d.tables.map((t) => ({
+        name: t.name,
+        chains: t.chains.filter((c) => !(c.builtin && c.policy === null && c.rules.length === 0))
+          .map((c) => ({ ...c, rules: c.rules.map(({ line: _l, ...r }) => r) }))
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      })),
+      blank: (s) => s.split('\n').every((l) => l.trim() === '' || l.trimStart().startsWith('#')),
+      tokens: ['*filter\n', '*nat\n', 'COMMIT\n', ':PREROUTING ACCEPT [0:0]\n', '-A KUBE-SVC ', '-j ACCEPT', '-m comment --comment "x" ', '-p tcp ', '-d 10.96.0.1 ', '\n'],
       check: (d, input) => {
         const lines = input.split('\n').length;
         for (const t of d.tables) for (const c of t.chains) for (const r of c.rules as IptRule[]) {
@@ -395,6 +406,8 @@ describe('iptables -L, read back from the kernel', () => {
   });
 
   it('are total on arbitrary and mutated listings', () => {
-    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums]);
+    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums], {
+      tokens: ['Chain INPUT (policy ACCEPT)\n', 'target     prot opt source               destination\n', 'ACCEPT     all  --  0.0.0.0/0            0.0.0.0/0\n'],
+    });
   });
 });
