@@ -9,5 +9,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     globalSetup: ['test/host-invariance.setup.ts'],
+    setupFiles: ['test/helpers/fast-check-seed.ts'],
   },
 });

@@ -122,8 +122,9 @@ describe('kube-netlab CLI', () => {
       expect([r.code, r.out]).toEqual([1, '']);
       expect(r.err).toContain('Service default/x: spec.ports[0].name: "a\\"\\n-A INPUT -j DROP\\n#" is not a valid DNS label');
       const flag = await cli('rules', '--mode', mode, '--services', '1', '--endpoints', '1', '--cluster-cidr', '10.244.0.0/16 } ; add table ip pwned');
-      expect([flag.code, flag.out]).toEqual([1, '']);
-      expect(flag.err).toContain('options: clusterCIDR: "10.244.0.0/16 } ; add table ip pwned" is not a CIDR');
+      // Refused as a usage error before anything is generated (the generators refuse it too).
+      expect([flag.code, flag.out]).toEqual([2, '']);
+      expect(flag.err).toContain('--cluster-cidr must be an IPv4 CIDR such as 10.244.0.0/16, got "10.244.0.0/16 } ; add table ip pwned"');
     }
   });
 });

@@ -250,6 +250,11 @@ export interface Mutation {
   what: string;
   /** Changes the List in place and says what the reader must now do; may change what is expected. */
   apply(list: { items: Json[] }, expected: Expected, model: readonly ServiceModel[]): Applied;
+  /**
+   * The object it changes (`Service 0`, `EndpointSlice 1`), or null when there is none: two
+   * mutations of one object may undo each other, so such pairs are not judged.
+   */
+  target(list: { items: Json[] }, model: readonly ServiceModel[]): string | null;
 }
 
 type ServiceItem = { metadata: Json; spec: Json; status: Json };
@@ -267,6 +272,7 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.tuple(fc.nat(), fc.nat(), 
         const s = l.items.filter((i) => i.kind === 'Service')[n % model.length] as unknown as ServiceItem;
         return f(s, expected, model);
       },
+      target: (_l, model) => `Service ${n % model.length}`,
     });
     /** The n-th EndpointSlice; with none there is nothing to break and the List stays valid. */
     const slice = (category: string, what: string, f: (s: SliceItem) => Applied): Mutation => ({
@@ -275,6 +281,7 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.tuple(fc.nat(), fc.nat(), 
         const all = sliceItems(l);
         return all.length === 0 ? 'not applicable' : f(pick(all, n));
       },
+      target: (l) => (sliceItems(l).length === 0 ? null : `EndpointSlice ${n % sliceItems(l).length}`),
     });
     const ports = (s: ServiceItem) => s.spec.ports as Json[];
     const bad = (octets: number[]) => writeIp(octets, badForm);
@@ -347,6 +354,7 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.tuple(fc.nat(), fc.nat(), 
       });
       case 14: return {
         category: 'duplicates', what: 'a Service listed twice',
+        target: (_l, model) => `Service ${n % model.length}`,
         apply: (l, _e, model) => {
           l.items.push(structuredClone(l.items.filter((i) => i.kind === 'Service')[n % model.length]));
           return 'error';
@@ -354,6 +362,7 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.tuple(fc.nat(), fc.nat(), 
       };
       case 15: return {
         category: 'duplicates', what: 'an EndpointSlice listed twice',
+        target: (l) => (sliceItems(l).length === 0 ? null : `EndpointSlice ${n % sliceItems(l).length}`),
         apply: (l) => {
           const all = sliceItems(l);
           if (all.length === 0) return 'not applicable';
