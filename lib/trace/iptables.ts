@@ -2,20 +2,9 @@ import { cidrContains, parseIpv4Cidr } from '../k8s/addresses.ts';
 import type { IptChain, IptMatch, IptOption, IptRule, IptTable } from '../parse/iptables-types.ts';
 import type { IpsetSet, IpsetState } from '../parse/ipset-types.ts';
 import type { IpvsService, IpvsState } from '../parse/ipvs-types.ts';
+import type { Hook, Outcome, Packet, Step, TraceResult } from './types.ts';
 
-export type Hook = 'PREROUTING' | 'OUTPUT';
-
-export interface Packet {
-  protocol: 'tcp' | 'udp' | 'sctp';
-  src: string;
-  dst: string;
-  dport: number;
-  sport?: number;
-  inInterface?: string;
-  outInterface?: string;
-  /** The packet's fwmark on entry (0 for a fresh packet). */
-  mark?: number;
-}
+export type { Hook, Outcome, Packet, Step, TraceResult } from './types.ts';
 
 export interface TraceInput {
   /** The parsed nat table (from `iptables-save`). */
@@ -31,37 +20,6 @@ export interface TraceInput {
   ipvs?: IpvsState;
   /** Also run nat POSTROUTING after routing, to decide source NAT (default: when the table has it). */
   postrouting?: boolean;
-}
-
-export interface Step {
-  chain: string;
-  /** 0-based position of the rule in its chain; -1 for the chain's policy. */
-  index: number;
-  line: number;
-  text: string;
-}
-
-export interface Outcome {
-  /** Product of the statistic branches taken, as the kernel stores them (multiples of 2^-31). */
-  probability: number;
-  verdict: 'ACCEPT' | 'DROP' | 'REJECT';
-  /** Destination after DNAT or IPVS, `ip:port`, or null when unchanged. */
-  dnat: string | null;
-  /** `MASQUERADE`, or `SNAT to …`, decided in nat POSTROUTING; null when the source is kept. */
-  snat: string | null;
-  mark: number;
-  /** Chains entered, in order. */
-  path: string[];
-  /** Rules that matched, in order. */
-  steps: Step[];
-  /** Set when IPVS picked the destination. */
-  ipvs?: { service: string; scheduler: string; destinations: number };
-}
-
-export interface TraceResult {
-  packet: Packet;
-  hook: Hook;
-  outcomes: Outcome[];
 }
 
 /** The dump holds something the tracer cannot evaluate faithfully; names the rule's line. */
