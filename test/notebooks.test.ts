@@ -5,7 +5,7 @@ import { JUPYTER, failedCells, runNotebooks, type NotebookRun } from '../scripts
 
 type Cell = { cell_type: string; outputs?: { output_type: string }[] };
 
-// Notebooks are tests too (DESIGN §5): this is `npm run notebooks`, run once, asserted on per notebook.
+// Notebooks are tests too: this is `npm run notebooks`, run once, asserted on per notebook.
 describe('notebooks', () => {
   let run: NotebookRun;
   beforeAll(async () => {
