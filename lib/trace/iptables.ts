@@ -47,6 +47,8 @@ export interface IptablesTraceInput {
   ipsets?: IpsetState;
   /** IPVS mode: the virtual servers (their addresses count as local, as kube-ipvs0 holds them). */
   ipvs?: IpvsState;
+  /** Run nat POSTROUTING, where source NAT is decided (default true). */
+  postrouting?: boolean;
 }
 
 /** The dump holds something the tracer cannot evaluate faithfully; names the rule's line. */
@@ -101,7 +103,7 @@ const KUBE_HOOKED: Record<string, Record<string, true>> = {
  * then IPVS when given, then nat POSTROUTING. Filter verdicts are not seen; traceIptables does.
  */
 export function traceNat(input: TraceInput): TraceResult {
-  const e = new Engine([input.nat], input.localAddresses ?? [], input.ipsets, input.ipvs, false);
+  const e = new Engine([input.nat], input.localAddresses ?? [], input.ipsets, input.ipvs);
   if (!e.has('nat', input.hook)) {
     throw new TraceError(0, `the nat table has no ${input.hook} chain, so nothing leads into kube-proxy's chains; trace iptables-save output, or restore input with the built-in jumps (rules --with-jumps)`);
   }
@@ -122,10 +124,11 @@ export function traceNat(input: TraceInput): TraceResult {
  */
 export function traceIptables(input: IptablesTraceInput): TraceResult {
   const tables = input.dump.tables.filter((t) => t.name === 'nat' || t.name === 'filter');
-  const e = new Engine(tables, input.localAddresses ?? [], input.ipsets, input.ipvs, true);
+  const e = new Engine(tables, input.localAddresses ?? [], input.ipsets, input.ipvs);
   const packet = input.packet;
   const family = familyOf(packet, 0);
   const start = e.start(packet);
+  const post = input.postrouting ?? true;
   type Branch = { verdict: Verdict; state: State };
   let live: Branch[] = [{ verdict: 'ACCEPT', state: start }];
   const done: Branch[] = [];
@@ -166,13 +169,13 @@ export function traceIptables(input: IptablesTraceInput): TraceResult {
     done.push(...live);
     live = [...forward, ...scheduled];
     stage('filter', 'FORWARD', (s) => !s.ipvs);
-    stage('nat', 'POSTROUTING');
+    if (post) stage('nat', 'POSTROUTING');
     done.push(...live);
   } else {
     stage('nat', 'OUTPUT');
     ipvsStage(() => true);
     stage('filter', 'OUTPUT');
-    stage('nat', 'POSTROUTING');
+    if (post) stage('nat', 'POSTROUTING');
     // A packet for one of the node's own addresses comes back in through lo.
     stage('filter', 'INPUT', dstIsLocal);
     done.push(...live);
@@ -199,6 +202,7 @@ function reachWarnings(tables: readonly IptTable[], hook: Hook, family: 4 | 6): 
     ? [['nat', ['PREROUTING', 'POSTROUTING']], ['filter', ['INPUT', 'FORWARD']]]
     : [['nat', ['OUTPUT', 'POSTROUTING']], ['filter', ['OUTPUT', 'INPUT']]];
   const out: string[] = [];
+  const cut: string[] = [];
   for (const [name, chains] of hooked) {
     const table = tables.find((t) => t.name === name);
     if (!table) {
@@ -212,9 +216,11 @@ function reachWarnings(tables: readonly IptTable[], hook: Hook, family: 4 | 6): 
     for (const chain of chains) {
       if (!KUBE_HOOKED[name]?.[chain]) continue;
       const c = table.chains.find((x) => x.name === chain);
-      if (c?.rules.some((r) => r.target?.name.startsWith('KUBE-'))) continue;
-      out.push(`${name} ${chain} ${c ? 'has no jump' : 'is missing, so nothing jumps'} into kube-proxy's chains: the packet never meets them. Restore text loaded without its built-in jumps looks like this (rules --with-jumps restored without --noflush flushes the jumps again: use ${tool} --noflush)`);
+      if (!c?.rules.some((r) => r.target?.name.startsWith('KUBE-'))) cut.push(`${name} ${chain}`);
     }
+  }
+  if (cut.length > 0) {
+    out.unshift(`${cut.join(', ')} ${cut.length === 1 ? 'has' : 'have'} no jump into kube-proxy's chains, so the packet never meets them: restore text loaded without its built-in jumps looks like this (rules --with-jumps restored without --noflush flushes the jumps again; use ${tool} --noflush)`);
   }
   return out;
 }
@@ -249,8 +255,6 @@ class Engine {
     localAddresses: readonly string[],
     ipsets: IpsetState | undefined,
     private readonly ipvs: IpvsState | undefined,
-    /** Name built-in chains with their table in paths ("nat PREROUTING"): several tables are traced. */
-    private readonly qualify: boolean,
   ) {
     for (const t of tables) this.tables.set(t.name, new Map(t.chains.map((c) => [c.name, c])));
     for (const s of ipsets?.sets ?? []) this.sets.set(s.name, s);
@@ -282,8 +286,8 @@ class Engine {
 
   runBuiltin(table: string, name: string, state: State, original: Packet): { verdict: Verdict; state: State }[] {
     const chain = this.tables.get(table)?.get(name);
-    const label = this.qualify ? `${table} ${name}` : name;
-    const entered = { ...state, path: [...state.path, label] };
+    // Paths name chains only; steps carry the table (OUTPUT and INPUT appear in both).
+    const entered = { ...state, path: [...state.path, name] };
     // An absent built-in chain is the kernel's empty one with policy ACCEPT.
     if (!chain) return [{ verdict: 'ACCEPT', state: entered }];
     const packet = rewritten(original, state);
