@@ -31,6 +31,7 @@ function localOption(args: ParsedArgs): string[] {
 }
 
 const PORT = { min: 1, max: 65535 };
+const showName = (f: string) => (f === '-' ? 'standard input' : quoteForTerminal(f));
 const family = (ip: string) => (isIpv4(ip) ? 'IPv4' : 'IPv6');
 
 /** The first line that is neither blank nor a comment, for a message about an unknown dump. */
@@ -119,7 +120,10 @@ export const trace: CommandSpec = {
     if (isNft && noPostrouting) throw new UsageError('--no-postrouting applies to iptables dumps; an nftables trace follows every hook');
     if (!isNft) {
       const dumpFamily = detected.kind === 'ip6tables-save' ? 'IPv6' : 'IPv4';
-      if (dumpFamily !== family(dst)) throw new UsageError(`${dumpFile} is ${detected.kind} output (${dumpFamily}); trace an ${family(dst)} packet through ${dumpFamily === 'IPv4' ? 'ip6tables-save' : 'iptables-save'} output instead`);
+      if (dumpFamily !== family(dst)) {
+        const other = dumpFamily === 'IPv4' ? 'ip6tables-save' : 'iptables-save';
+        throw new UsageError(`--dst must be an ${dumpFamily} address, got ${quoteForTerminal(dst)} (${family(dst)} is not traced through ${detected.kind} output such as ${showName(dumpFile)}: give ${other} output for ${family(dst)})`);
+      }
     }
 
     let result: TraceResult;

@@ -207,7 +207,7 @@ describe('IPv6: ip6tables-save output', () => {
     expect(r.out).toMatch(/50\.0000%\s+ACCEPT DNAT → \[fd00:10:180::1\]:80/);
     const mixed = await cli('trace', '--dump', join(dir, 'v6.txt'), '--dst', '10.96.0.1', '--dport', '80');
     expect(mixed.code).toBe(2);
-    expect(mixed.err).toMatch(/ip6tables-save output \(IPv6\); trace an IPv4 packet through iptables-save output instead/);
+    expect(mixed.err).toMatch(/--dst must be an IPv6 address, got "10\.96\.0\.1" \(IPv4 is not traced through ip6tables-save output such as ".*v6\.txt": give iptables-save output for IPv4\)/);
   });
 });
 
