@@ -1,11 +1,25 @@
-import { cidrContains, parseIpv4Cidr } from '../k8s/addresses.ts';
-import type { IptChain, IptMatch, IptOption, IptRule, IptTable } from '../parse/iptables-types.ts';
+/**
+ * One packet through what iptables-save (or ip6tables-save) shows, in the kernel's order:
+ *
+ *   from a pod or the network: nat PREROUTING → routing → local: filter INPUT, nat INPUT
+ *                                                       → else:  filter FORWARD, nat POSTROUTING
+ *   from the node itself:      nat OUTPUT → filter OUTPUT → nat POSTROUTING
+ *                                                       → local: filter INPUT (back in through lo)
+ *
+ * Every statistic branch is followed, so each outcome carries its exact probability. In IPVS mode
+ * the virtual server takes the packet where the kernel's IPVS hooks sit: after filter INPUT for
+ * packets from outside, right after nat OUTPUT for the node's own.
+ */
+import type { IptChain, IptMatch, IptOption, IptRule, IptTable, IptablesSave } from '../parse/iptables-types.ts';
 import type { IpsetSet, IpsetState } from '../parse/ipset-types.ts';
-import type { IpvsService, IpvsState } from '../parse/ipvs-types.ts';
+import type { IpvsState } from '../parse/ipvs-types.ts';
+import { cidrHas, isLoopback, joinHostPort, parseAddr, parseCidr, splitHostPort, type Addr } from './addr.ts';
+import { ipvsShares } from './ipvs.ts';
 import type { Hook, Outcome, Packet, Step, TraceResult } from './types.ts';
 
 export type { Hook, Outcome, Packet, Step, TraceResult } from './types.ts';
 
+/** Input of the nat-only tracer (kept for notebooks): one nat table, nothing of filter. */
 export interface TraceInput {
   /** The parsed nat table (from `iptables-save`). */
   nat: IptTable;
@@ -19,6 +33,21 @@ export interface TraceInput {
   /** In IPVS mode, the virtual servers the packet is handed to after the nat hook accepts it. */
   ipvs?: IpvsState;
   /** Also run nat POSTROUTING after routing, to decide source NAT (default: when the table has it). */
+  postrouting?: boolean;
+}
+
+/** Input of the full tracer: every table of the dump, in the kernel's hook order. */
+export interface IptablesTraceInput {
+  /** From `iptables-save` or `ip6tables-save`: nat and filter are traced, other tables ignored. */
+  dump: IptablesSave;
+  packet: Packet;
+  hook: Hook;
+  /** The node's own addresses: `addrtype LOCAL` and the routing decision (loopback always counts). */
+  localAddresses?: string[];
+  ipsets?: IpsetState;
+  /** IPVS mode: the virtual servers (their addresses count as local, as kube-ipvs0 holds them). */
+  ipvs?: IpvsState;
+  /** Run nat POSTROUTING, where source NAT is decided (default true). */
   postrouting?: boolean;
 }
 
@@ -43,6 +72,8 @@ export function kernelProbability(p: number): number {
   return Math.round(p * TWO_31) / TWO_31;
 }
 
+type Verdict = Outcome['verdict'];
+
 interface State {
   probability: number;
   mark: number;
@@ -50,91 +81,247 @@ interface State {
   snat: string | null;
   path: string[];
   steps: Step[];
+  ipvs?: Outcome['ipvs'];
 }
 
 type Flow =
   | { kind: 'return'; state: State }
-  | { kind: 'final'; verdict: Outcome['verdict']; state: State };
+  | { kind: 'final'; verdict: Verdict; state: State };
+
+type TargetFlow =
+  | { kind: 'final'; verdict: Verdict; state: State }
+  | { kind: 'return'; returnFrom: 'rule' | 'chain'; state: State };
+
+/** Chains kube-proxy jumps to from each built-in chain it hooks (a table holding them is kube-proxy's). */
+const KUBE_HOOKED: Record<string, Record<string, true>> = {
+  nat: { PREROUTING: true, OUTPUT: true, POSTROUTING: true },
+  filter: { INPUT: true, FORWARD: true, OUTPUT: true },
+};
 
 /**
- * Follow one packet through a nat table, exploring every statistic branch. Each outcome carries
- * its exact probability; the probabilities sum to 1.
+ * Follow one packet through a nat table, exploring every statistic branch: the hook's chain,
+ * then IPVS when given, then nat POSTROUTING. Filter verdicts are not seen; traceIptables does.
  */
 export function traceNat(input: TraceInput): TraceResult {
-  const ctx = new Context(input);
-  if (!ctx.chains.has(input.hook)) {
+  const e = new Engine([input.nat], input.localAddresses ?? [], input.ipsets, input.ipvs);
+  if (!e.has('nat', input.hook)) {
     throw new TraceError(0, `the nat table has no ${input.hook} chain, so nothing leads into kube-proxy's chains; trace iptables-save output, or restore input with the built-in jumps (rules --with-jumps)`);
   }
-  const start: State = { probability: 1, mark: input.packet.mark ?? 0, dnat: null, snat: null, path: [], steps: [] };
-  let outcomes = ctx.runBuiltin(input.hook, start, input.packet);
-  if (input.ipvs) outcomes = outcomes.flatMap((o) => ctx.handToIpvs(o, input.packet));
-  const post = input.postrouting ?? ctx.chains.has('POSTROUTING');
-  if (post) outcomes = outcomes.flatMap((o) => (o.verdict === 'ACCEPT' ? ctx.postrouting(o, input.packet) : [o]));
-  return { packet: input.packet, hook: input.hook, outcomes: merge(outcomes) };
+  const packet = input.packet;
+  let outcomes = e.runBuiltin('nat', input.hook, e.start(packet), packet).map((f) => ({ ...f }));
+  if (input.ipvs) {
+    outcomes = outcomes.flatMap((o) => (o.verdict === 'ACCEPT' && o.state.dnat === null ? e.handToIpvs(o.state, packet) : [o]));
+  }
+  const post = input.postrouting ?? e.has('nat', 'POSTROUTING');
+  if (post) outcomes = outcomes.flatMap((o) => (o.verdict === 'ACCEPT' ? e.runBuiltin('nat', 'POSTROUTING', o.state, packet) : [o]));
+  return { packet, hook: input.hook, outcomes: merge(outcomes.map(toOutcome)) };
 }
 
-class Context {
-  readonly chains = new Map<string, IptChain>();
-  private readonly sets = new Map<string, IpsetSet>();
-  private readonly local: string[];
-  private evaluations = 0;
+/**
+ * Follow one packet through the nat and filter tables kube-proxy programs, in the kernel's order
+ * (see the top of this file). Outcomes carry exact probabilities that sum to 1; `warnings` says
+ * what the trace could not see, such as built-in chains that never reach kube-proxy's.
+ */
+export function traceIptables(input: IptablesTraceInput): TraceResult {
+  const tables = input.dump.tables.filter((t) => t.name === 'nat' || t.name === 'filter');
+  const e = new Engine(tables, input.localAddresses ?? [], input.ipsets, input.ipvs);
+  const packet = input.packet;
+  const family = familyOf(packet, 0);
+  const start = e.start(packet);
+  const post = input.postrouting ?? true;
+  type Branch = { verdict: Verdict; state: State };
+  let live: Branch[] = [{ verdict: 'ACCEPT', state: start }];
+  const done: Branch[] = [];
+  const stage = (table: string, chain: string, when: (s: State) => boolean = () => true) => {
+    const next: Branch[] = [];
+    for (const b of live) {
+      if (!when(b.state)) {
+        next.push(b);
+        continue;
+      }
+      for (const r of e.runBuiltin(table, chain, b.state, packet)) (r.verdict === 'ACCEPT' ? next : done).push(r);
+    }
+    live = next;
+  };
+  const dstIsLocal = (s: State) => e.isLocal(currentDst(packet, s));
+  const ipvsStage = (when: (s: State) => boolean) => {
+    if (!input.ipvs) return;
+    live = live.flatMap((b) => {
+      if (!when(b.state) || b.state.dnat !== null) return [b];
+      const out = e.handToIpvs(b.state, packet);
+      for (const o of out) if (o.verdict !== 'ACCEPT') done.push(o);
+      return out.filter((o) => o.verdict === 'ACCEPT');
+    });
+  };
 
-  constructor(private readonly input: TraceInput) {
-    for (const c of input.nat.chains) this.chains.set(c.name, c);
-    for (const s of input.ipsets?.sets ?? []) this.sets.set(s.name, s);
-    this.local = input.localAddresses ?? [];
+  if (input.hook === 'PREROUTING') {
+    stage('nat', 'PREROUTING');
+    const local = live.filter((b) => dstIsLocal(b.state));
+    const forward = live.filter((b) => !dstIsLocal(b.state));
+    live = local;
+    stage('filter', 'INPUT');
+    const beforeIpvs = new Set(live);
+    ipvsStage(() => true);
+    // What IPVS scheduled leaves for its real server; the rest is delivered here.
+    const scheduled = live.filter((b) => !beforeIpvs.has(b));
+    live = live.filter((b) => beforeIpvs.has(b));
+    stage('nat', 'INPUT');
+    done.push(...live);
+    live = [...forward, ...scheduled];
+    stage('filter', 'FORWARD', (s) => !s.ipvs);
+    if (post) stage('nat', 'POSTROUTING');
+    done.push(...live);
+  } else {
+    stage('nat', 'OUTPUT');
+    ipvsStage(() => true);
+    stage('filter', 'OUTPUT');
+    if (post) stage('nat', 'POSTROUTING');
+    // A packet for one of the node's own addresses comes back in through lo.
+    stage('filter', 'INPUT', dstIsLocal);
+    done.push(...live);
+  }
+  const warnings = [...e.warnings];
+  for (const w of reachWarnings(tables, input.hook, family)) warnings.push(w);
+  return {
+    packet,
+    hook: input.hook,
+    outcomes: merge(done.map(toOutcome)),
+    mode: input.ipvs ? 'ipvs' : 'iptables',
+    warnings,
+  };
+}
+
+/**
+ * A built-in chain kube-proxy hooks that holds no jump to any KUBE-* chain, in a table where
+ * kube-proxy's chains exist: restore text loaded without its jumps (`rules --with-jumps` restored
+ * without --noflush flushes them again), so the packet never meets kube-proxy's rules.
+ */
+function reachWarnings(tables: readonly IptTable[], hook: Hook, family: 4 | 6): string[] {
+  const tool = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
+  const hooked: [string, string[]][] = hook === 'PREROUTING'
+    ? [['nat', ['PREROUTING', 'POSTROUTING']], ['filter', ['INPUT', 'FORWARD']]]
+    : [['nat', ['OUTPUT', 'POSTROUTING']], ['filter', ['OUTPUT', 'INPUT']]];
+  const out: string[] = [];
+  const cut: string[] = [];
+  for (const [name, chains] of hooked) {
+    const table = tables.find((t) => t.name === name);
+    if (!table) {
+      if (name === 'filter' && tables.some((t) => t.name === 'nat')) {
+        out.push('the dump has no *filter table: REJECT for Services without endpoints and DROP by source ranges or Local policies are not traced (capture it with iptables-save, not iptables-save -t nat)');
+      }
+      continue;
+    }
+    const kube = table.chains.some((c) => !c.builtin && c.name.startsWith('KUBE-') && c.rules.length > 0);
+    if (!kube) continue;
+    for (const chain of chains) {
+      if (!KUBE_HOOKED[name]?.[chain]) continue;
+      const c = table.chains.find((x) => x.name === chain);
+      if (!c?.rules.some((r) => r.target?.name.startsWith('KUBE-'))) cut.push(`${name} ${chain}`);
+    }
+  }
+  if (cut.length > 0) {
+    out.unshift(`${cut.join(', ')} ${cut.length === 1 ? 'has' : 'have'} no jump into kube-proxy's chains, so the packet never meets them: restore text loaded without its built-in jumps looks like this (rules --with-jumps restored without --noflush flushes the jumps again; use ${tool} --noflush)`);
+  }
+  return out;
+}
+
+function familyOf(p: Packet, line: number): 4 | 6 {
+  const a = parseAddr(p.dst);
+  if (!a) throw new TraceError(line, `destination ${p.dst} is not an IPv4 or IPv6 address`);
+  return a.family;
+}
+
+function currentDst(p: Packet, s: State): string {
+  if (!s.dnat) return p.dst;
+  return splitHostPort(s.dnat)?.host ?? p.dst;
+}
+
+/** The packet as the next hook sees it: destination rewritten by DNAT or IPVS. */
+function rewritten(p: Packet, s: State): Packet {
+  if (!s.dnat) return p;
+  const hp = splitHostPort(s.dnat);
+  return hp ? { ...p, dst: hp.host, dport: hp.port } : p;
+}
+
+class Engine {
+  private readonly tables = new Map<string, Map<string, IptChain>>();
+  private readonly sets = new Map<string, IpsetSet>();
+  private readonly local: Addr[] = [];
+  private evaluations = 0;
+  readonly warnings = new Set<string>();
+
+  constructor(
+    tables: readonly IptTable[],
+    localAddresses: readonly string[],
+    ipsets: IpsetState | undefined,
+    private readonly ipvs: IpvsState | undefined,
+  ) {
+    for (const t of tables) this.tables.set(t.name, new Map(t.chains.map((c) => [c.name, c])));
+    for (const s of ipsets?.sets ?? []) this.sets.set(s.name, s);
+    for (const ip of localAddresses) {
+      const a = parseAddr(ip);
+      if (!a) throw new TraceError(0, `local address ${ip} is not an IPv4 or IPv6 address`);
+      this.local.push(a);
+    }
+    // kube-proxy binds every IPVS virtual address to kube-ipvs0: they are the node's own.
+    for (const s of ipvs?.services ?? []) {
+      const a = s.address ? parseAddr(s.address) : null;
+      if (a) this.local.push(a);
+    }
   }
 
-  runBuiltin(name: string, state: State, packet: Packet): Outcome[] {
-    const chain = this.chains.get(name);
+  has(table: string, chain: string): boolean {
+    return this.tables.get(table)?.has(chain) ?? false;
+  }
+
+  start(p: Packet): State {
+    return { probability: 1, mark: p.mark ?? 0, dnat: null, snat: null, path: [], steps: [] };
+  }
+
+  isLocal(ip: string): boolean {
+    const a = parseAddr(ip);
+    if (!a) return false;
+    return isLoopback(a) || this.local.some((l) => l.family === a.family && l.value === a.value);
+  }
+
+  runBuiltin(table: string, name: string, state: State, original: Packet): { verdict: Verdict; state: State }[] {
+    const chain = this.tables.get(table)?.get(name);
+    // Paths name chains only; steps carry the table (OUTPUT and INPUT appear in both).
     const entered = { ...state, path: [...state.path, name] };
-    if (!chain) return [toOutcome({ kind: 'final', verdict: 'ACCEPT', state: entered })];
-    return this.runChain(chain, entered, packet, 0).map((f) => {
-      if (f.kind === 'final') return toOutcome(f);
+    // An absent built-in chain is the kernel's empty one with policy ACCEPT.
+    if (!chain) return [{ verdict: 'ACCEPT', state: entered }];
+    const packet = rewritten(original, state);
+    return this.runChain(table, chain, entered, packet, 0).map((f) => {
+      if (f.kind === 'final') return { verdict: f.verdict, state: f.state };
       // Falling off a built-in chain applies its policy.
-      const policy = (chain.policy ?? 'ACCEPT') as Outcome['verdict'];
-      const s = { ...f.state, steps: [...f.state.steps, { chain: name, index: -1, line: 0, text: `policy ${policy}` }] };
-      return toOutcome({ kind: 'final', verdict: policy, state: s });
+      const policy = (chain.policy ?? 'ACCEPT') as Verdict;
+      const s = { ...f.state, steps: [...f.state.steps, { chain: name, table, index: -1, line: 0, text: `policy ${policy}` }] };
+      return { verdict: policy, state: s };
     });
   }
 
-  postrouting(o: Outcome, packet: Packet): Outcome[] {
-    const routed: Packet = { ...packet };
-    if (o.dnat) {
-      const colon = o.dnat.lastIndexOf(':');
-      routed.dst = o.dnat.slice(0, colon);
-      routed.dport = Number(o.dnat.slice(colon + 1));
-    }
-    const state: State = { probability: o.probability, mark: o.mark, dnat: o.dnat, snat: null, path: o.path, steps: o.steps };
-    return this.runBuiltin('POSTROUTING', state, routed).map((p) => ({
-      ...p,
-      ipvs: o.ipvs,
-      // A drop in POSTROUTING wins; otherwise the earlier verdict stands.
-      verdict: p.verdict === 'ACCEPT' ? o.verdict : p.verdict,
+  handToIpvs(state: State, packet: Packet): { verdict: Verdict; state: State }[] {
+    const p = rewritten(packet, state);
+    const dst = parseAddr(p.dst);
+    const svc = this.ipvs?.services.find((s) => {
+      if (s.protocol.toLowerCase() !== p.protocol || s.port !== p.dport) return false;
+      const a = parseAddr(s.address);
+      return a !== null && dst !== null && a.family === dst.family && a.value === dst.value;
+    });
+    if (!svc) return [{ verdict: 'ACCEPT', state }];
+    const label = `${svc.protocol} ${joinHostPort(svc.address, svc.port)} ${svc.scheduler}`;
+    const pick = ipvsShares(svc);
+    if (pick.warning) this.warnings.add(`IPVS ${label}: ${pick.warning}`);
+    const ipvs = { service: label, scheduler: svc.scheduler, destinations: pick.shares.length };
+    const path = [...state.path, `IPVS ${label}`];
+    if (pick.shares.length === 0) return [{ verdict: 'DROP', state: { ...state, path, ipvs } }];
+    return pick.shares.map((sh) => ({
+      verdict: 'ACCEPT' as const,
+      state: { ...state, probability: state.probability * sh.probability, dnat: joinHostPort(sh.destination.address, sh.destination.port), path, ipvs },
     }));
   }
 
-  handToIpvs(o: Outcome, packet: Packet): Outcome[] {
-    if (o.verdict !== 'ACCEPT' || o.dnat !== null) return [o];
-    const svc = this.input.ipvs?.services.find(
-      (s) => s.protocol.toLowerCase() === packet.protocol && s.address === packet.dst && s.port === packet.dport,
-    );
-    if (!svc) return [o];
-    const live = svc.destinations.filter((d) => d.weight > 0);
-    const label = `${svc.protocol} ${svc.address}:${svc.port} ${svc.scheduler}`;
-    const ipvs = { service: label, scheduler: svc.scheduler, destinations: live.length };
-    if (live.length === 0) return [{ ...o, verdict: 'DROP', path: [...o.path, `IPVS ${label}`], ipvs }];
-    const total = live.reduce((a, d) => a + d.weight, 0);
-    return live.map((d) => ({
-      ...o,
-      probability: o.probability * ipvsShare(svc, d.weight, total),
-      dnat: `${d.address}:${d.port}`,
-      path: [...o.path, `IPVS ${label}`],
-      ipvs,
-    }));
-  }
-
-  private runChain(chain: IptChain, state: State, packet: Packet, depth: number): Flow[] {
+  private runChain(table: string, chain: IptChain, state: State, packet: Packet, depth: number): Flow[] {
     if (depth > MAX_DEPTH) throw new TraceError(0, `chains nest deeper than ${MAX_DEPTH} (a loop through ${chain.name}?)`);
     const done: Flow[] = [];
     // Each pending entry is a branch still walking this chain at rule index `at`.
@@ -150,17 +337,17 @@ class Context {
         if (++this.evaluations > MAX_EVALUATIONS) {
           throw new TraceError(rule.line, `the trace needs more than ${MAX_EVALUATIONS.toLocaleString('en-US')} rule evaluations: its random branches multiply (through ${chain.name}) instead of ending`);
         }
-        const p = this.matchProbability(rule, packet, s.mark);
+        const p = this.matchProbability(rule, packet, s);
         if (p < 1) next.push({ at: at + 1, state: { ...s, probability: s.probability * (1 - p) } });
         if (p > 0) {
           const hit: State = {
             ...s,
             probability: s.probability * p,
-            steps: [...s.steps, { chain: chain.name, index: at, line: rule.line, text: rule.text }],
+            steps: [...s.steps, { chain: chain.name, table, index: at, line: rule.line, text: rule.text }],
           };
-          for (const f of this.applyTarget(rule, hit, packet, depth)) {
+          for (const f of this.applyTarget(table, rule, hit, packet, depth)) {
             if (f.kind === 'final') done.push(f);
-            else if (f.kind === 'return' && f.returnFrom === 'rule') next.push({ at: at + 1, state: f.state });
+            else if (f.returnFrom === 'rule') next.push({ at: at + 1, state: f.state });
             else done.push({ kind: 'return', state: f.state });
           }
         }
@@ -170,12 +357,7 @@ class Context {
     return done;
   }
 
-  private applyTarget(
-    rule: IptRule,
-    state: State,
-    packet: Packet,
-    depth: number,
-  ): ({ kind: 'final'; verdict: Outcome['verdict']; state: State } | { kind: 'return'; returnFrom: 'rule' | 'chain'; state: State })[] {
+  private applyTarget(table: string, rule: IptRule, state: State, packet: Packet, depth: number): TargetFlow[] {
     const t = rule.target;
     if (!t) return [{ kind: 'return', returnFrom: 'rule', state }]; // a rule without target only counts
     switch (t.name) {
@@ -198,33 +380,36 @@ class Context {
       case 'CONNMARK':
         return [{ kind: 'return', returnFrom: 'rule', state }];
     }
-    const chain = this.chains.get(t.name);
-    if (!chain) throw new TraceError(rule.line, `target ${t.name} is neither a chain in this table nor a target the tracer knows`);
+    const chain = this.tables.get(table)?.get(t.name);
+    if (!chain) throw new TraceError(rule.line, `target ${t.name} is neither a chain in the ${table} table nor a target the tracer knows`);
     const entered = { ...state, path: [...state.path, chain.name] };
-    return this.runChain(chain, entered, packet, depth + 1).map((f) =>
+    return this.runChain(table, chain, entered, packet, depth + 1).map((f) =>
       f.kind === 'final' ? f : { kind: 'return' as const, returnFrom: t.goto ? ('chain' as const) : ('rule' as const), state: f.state },
     );
   }
 
   /** Probability that the rule matches: 0 or 1, or p for a statistic match. */
-  private matchProbability(rule: IptRule, pkt: Packet, mark: number): number {
+  private matchProbability(rule: IptRule, pkt: Packet, s: State): number {
     let p = 1;
     if (rule.protocol && !negate(rule.protocol.negated, protocolIs(rule.protocol.value, pkt.protocol))) return 0;
     if (rule.source && !negate(rule.source.negated, inCidr(rule.source.value, pkt.src, rule))) return 0;
     if (rule.destination && !negate(rule.destination.negated, inCidr(rule.destination.value, pkt.dst, rule))) return 0;
     if (rule.inInterface && !negate(rule.inInterface.negated, ifaceIs(rule.inInterface.value, pkt.inInterface))) return 0;
     if (rule.outInterface && !negate(rule.outInterface.negated, ifaceIs(rule.outInterface.value, pkt.outInterface))) return 0;
+    // A traced packet is whole: `-f` (later fragments) never matches it.
+    if (rule.fragment && !rule.fragment.negated) return 0;
     for (const m of rule.matches) {
-      const q = this.moduleProbability(m, rule, pkt, mark);
+      const q = this.moduleProbability(m, rule, pkt, s);
       if (q === 0) return 0;
       p *= q;
     }
     return p;
   }
 
-  private moduleProbability(m: IptMatch, rule: IptRule, pkt: Packet, mark: number): number {
+  private moduleProbability(m: IptMatch, rule: IptRule, pkt: Packet, s: State): number {
     switch (m.module) {
       case 'comment':
+      case 'nfacct': // counts what passes, matches everything
         return 1;
       case 'tcp':
       case 'udp':
@@ -234,11 +419,21 @@ class Context {
           if (o.name === 'dport' || o.name === 'destination-port') {
             if (!negate(o.negated, portIn(o.args[0], pkt.dport, rule))) return 0;
           } else if (o.name === 'sport' || o.name === 'source-port') {
-            if (pkt.sport === undefined) throw new TraceError(rule.line, 'rule matches a source port; give the packet one (--sport)');
-            if (!negate(o.negated, portIn(o.args[0], pkt.sport, rule))) return 0;
+            if (!negate(o.negated, portIn(o.args[0], sourcePort(pkt, rule), rule))) return 0;
           } else {
             throw new TraceError(rule.line, `unsupported ${m.module} option --${o.name}`);
           }
+        }
+        return 1;
+      }
+      case 'multiport': {
+        for (const o of m.options) {
+          const list = (o.args[0] ?? '').split(',');
+          const ports = o.name === 'dports' || o.name === 'destination-ports' ? [pkt.dport]
+            : o.name === 'sports' || o.name === 'source-ports' ? [sourcePort(pkt, rule)]
+              : o.name === 'ports' ? [pkt.dport, sourcePort(pkt, rule)] : null;
+          if (!ports) throw new TraceError(rule.line, `unsupported multiport option --${o.name}`);
+          if (!negate(o.negated, list.some((spec) => ports.some((port) => portIn(spec, port, rule))))) return 0;
         }
         return 1;
       }
@@ -254,7 +449,7 @@ class Context {
         const o = m.options.find((x) => x.name === 'mark');
         if (!o) throw new TraceError(rule.line, 'mark match without --mark');
         const [value, mask] = parseMarkMask(o.args[0], rule);
-        return negate(o.negated, (mark & mask) >>> 0 === value) ? 1 : 0;
+        return negate(o.negated, (s.mark & mask) >>> 0 === value) ? 1 : 0;
       }
       case 'addrtype': {
         let ok = true;
@@ -284,34 +479,38 @@ class Context {
       }
       case 'conntrack':
       case 'state': {
-        // A traced packet opens a new connection.
-        const o = m.options.find((x) => x.name === 'ctstate' || x.name === 'state');
-        if (!o) throw new TraceError(rule.line, `${m.module} match without a state`);
-        return negate(o.negated, o.args[0].split(',').includes('NEW')) ? 1 : 0;
+        // A traced packet opens a connection: NEW, plus the NAT it has been given so far.
+        const states = ['NEW'];
+        if (s.dnat) states.push('DNAT');
+        if (s.snat) states.push('SNAT');
+        let ok = true;
+        for (const o of m.options) {
+          if (o.name !== 'ctstate' && o.name !== 'state') throw new TraceError(rule.line, `${m.module} --${o.name} is not traced (only the connection state)`);
+          ok &&= negate(o.negated, (o.args[0] ?? '').split(',').some((x) => states.includes(x)));
+        }
+        if (m.options.length === 0) throw new TraceError(rule.line, `${m.module} match without a state`);
+        return ok ? 1 : 0;
       }
       default:
         throw new TraceError(rule.line, `match -m ${m.module} is not traced`);
     }
   }
-
-  private isLocal(addr: string): boolean {
-    return this.local.includes(addr) || cidrContains(parseIpv4Cidr('127.0.0.0/8'), addr);
-  }
 }
 
-function ipvsShare(svc: IpvsService, weight: number, total: number): number {
-  // rr/wrr/lc/… over many new connections converge to weight/total; for one packet of unknown
-  // scheduler state that is also its chance. sh/dh/mh hash the address: still weight-proportional.
-  void svc;
-  return weight / total;
+function sourcePort(pkt: Packet, rule: IptRule): number {
+  if (pkt.sport === undefined) throw new TraceError(rule.line, 'rule matches a source port; give the packet one (--sport)');
+  return pkt.sport;
 }
 
 function negate(negated: boolean, v: boolean): boolean {
   return negated ? !v : v;
 }
 
+const PROTOCOL_NUMBERS: Record<string, string> = { '6': 'tcp', '17': 'udp', '132': 'sctp' };
+
 function protocolIs(value: string, proto: string): boolean {
-  return value === 'all' || value === '0' || value.toLowerCase() === proto;
+  const v = value.toLowerCase();
+  return v === 'all' || v === '0' || v === proto || PROTOCOL_NUMBERS[v] === proto;
 }
 
 function ifaceIs(pattern: string, iface: string | undefined): boolean {
@@ -320,11 +519,10 @@ function ifaceIs(pattern: string, iface: string | undefined): boolean {
 }
 
 function inCidr(value: string, ip: string, rule: IptRule): boolean {
-  try {
-    return cidrContains(parseIpv4Cidr(value.includes('/') ? value : `${value}/32`), ip);
-  } catch {
-    throw new TraceError(rule.line, `address ${value} is not an IPv4 address or CIDR`);
-  }
+  const c = parseCidr(value);
+  if (!c) throw new TraceError(rule.line, `address ${value} is not an IPv4 or IPv6 address or CIDR`);
+  const a = parseAddr(ip);
+  return a !== null && cidrHas(c, a);
 }
 
 function portIn(spec: string | undefined, port: number, rule: IptRule): boolean {
@@ -372,9 +570,16 @@ function applyMark(mark: number, options: IptOption[], rule: IptRule): number {
   }
 }
 
+/** `--to-destination ADDR[:PORT]`, IPv6 as `[ADDR]:PORT`; a missing port keeps the packet's. */
 function dnatTarget(rule: IptRule, pkt: Packet): string {
   const to = optionArg(rule.target?.options ?? [], 'to-destination', rule);
-  return to.includes(':') ? to : `${to}:${pkt.dport}`;
+  if (to.startsWith('[')) {
+    const hp = splitHostPort(to);
+    if (hp) return joinHostPort(hp.host, hp.port);
+    return joinHostPort(to.slice(1, to.indexOf(']')), pkt.dport);
+  }
+  if (to.includes(':') && to.indexOf(':') === to.lastIndexOf(':')) return to;
+  return joinHostPort(to, pkt.dport);
 }
 
 /** Membership as the kernel tests it: each dimension of the set type takes src or dst per flag. */
@@ -399,19 +604,24 @@ function memberMatches(member: string, parts: { kind: string; value: string | nu
   return parts.every((part, i) => {
     const f = fields[i];
     if (part.kind === 'port') {
+      // `tcp:80`, or a bare port for bitmap sets; IPv6 never reaches here (its colons sit in ip fields).
       const colon = f.indexOf(':');
       const proto = colon < 0 ? (method === 'bitmap' ? pkt.protocol : 'tcp') : f.slice(0, colon);
       const port = Number(colon < 0 ? f : f.slice(colon + 1));
       return proto === pkt.protocol && port === part.value;
     }
     if (typeof part.value !== 'string') return false;
-    return part.kind === 'net' || f.includes('/') ? cidrContains(parseIpv4Cidr(f.includes('/') ? f : `${f}/32`), part.value) : f === part.value;
+    const c = parseCidr(f);
+    const a = parseAddr(part.value);
+    return c !== null && a !== null && cidrHas(c, a);
   });
 }
 
-function toOutcome(f: { kind: 'final'; verdict: Outcome['verdict']; state: State }): Outcome {
+function toOutcome(f: { verdict: Verdict; state: State }): Outcome {
   const s = f.state;
-  return { probability: s.probability, verdict: f.verdict, dnat: s.dnat, snat: s.snat, mark: s.mark, path: s.path, steps: s.steps };
+  const o: Outcome = { probability: s.probability, verdict: f.verdict, dnat: s.dnat, snat: s.snat, mark: s.mark, path: s.path, steps: s.steps };
+  if (s.ipvs) o.ipvs = s.ipvs;
+  return o;
 }
 
 /** Branches that end identically (same verdict, NAT and path) are one outcome. */

@@ -23,6 +23,8 @@ export interface Packet {
 
 export interface Step {
   chain: string;
+  /** The iptables table the chain belongs to (nat, filter); absent where there is one. */
+  table?: string;
   /** 0-based position of the rule in its chain; -1 for the chain's policy. */
   index: number;
   line: number;
