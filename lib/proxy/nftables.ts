@@ -221,8 +221,8 @@ export function generateNftables(input: readonly ServicePortInfo[], opts: Nftabl
     .map((c, i) => cidrToken(c, o.ipFamily, 'options', `serviceCIDRs[${i}]`))
     .filter((c): c is string => c !== null);
   const matchAllNodePorts = o.nodePorts.matchAll;
-  // Localhost NodePorts are not supported in nftables mode.
-  const nodePortIPs = o.nodePorts.ips.filter((ip) => !isLoopbackText(ip));
+  // Localhost NodePorts are not supported in nftables mode; matching every address needs no set.
+  const nodePortIPs = matchAllNodePorts ? [] : o.nodePorts.ips.filter((ip) => !isLoopbackText(ip));
   const tx = new Tx(fam);
   const table = `${fam.table} ${KUBE_PROXY_TABLE}`;
   const addrProtoPort = `${addrType} . inet_proto . inet_service : verdict`;
