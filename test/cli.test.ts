@@ -124,7 +124,7 @@ describe('kube-netlab CLI', () => {
       const flag = await cli('rules', '--mode', mode, '--services', '1', '--endpoints', '1', '--cluster-cidr', '10.244.0.0/16 } ; add table ip pwned');
       // Refused as a usage error before anything is generated (the generators refuse it too).
       expect([flag.code, flag.out]).toEqual([2, '']);
-      expect(flag.err).toContain('--cluster-cidr must be an IPv4 CIDR such as 10.244.0.0/16, got "10.244.0.0/16 } ; add table ip pwned"');
+      expect(flag.err).toContain('--cluster-cidr must be an IPv4 CIDR such as 10.244.0.0/16 or an IPv6 one such as fd00:10:244::/56 (one of each as CIDR,CIDR; \'\' for no local-traffic detector), got "10.244.0.0/16 } ; add table ip pwned"');
     }
   });
 });

@@ -212,3 +212,67 @@ export function specialIpProblem(ip: ParsedIp): string | null {
   if (b[0] === 0xff && (b[1] & 0x0f) === 0x02) return 'may not be in the link-local multicast range (ff02::/16)';
   return null;
 }
+
+/** Go's net.IP.String() for a 16-byte address: lower-case groups, the first longest run of 2+ zero groups as `::`. */
+export function formatIpv6(bytes: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  let zeroStart = -1;
+  let zeroLen = 0;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i >= 2 && j - i > zeroLen) {
+      zeroStart = i;
+      zeroLen = j - i;
+    }
+  }
+  if (zeroStart < 0) return groups.map((g) => g.toString(16)).join(':');
+  const head = groups.slice(0, zeroStart).map((g) => g.toString(16)).join(':');
+  const tail = groups.slice(zeroStart + zeroLen).map((g) => g.toString(16)).join(':');
+  return `${head}::${tail}`;
+}
+
+/** The text kube-proxy writes for a parsed address (Go's IP.String()). */
+export function formatIp(ip: ParsedIp): string {
+  return ip.family === 4 ? formatIpv4(ip.value) : formatIpv6(ip.bytes);
+}
+
+/** The text kube-proxy writes for a parsed CIDR (Go's IPNet.String()): network with host bits cleared. */
+export function formatCidrParsed(c: ParsedCidr): string {
+  return c.family === 4 ? `${formatIpv4(c.network)}/${c.prefix}` : `${formatIpv6(c.bytes)}/${c.prefix}`;
+}
+
+/** Canonical text of an address of either family, or null when it is not one. */
+export function canonicalIp(s: string): string | null {
+  const ip = parseIpSloppy(s);
+  return ip === null ? null : formatIp(ip);
+}
+
+/** Canonical CIDR of either family (host bits cleared), or null when it is not one. */
+export function canonicalCidr(s: string): string | null {
+  const c = parseCidrSloppy(s);
+  return c === null ? null : formatCidrParsed(c);
+}
+
+/** Whether `ip` lies inside `cidr` (both parsed, same family). */
+export function cidrHolds(cidr: ParsedCidr, ip: ParsedIp): boolean {
+  if (cidr.family === 4) return ip.family === 4 && maskIpv4(ip.value, cidr.prefix) === cidr.network;
+  if (ip.family !== 6) return false;
+  for (let i = 0; i < 16; i++) {
+    const bits = Math.min(8, Math.max(0, cidr.prefix - i * 8));
+    const mask = (0xff00 >> bits) & 0xff;
+    if ((ip.bytes[i] & mask) !== cidr.bytes[i]) return false;
+  }
+  return true;
+}
+
+/** Address order kube-proxy's listings use: numeric, IPv4 before IPv6. */
+export function compareIps(a: ParsedIp, b: ParsedIp): number {
+  if (a.family !== b.family) return a.family - b.family;
+  if (a.family === 4 && b.family === 4) return a.value - b.value;
+  const x = (a as { bytes: Uint8Array }).bytes;
+  const y = (b as { bytes: Uint8Array }).bytes;
+  for (let i = 0; i < 16; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return 0;
+}

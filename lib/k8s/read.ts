@@ -1,5 +1,5 @@
 import { ObjectError } from './errors.ts';
-import { formatIpv4, goTrimSpace, parseCidrSloppy, parseIpSloppy, specialIpProblem } from './ip.ts';
+import { formatCidrParsed, formatIp, goTrimSpace, parseCidrSloppy, parseIpSloppy, specialIpProblem } from './ip.ts';
 import type {
   Cluster, Endpoint, EndpointPort, EndpointSlice, Protocol, Service, ServicePort, ServiceType, TrafficPolicy,
 } from './types.ts';
@@ -13,7 +13,7 @@ import {
  * ValidateService, pkg/apis/discovery/validation ValidateEndpointSlice, apimachinery
  * pkg/util/validation), so nothing reaches lib/proxy that a cluster could not hold. Addresses
  * follow the API's legacy-field rules (Go 1.16 parsing, see ip.ts) and are stored as kube-proxy
- * reads them: IPv4 as canonical dotted quads, IPv6 as given (the IPv4 proxier ignores them).
+ * prints them (Go's IP.String()): dotted quads without leading zeros, IPv6 in canonical form.
  */
 
 type Json = Record<string, unknown>;
@@ -99,7 +99,7 @@ function readService(o: Json, where: string): Service {
   const spec = objectField(o, 'spec', id);
   const type = (optionalString(spec, 'type', id) ?? 'ClusterIP') as ServiceType;
   if (!SERVICE_TYPES.includes(type)) throw new ObjectError(id, 'spec.type', `unknown type ${quoted(type)}`);
-  const clusterIP = readClusterIP(spec, id, type);
+  const { clusterIP, clusterIPs } = readClusterIP(spec, id, type);
   const rawPorts = spec.ports ?? [];
   if (!Array.isArray(rawPorts)) throw new ObjectError(id, 'spec.ports', 'expected a list');
   if (rawPorts.length === 0 && type !== 'ExternalName' && clusterIP !== 'None') throw new ObjectError(id, 'spec.ports', 'required: a Service needs at least one port');
@@ -110,35 +110,55 @@ function readService(o: Json, where: string): Service {
     throw new ObjectError(id, 'spec.sessionAffinity', `expected None or ClientIP, got ${quoted(affinity)}`);
   }
   const timeout = affinityTimeout(spec, id, affinity);
+  const externalTrafficPolicy = policy(spec, 'externalTrafficPolicy', id);
+  const ingress = ingressIPs(o, id);
+  const healthCheckNodePort = readHealthCheckNodePort(spec, id, type, externalTrafficPolicy);
   return {
     namespace,
     name,
     type,
     clusterIP,
+    ...(clusterIPs ? { clusterIPs } : {}),
     ports,
     selector: labels(spec.selector, id, 'spec.selector'),
     sessionAffinity: affinity,
     sessionAffinityTimeoutSeconds: timeout,
-    externalTrafficPolicy: policy(spec, 'externalTrafficPolicy', id),
+    externalTrafficPolicy,
     internalTrafficPolicy: policy(spec, 'internalTrafficPolicy', id),
     externalIPs: stringList(spec.externalIPs, id, 'spec.externalIPs').map((s, i) => address(s, id, `spec.externalIPs[${i}]`, { nonSpecial: true })),
-    loadBalancerIPs: ingressIPs(o, id),
+    loadBalancerIPs: ingress.vip,
+    ...(ingress.proxy.length ? { loadBalancerProxyIPs: ingress.proxy } : {}),
     loadBalancerSourceRanges: stringList(spec.loadBalancerSourceRanges, id, 'spec.loadBalancerSourceRanges')
       .map((s, i) => sourceRange(s, id, `spec.loadBalancerSourceRanges[${i}]`)),
+    ...(healthCheckNodePort !== null ? { healthCheckNodePort } : {}),
   };
 }
 
 /**
- * The cluster IP the IPv4 proxier uses: spec.clusterIPs' IPv4 entry on a dual-stack Service
- * (clusterIPs[0] must equal clusterIP), else spec.clusterIP. `None` marks a headless Service,
- * `` one without an address yet; an IPv6-only Service keeps its IPv6 address (resolve skips it).
+ * spec.healthCheckNodePort: only a LoadBalancer Service with externalTrafficPolicy Local has one
+ * (the API allocates it on create), and it is a port number.
  */
-function readClusterIP(spec: Json, id: string, type: ServiceType): string {
+function readHealthCheckNodePort(spec: Json, id: string, type: ServiceType, etp: TrafficPolicy): number | null {
+  const v = spec.healthCheckNodePort;
+  if (v === undefined || v === null || v === 0) return null;
+  if (!(type === 'LoadBalancer' && etp === 'Local')) {
+    throw new ObjectError(id, 'spec.healthCheckNodePort', `${quoted(v)}: may only be set when \`type\` is 'LoadBalancer' and \`externalTrafficPolicy\` is 'Local'`);
+  }
+  return portNumber(v, id, 'spec.healthCheckNodePort');
+}
+
+/**
+ * The cluster IP the IPv4 proxier uses: spec.clusterIPs' IPv4 entry on a dual-stack Service
+ * (clusterIPs[0] must equal clusterIP), else spec.clusterIP, and on a dual-stack Service both,
+ * for the proxier of each family. `None` marks a headless Service, `` one without an address yet;
+ * an IPv6-only Service keeps its IPv6 address (the IPv4 proxier skips it).
+ */
+function readClusterIP(spec: Json, id: string, type: ServiceType): { clusterIP: string; clusterIPs?: string[] } {
   const clusterIP = optionalString(spec, 'clusterIP', id) ?? '';
   const clusterIPs = stringList(spec.clusterIPs, id, 'spec.clusterIPs');
   if (type === 'ExternalName') {
     if ((clusterIP !== '' && clusterIP !== 'None') || clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIP', 'may not be set for ExternalName services');
-    return 'None';
+    return { clusterIP: 'None' };
   }
   if (clusterIP === '' && clusterIPs.length > 0) throw new ObjectError(id, 'spec.clusterIPs', 'must be empty when spec.clusterIP is not set');
   if (clusterIPs.length > 0 && clusterIPs[0] !== clusterIP) {
@@ -148,15 +168,15 @@ function readClusterIP(spec: Json, id: string, type: ServiceType): string {
   if (clusterIP === 'None') {
     if (clusterIPs.length > 1) throw new ObjectError(id, 'spec.clusterIPs', "'None' must be the first and only value");
     if (type === 'NodePort' || type === 'LoadBalancer') throw new ObjectError(id, 'spec.clusterIP', `may not be 'None' for ${type} services`);
-    return 'None';
+    return { clusterIP: 'None' };
   }
-  if (clusterIP === '') return '';
+  if (clusterIP === '') return { clusterIP: '' };
   const ips = (clusterIPs.length > 0 ? clusterIPs : [clusterIP]).map((ip, i) =>
     address(ip, id, clusterIPs.length > 0 ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', { nonSpecial: false }));
   if (ips.length === 2 && isIpv4Text(ips[0]) === isIpv4Text(ips[1])) {
     throw new ObjectError(id, 'spec.clusterIPs', 'may specify no more than one IP for each IP family');
   }
-  return ips.find(isIpv4Text) ?? ips[0];
+  return { clusterIP: ips.find(isIpv4Text) ?? ips[0], ...(ips.length === 2 ? { clusterIPs: ips } : {}) };
 }
 
 function isIpv4Text(s: string): boolean {
@@ -218,17 +238,26 @@ function affinityTimeout(spec: Json, id: string, affinity: string): number {
   return timeout as number;
 }
 
-/** status.loadBalancer.ingress[].ip; entries with only a hostname carry no address. */
-function ingressIPs(o: Json, id: string): string[] {
+/**
+ * status.loadBalancer.ingress[].ip by ipMode; entries with only a hostname carry no address.
+ * ipMode is VIP or Proxy, only with an ip; the API defaults it to VIP.
+ */
+function ingressIPs(o: Json, id: string): { vip: string[]; proxy: string[] } {
   const lb = isObject(o.status) ? o.status.loadBalancer : undefined;
   const ingress = isObject(lb) ? lb.ingress ?? [] : [];
   if (!Array.isArray(ingress)) throw new ObjectError(id, 'status.loadBalancer.ingress', 'expected a list');
-  return ingress.flatMap((ing, i) => {
+  const out = { vip: [] as string[], proxy: [] as string[] };
+  ingress.forEach((ing, i) => {
     const field = `status.loadBalancer.ingress[${i}]`;
     if (!isObject(ing)) throw new ObjectError(id, field, 'expected an object');
-    if (ing.ip === undefined || ing.ip === null || ing.ip === '') return [];
-    return [address(ing.ip, id, `${field}.ip`, { nonSpecial: false })];
+    const hasIP = !(ing.ip === undefined || ing.ip === null || ing.ip === '');
+    const mode = ing.ipMode ?? null;
+    if (mode !== null && mode !== 'VIP' && mode !== 'Proxy') throw new ObjectError(id, `${field}.ipMode`, `expected VIP or Proxy, got ${quoted(mode)}`);
+    if (mode !== null && !hasIP) throw new ObjectError(id, `${field}.ipMode`, 'may not be specified when `ip` is not set');
+    if (!hasIP) return;
+    out[mode === 'Proxy' ? 'proxy' : 'vip'].push(address(ing.ip, id, `${field}.ip`, { nonSpecial: false }));
   });
+  return out;
 }
 
 function readEndpointSlice(o: Json, where: string): EndpointSlice {
@@ -306,7 +335,7 @@ function endpointAddress(a: unknown, id: string, field: string, addressType: End
 
 /**
  * An address as the API accepts it in legacy fields (leading zeros allowed, `::ffff:a.b.c.d`
- * is IPv4), stored as kube-proxy reads it: IPv4 canonical, IPv6 as given.
+ * is IPv4), stored as kube-proxy prints it (Go's IP.String()).
  */
 function address(v: unknown, id: string, field: string, opts: { nonSpecial: boolean }): string {
   if (typeof v !== 'string') throw new ObjectError(id, field, `expected a string, got ${quoted(v)}`);
@@ -314,7 +343,7 @@ function address(v: unknown, id: string, field: string, opts: { nonSpecial: bool
   if (ip === null) throw new ObjectError(id, field, `${quoted(v)} is not an IP address`);
   const special = opts.nonSpecial ? specialIpProblem(ip) : null;
   if (special) throw new ObjectError(id, field, `${quoted(v)} ${special}`);
-  return ip.family === 4 ? formatIpv4(ip.value) : v;
+  return formatIp(ip);
 }
 
 /** The API trims the spaces its annotation-era values may carry, then parses a CIDR. */
@@ -322,7 +351,7 @@ function sourceRange(v: string, id: string, field: string): string {
   const trimmed = goTrimSpace(v);
   const cidr = parseCidrSloppy(trimmed);
   if (cidr === null) throw new ObjectError(id, field, `${quoted(v)} is not a CIDR such as 203.0.113.0/24`);
-  return cidr.family === 4 ? `${formatIpv4(cidr.network)}/${cidr.prefix}` : trimmed;
+  return formatCidrParsed(cidr);
 }
 
 function subdomainOrNull(v: unknown, id: string, field: string): string | null {

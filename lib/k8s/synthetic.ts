@@ -6,6 +6,9 @@ export const KIND_DEFAULTS = {
   podSubnet: '10.244.0.0/16',
   nodeMaskSize: 24,
   serviceSubnet: '10.96.0.0/16',
+  /** kind's IPv6 defaults (networking.ipFamily ipv6 or dual). */
+  podSubnetIPv6: 'fd00:10:244::/56',
+  serviceSubnetIPv6: 'fd00:10:96::/112',
   nodeSubnet: '172.18.0.0/16',
   clusterName: 'kind',
 } as const;

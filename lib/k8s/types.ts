@@ -3,6 +3,8 @@
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
 export type TrafficPolicy = 'Cluster' | 'Local';
+/** The IP family a kube-proxy proxier programs; a dual-stack node runs one of each. */
+export type IpFamily = 'IPv4' | 'IPv6';
 
 export interface ServicePort {
   /** Empty string when the Service has a single unnamed port. */
@@ -19,9 +21,12 @@ export interface Service {
   type: ServiceType;
   /**
    * `None` for headless services, `` before one is allocated. The IPv4 one on a dual-stack
-   * Service; IPv4 addresses are canonical dotted quads (readCluster), IPv6 ones as written.
+   * Service. Addresses are written as kube-proxy prints them (readCluster): dotted quads
+   * without leading zeros, IPv6 in Go's canonical form (lower case, `::` for the longest run).
    */
   clusterIP: string;
+  /** Both cluster IPs of a dual-stack Service, in spec.clusterIPs order; absent when it has one or none. */
+  clusterIPs?: string[];
   ports: ServicePort[];
   selector: Record<string, string>;
   sessionAffinity: 'None' | 'ClientIP';
@@ -30,9 +35,18 @@ export interface Service {
   externalTrafficPolicy: TrafficPolicy;
   internalTrafficPolicy: TrafficPolicy;
   externalIPs: string[];
+  /** status.loadBalancer.ingress IPs with ipMode VIP (or none, as the API defaults it): kube-proxy programs these. */
   loadBalancerIPs: string[];
-  /** Trimmed; IPv4 ones canonical with host bits cleared. */
+  /**
+   * Ingress IPs with ipMode Proxy: the load balancer proxies them itself, so kube-proxy writes
+   * no rules for them (LoadBalancerIPMode: beta and on by default in 1.30, GA in 1.32).
+   * Absent when there are none.
+   */
+  loadBalancerProxyIPs?: string[];
+  /** Trimmed, canonical, host bits cleared. */
   loadBalancerSourceRanges: string[];
+  /** spec.healthCheckNodePort, which the API allocates for LoadBalancer Services with externalTrafficPolicy Local; absent when unset. */
+  healthCheckNodePort?: number;
 }
 
 export interface Endpoint {
@@ -100,6 +114,11 @@ export interface ServicePortInfo {
   sessionAffinityTimeoutSeconds: number;
   externalTrafficPolicy: TrafficPolicy;
   internalTrafficPolicy: TrafficPolicy;
-  /** Sorted by the string `ip:port`, as kube-proxy sorts them. */
+  /** Sorted by the string `ip:port` (`[ip]:port` for IPv6), as kube-proxy sorts them. */
   endpoints: EndpointInfo[];
+  /**
+   * spec.healthCheckNodePort, when kube-proxy uses it (a LoadBalancer Service with
+   * externalTrafficPolicy Local); null or absent otherwise.
+   */
+  healthCheckNodePort?: number | null;
 }

@@ -13,8 +13,9 @@ export function toKubernetesList(cluster: Cluster): Record<string, unknown> {
 export function serviceObject(s: Service): Record<string, unknown> {
   const spec: Record<string, unknown> = {
     type: s.type,
-    clusterIP: s.clusterIP,
-    clusterIPs: [s.clusterIP],
+    // spec.clusterIP is the first of spec.clusterIPs, which may be the IPv6 one.
+    clusterIP: s.clusterIPs?.[0] ?? s.clusterIP,
+    clusterIPs: s.clusterIPs ?? [s.clusterIP],
     ports: s.ports.map((p) => ({
       ...(p.name ? { name: p.name } : {}),
       protocol: p.protocol,
@@ -30,12 +31,17 @@ export function serviceObject(s: Service): Record<string, unknown> {
   if (s.type === 'NodePort' || s.type === 'LoadBalancer') spec.externalTrafficPolicy = s.externalTrafficPolicy;
   if (s.externalIPs.length) spec.externalIPs = s.externalIPs;
   if (s.loadBalancerSourceRanges.length) spec.loadBalancerSourceRanges = s.loadBalancerSourceRanges;
+  if (s.healthCheckNodePort !== undefined) spec.healthCheckNodePort = s.healthCheckNodePort;
+  const ingress = [
+    ...s.loadBalancerIPs.map((ip) => ({ ip })),
+    ...(s.loadBalancerProxyIPs ?? []).map((ip) => ({ ip, ipMode: 'Proxy' })),
+  ];
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: s.name, namespace: s.namespace },
     spec,
-    status: { loadBalancer: s.loadBalancerIPs.length ? { ingress: s.loadBalancerIPs.map((ip) => ({ ip })) } : {} },
+    status: { loadBalancer: ingress.length ? { ingress } : {} },
   };
 }
 

@@ -11,8 +11,9 @@
  * `{ normalize: true }`) gives the sorted form kube-proxy's unit tests compare instead.
  */
 import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
-import { cidrContains, formatCidr, parseIpv4Cidr } from '../k8s/addresses.ts';
-import { resolveProxyOptions, type ProxyOptions } from './options.ts';
+import { cidrHolds, parseCidrSloppy, parseIpSloppy } from '../k8s/ip.ts';
+import { endpointString } from '../k8s/resolve.ts';
+import { isLoopbackText, resolveProxyOptions, type ProxyOptions } from './options.ts';
 import { extChain, fwChain, sepChain, svcChain, svlChain } from './names.ts';
 import { restoreQuote, sortRestoreLikeUpstream } from './iptables-restore.ts';
 import { GeneratorInputError, safeServicePorts } from './tokens.ts';
@@ -27,7 +28,9 @@ export interface BuiltinJump {
 }
 
 export interface IptablesRules {
-  /** Full iptables-restore input, *filter … COMMIT then *nat … COMMIT, as kube-proxy writes it. */
+  /** iptables (IPv4) or ip6tables (IPv6): the tools that load and list these rules. */
+  family: 'IPv4' | 'IPv6';
+  /** Full iptables-restore (or ip6tables-restore) input, *filter … COMMIT then *nat … COMMIT, as kube-proxy writes it. */
   restore: string;
   /** Jumps from PREROUTING/OUTPUT/POSTROUTING/INPUT/FORWARD into KUBE-* chains, in the order kube-proxy ensures them. */
   builtinJumps: BuiltinJump[];
@@ -41,7 +44,11 @@ export interface IptablesRules {
 
 /** kube-proxy flags and node facts that change the iptables output. */
 export interface IptablesOptions extends ProxyOptions {
-  /** --iptables-localhost-nodeports (kube-proxy's default: true). Adds KUBE-FIREWALL's anti-martian rule; false adds `! -d 127.0.0.0/8` to the nodeports jump. */
+  /**
+   * --iptables-localhost-nodeports (kube-proxy's default: true). Adds KUBE-FIREWALL's
+   * anti-martian rule; false adds `! -d 127.0.0.0/8` to the nodeports jump. kube-proxy turns it
+   * off when --nodeport-addresses holds no IPv4 loopback address, and the IPv6 proxier never has it.
+   */
   localhostNodePorts?: boolean;
   /**
    * kube-proxy managed to create its nfacct counters (needs the kernel's nfnetlink_acct).
@@ -49,8 +56,6 @@ export interface IptablesOptions extends ProxyOptions {
    * those rules only load where the counters already exist.
    */
   nfacct?: boolean;
-  /** --masquerade-all: masquerade all ClusterIP traffic, not just traffic from outside clusterCIDR. */
-  masqueradeAll?: boolean;
   /** iptables supports MASQUERADE --random-fully (any iptables ≥ 1.6.2; default true). */
   randomFully?: boolean;
   /** net.netfilter.nf_conntrack_tcp_be_liberal is set: no INVALID-drop rule in KUBE-FORWARD. */
@@ -61,11 +66,8 @@ export interface IptablesOptions extends ProxyOptions {
   normalize?: boolean;
 }
 
-/** ServicePortInfo plus the one field kube-proxy reads that lib/k8s does not model yet. */
-export type IptablesServicePort = ServicePortInfo & {
-  /** spec.healthCheckNodePort; used for LoadBalancer services with externalTrafficPolicy Local. */
-  healthCheckNodePort?: number | null;
-};
+/** ServicePortInfo, whose healthCheckNodePort this mode writes a filter rule for. */
+export type IptablesServicePort = ServicePortInfo;
 
 const LARGE_CLUSTER_ENDPOINTS = 1000;
 
@@ -164,7 +166,7 @@ interface Categorized {
   hasAnyEndpoints: boolean;
 }
 
-const epKey = (e: EndpointInfo) => `${e.ip}:${e.port}`;
+const epKey = (e: EndpointInfo) => endpointString(e.ip, e.port);
 
 /** kube-proxy's CategorizeEndpoints (pkg/proxy/topology.go), without topology hints. */
 function categorize(eps: readonly EndpointInfo[], usesCluster: boolean, usesLocal: boolean): Categorized {
@@ -231,16 +233,21 @@ const MARK = /^0x[0-9a-f]{1,8}$/;
  */
 export function generateIptables(input: readonly IptablesServicePort[], opts: IptablesOptions = {}): IptablesRules {
   const base = resolveProxyOptions(opts);
-  const ports = safeServicePorts(input);
-  const localhostNodePorts = opts.localhostNodePorts ?? true;
+  const isIPv6 = base.ipFamily === 'IPv6';
+  const ports = safeServicePorts(input, base.ipFamily);
+  for (const k of ['localhostNodePorts', 'nfacct', 'randomFully', 'conntrackTCPLiberal', 'normalize'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean') throw new GeneratorInputError('options', k, `expected true or false, got ${JSON.stringify(opts[k])}`);
+  }
+  // kube-proxy's NewProxier: localhost NodePorts need an IPv4 loopback address among the node port addresses.
+  const localhostNodePorts = (opts.localhostNodePorts ?? true) && !isIPv6 && base.nodePorts.containsIPv4Loopback;
   const nfacct = opts.nfacct ?? false;
-  const masqueradeAll = opts.masqueradeAll ?? false;
+  const masqueradeAll = base.masqueradeAll;
   const randomFully = opts.randomFully ?? true;
-  const mark = opts.masqueradeMark ?? goHexMark(opts.masqueradeBit ?? 14);
+  const mark = opts.masqueradeMark ?? goHexMark(base.masqueradeBit);
   if (!MARK.test(mark)) throw new GeneratorInputError('options', 'masqueradeMark', `${JSON.stringify(mark)} is not a hex mark such as 0x4000`);
-  const nodeIP = base.nodeIPs[0] ?? null;
+  const nodeIP = parseIpSloppy(base.nodeIP)!;
   // The ClusterCIDR local-traffic detector; without a CIDR kube-proxy has no detector.
-  const localCIDR = base.clusterCIDR ? formatCidr(parseIpv4Cidr(base.clusterCIDR)) : null;
+  const localCIDR = base.clusterCIDR;
 
   const filterChains = new Lines();
   const filterRules = new Lines();
@@ -257,7 +264,7 @@ export function generateIptables(input: readonly IptablesServicePort[], opts: Ip
   natRules.write('-A KUBE-MARK-MASQ -j MARK --or-mark', mark);
 
   if (localhostNodePorts) {
-    // Mitigates route_localnet (kubernetes issue 90259); kubelet writes the same rule.
+    // Mitigates route_localnet (kubernetes issue 90259); kubelet writes the same rule. IPv4 only.
     filterChains.write(':KUBE-FIREWALL - [0:0]');
     filterRules.write('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP');
   }
@@ -275,7 +282,7 @@ export function generateIptables(input: readonly IptablesServicePort[], opts: Ip
     // safeServicePorts left canonical IPv4 values only.
     const externalIPs = sp.externalIPs;
     const lbVIPs = sp.loadBalancerIPs;
-    const sourceRanges = sp.loadBalancerSourceRanges.map(parseIpv4Cidr);
+    const sourceRanges = sp.loadBalancerSourceRanges;
     const affinity = sp.sessionAffinity === 'ClientIP';
 
     const externallyAccessible = nodePort !== 0 || lbVIPs.length > 0 || externalIPs.length > 0;
@@ -396,8 +403,8 @@ export function generateIptables(input: readonly IptablesServicePort[], opts: Ip
       const head = ['-A', firewallChain, '-m', 'comment', '--comment', `"${name} loadbalancer IP"`];
       let allowFromNode = false;
       for (const r of sourceRanges) {
-        natRules.write(head, '-s', formatCidr(r), '-j', externalTrafficChain);
-        if (nodeIP && cidrContains(r, nodeIP)) allowFromNode = true;
+        natRules.write(head, '-s', r, '-j', externalTrafficChain);
+        if (cidrHolds(parseCidrSloppy(r)!, nodeIP)) allowFromNode = true;
       }
       // VIP-like load balancers loop node → VIP traffic back with the VIP as source.
       if (allowFromNode) for (const ip of lbVIPs) natRules.write(head, '-s', ip, '-j', externalTrafficChain);
@@ -424,8 +431,17 @@ export function generateIptables(input: readonly IptablesServicePort[], opts: Ip
     }
   }
 
-  // The nodeports jump must stay the last rule of KUBE-SERVICES.
-  natRules.write('-A KUBE-SERVICES -m comment --comment', NODEPORTS_LAST, '-m addrtype --dst-type LOCAL', localhostNodePorts ? [] : ['!', '-d', '127.0.0.0/8'], '-j KUBE-NODEPORTS');
+  // The nodeports jump must stay the last rule of KUBE-SERVICES: to every local address, or one
+  // per node port address. Localhost NodePorts never work in IPv6, and in IPv4 only with route_localnet.
+  if (base.nodePorts.matchAll) {
+    const notLocalhost = isIPv6 ? ['!', '-d', '::1/128'] : localhostNodePorts ? [] : ['!', '-d', '127.0.0.0/8'];
+    natRules.write('-A KUBE-SERVICES -m comment --comment', NODEPORTS_LAST, '-m addrtype --dst-type LOCAL', notLocalhost, '-j KUBE-NODEPORTS');
+  } else {
+    for (const ip of base.nodePorts.ips) {
+      if (isLoopbackText(ip) && (isIPv6 || !localhostNodePorts)) continue;
+      natRules.write('-A KUBE-SERVICES -m comment --comment', NODEPORTS_LAST, '-d', ip, '-j KUBE-NODEPORTS');
+    }
+  }
 
   if (!(opts.conntrackTCPLiberal ?? false)) {
     // Out-of-window packets would otherwise reset connections (kubernetes issue 74839).
@@ -437,6 +453,7 @@ export function generateIptables(input: readonly IptablesServicePort[], opts: Ip
   let restore = `*filter\n${filterChains.text}${filterRules.text}COMMIT\n*nat\n${natChains.text}${natRules.text}COMMIT\n`;
   if (opts.normalize) restore = sortRestoreLikeUpstream(restore);
   return {
+    family: base.ipFamily,
     restore,
     builtinJumps: builtinJumps(),
     counts: { filter: { chains: filterChains.count, rules: filterRules.count }, nat: { chains: natChains.count, rules: natRules.count } },

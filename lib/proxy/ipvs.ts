@@ -1,16 +1,17 @@
-import { cidrContains, formatCidr, ipv4ToInt, parseIpv4Cidr } from '../k8s/addresses.ts';
-import { usableEndpoints } from '../k8s/resolve.ts';
-import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
+import { cidrHolds, compareIps, parseCidrSloppy, parseIpSloppy } from '../k8s/ip.ts';
+import { endpointString, usableEndpoints } from '../k8s/resolve.ts';
+import type { EndpointInfo, IpFamily, ServicePortInfo } from '../k8s/types.ts';
 import type { IpvsDestination, IpvsService, IpvsState } from '../parse/ipvs-types.ts';
-import { resolveProxyOptions, type ProxyOptions } from './options.ts';
+import { isLoopbackText, resolveProxyOptions, type ProxyOptions } from './options.ts';
 import { GeneratorInputError, safeServicePorts } from './tokens.ts';
 
 /*
  * What kube-proxy's IPVS proxier (kubernetes pkg/proxy/ipvs/proxier.go, syncProxyRules and
  * writeIptablesRules; set names and comments from pkg/proxy/ipvs/ipset.go) programs on one
  * node: addresses on the dummy interface, ipsets, IPVS virtual servers and a fixed set of
- * iptables rules that does not grow with the number of services. IPv4 only, like the rest of
- * the project. Where kube-proxy iterates Go maps we sort, so output is byte-for-byte stable.
+ * iptables rules that does not grow with the number of services; the IPv6 proxier's sets are
+ * `family inet6` and named KUBE-6-… (pkg/proxy/ipvs/ipset.go). Where kube-proxy iterates Go
+ * maps we sort, so output is byte-for-byte stable.
  */
 
 export type IpsetType = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:ip,port,net' | 'bitmap:port';
@@ -43,8 +44,16 @@ export const IPVS_IPSETS: readonly IpvsSetInfo[] = [
   { name: 'KUBE-IPVS-IPS', type: 'hash:ip', comment: 'Addresses on the ipvs interface' },
 ];
 
-/** Set name → ipset type, as kube-proxy creates them. */
+/** Set name → ipset type, as kube-proxy creates them (IPv4 names). */
 export const ipvsSetTypes: Readonly<Record<string, IpsetType>> = Object.fromEntries(IPVS_IPSETS.map((s) => [s.name, s.type]));
+
+/**
+ * The name a set has on the node: the IPv6 proxier's sets start KUBE-6- instead of KUBE-, cut
+ * to ipset's 31 characters (KUBE-6-NODE-PORT-LOCAL-SCTP-HASH loses its final H).
+ */
+export function ipvsSetName(name: string, family: IpFamily): string {
+  return family === 'IPv6' && name.startsWith('KUBE-') ? `KUBE-6-${name.slice(5)}`.slice(0, 31) : name;
+}
 
 const COMMENT = Object.fromEntries(IPVS_IPSETS.map((s) => [s.name, s.comment]));
 
@@ -90,23 +99,23 @@ export const IPVS_JUMPS: readonly { table: 'nat' | 'filter'; chain: string; args
 export interface IpvsOptions extends ProxyOptions {
   /** kube-proxy --ipvs-scheduler; `rr` by default. */
   scheduler?: string;
-  /** kube-proxy --masquerade-all: masquerade all traffic to cluster IPs. */
-  masqueradeAll?: boolean;
 }
 
 export interface IpvsRules {
+  /** IPv6: the sets are KUBE-6-… `family inet6` and the iptables rules are ip6tables input. */
+  family: IpFamily;
   dummyInterface: 'kube-ipvs0';
-  /** Every address bound to kube-ipvs0, as `IP/32`, sorted numerically, unique. */
+  /** Every address bound to kube-ipvs0, as `IP/32` (`IP/128`), sorted numerically, unique. */
   dummyAddresses: string[];
   /** `ipset restore` input: all of kube-proxy's sets, then their members. */
   ipsetRestore: string;
   /** `ipvsadm -R` input. */
   ipvsadmRestore: string;
-  /** `iptables-restore --noflush` input (nat, then filter), as kube-proxy writes it. */
+  /** `iptables-restore --noflush` (`ip6tables-restore`) input (nat, then filter), as kube-proxy writes it. */
   iptablesRestore: string;
   /** The IPVS table as `ipvsadm -Ln` would show it, sorted as ipvsadm sorts. */
   ipvs: IpvsState;
-  /** Set name → members, sorted. */
+  /** Set name on the node → members, sorted. */
   ipsets: Record<string, string[]>;
   counts: {
     ipsetMembers: Record<string, number>;
@@ -148,14 +157,20 @@ function categorize(sp: ServicePortInfo): { cluster: EndpointInfo[]; local: Endp
 
 export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOptions = {}): IpvsRules {
   const o = resolveProxyOptions(opts);
-  // From here on every address is a canonical IPv4 one (tokens.ts).
-  const ports = safeServicePorts(input);
+  const family = o.ipFamily;
+  // From here on every address is a canonical one of the family (tokens.ts).
+  const ports = safeServicePorts(input, family);
   const scheduler = opts.scheduler ?? 'rr';
   if (!/^[a-z]{1,16}$/.test(scheduler)) throw new GeneratorInputError('options', 'scheduler', `${JSON.stringify(scheduler)} is not an IPVS scheduler name such as rr`);
-  const nodeIPs = o.nodeIPs;
-  const nodeIPSet = new Set(nodeIPs);
-  const masqValue = 1 << (opts.masqueradeBit ?? 14);
-  const mark = goHex08(masqValue);
+  // GetAllLocalAddressesExcept(kube-ipvs0): the node's addresses, without loopback (or IPv6 link-local).
+  const nodeAddresses = o.nodeIPs.filter((ip) => !isLoopbackText(ip) && !/^fe[89ab]/.test(ip));
+  const nodeAddressSet = new Set(nodeAddresses);
+  // Node-port virtual servers: every node address, or those --nodeport-addresses selects.
+  const nodePortIPs = o.nodePorts.matchAll ? nodeAddresses : o.nodePorts.ips.filter((ip) => !isLoopbackText(ip));
+  const nodeIP = parseIpSloppy(o.nodeIP)!;
+  const mark = goHex08(2 ** o.masqueradeBit);
+  const name = (set: string) => ipvsSetName(set, family);
+  const hostMask = family === 'IPv4' ? 32 : 128;
 
   const sets = new Map<string, Set<string>>(IPVS_IPSETS.map((s) => [s.name, new Set<string>()]));
   const add = (set: string, entry: string) => sets.get(set)!.add(entry);
@@ -164,7 +179,7 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
   const lbNoNodeAccess: { ip: string; proto: string; port: number }[] = [];
 
   const virtualServer = (proto: ServicePortInfo['protocol'], address: string, port: number, sp: ServicePortInfo, eps: EndpointInfo[]) => {
-    const key = `${proto} ${address}:${port}`;
+    const key = `${proto} ${endpointString(address, port)}`;
     if (services.has(key)) return; // a second service claiming the same VIP:port changes nothing
     const flags: string[] = [];
     if (scheduler === 'mh') flags.push('(mh-port)');
@@ -172,7 +187,7 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
     const seen = new Set<string>();
     const destinations: IpvsDestination[] = [];
     for (const e of eps) {
-      const k = `${e.ip}:${e.port}`;
+      const k = endpointString(e.ip, e.port);
       if (seen.has(k)) continue;
       seen.add(k);
       destinations.push({ address: e.ip, port: e.port, forward: 'Masq', weight: 1, activeConn: 0, inactConn: 0 });
@@ -199,7 +214,7 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
       add(externalLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${proto}:${sp.port}`);
       virtualServer(sp.protocol, ip, sp.port, sp, pick(externalLocal));
       // An address the node already owns is not bound to the dummy interface.
-      if (!nodeIPSet.has(ip)) bound.add(ip);
+      if (!nodeAddressSet.has(ip)) bound.add(ip);
     }
 
     for (const ip of sp.loadBalancerIPs) {
@@ -208,58 +223,67 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
       if (externalLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
       // ipset refuses a /0 member; a range that allows every source is no firewall at all
       // (upstream kube-proxy does the same since kubernetes/kubernetes#132722).
-      const ranges = sp.loadBalancerSourceRanges.map(parseIpv4Cidr);
-      if (ranges.length > 0 && ranges.every((c) => c.prefix > 0)) {
+      const ranges = sp.loadBalancerSourceRanges;
+      if (ranges.length > 0 && ranges.every((c) => !c.endsWith('/0'))) {
         add('KUBE-LOAD-BALANCER-FW', entry);
         let allowFromNode = false;
         for (const cidr of ranges) {
-          add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCidr(cidr)}`);
-          if (nodeIPs.length > 0 && cidrContains(cidr, nodeIPs[0])) allowFromNode = true;
+          add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${cidr}`);
+          if (cidrHolds(parseCidrSloppy(cidr)!, nodeIP)) allowFromNode = true;
         }
         if (allowFromNode) add('KUBE-LOAD-BALANCER-SOURCE-IP', `${entry},${ip}`);
         else lbNoNodeAccess.push({ ip, proto, port: sp.port });
       }
       virtualServer(sp.protocol, ip, sp.port, sp, pick(externalLocal));
-      if (!nodeIPSet.has(ip)) bound.add(ip);
+      if (!nodeAddressSet.has(ip)) bound.add(ip);
     }
 
-    // Without node addresses kube-proxy skips node ports (and, like it, the rest of the loop).
-    if (sp.nodePort && nodeIPs.length > 0) {
-      const entries = sp.protocol === 'SCTP' ? nodeIPs.map((ip) => `${ip},sctp:${sp.nodePort}`) : [String(sp.nodePort)];
+    if (sp.nodePort) {
+      // Without node addresses kube-proxy skips node ports, and, like it, the rest of the loop.
+      if (nodePortIPs.length === 0) continue;
+      const entries = sp.protocol === 'SCTP' ? nodePortIPs.map((ip) => `${ip},sctp:${sp.nodePort}`) : [String(sp.nodePort)];
       const base = sp.protocol === 'SCTP' ? 'KUBE-NODE-PORT-SCTP-HASH' : `KUBE-NODE-PORT-${sp.protocol}`;
       const localSet = sp.protocol === 'SCTP' ? 'KUBE-NODE-PORT-LOCAL-SCTP-HASH' : `KUBE-NODE-PORT-LOCAL-${sp.protocol}`;
       for (const e of entries) add(base, e);
       if (externalLocal) for (const e of entries) add(localSet, e);
-      for (const ip of nodeIPs) virtualServer(sp.protocol, ip, sp.nodePort, sp, pick(externalLocal));
+      for (const ip of nodePortIPs) virtualServer(sp.protocol, ip, sp.nodePort, sp, pick(externalLocal));
     }
+
+    // The health check node port is accepted on the node whether or not it has endpoints.
+    const hc = sp.healthCheckNodePort ?? 0;
+    if (hc !== 0 && sp.type === 'LoadBalancer' && externalLocal) add('KUBE-HEALTH-CHECK-NODE-PORT', String(hc));
   }
   for (const ip of bound) add('KUBE-IPVS-IPS', ip);
 
   const ipsets: Record<string, string[]> = {};
-  for (const s of IPVS_IPSETS) ipsets[s.name] = sortMembers(s.type, [...sets.get(s.name)!]);
-  const nonEmpty = (name: string) => ipsets[name].length > 0;
+  for (const s of IPVS_IPSETS) ipsets[name(s.name)] = sortMembers(s.type, [...sets.get(s.name)!]);
+  const members = (set: string) => ipsets[name(set)];
+  const nonEmpty = (set: string) => members(set).length > 0;
 
   // ipset restore: every set exists whether or not it has members (the iptables rules name them).
+  const inet = family === 'IPv4' ? 'inet' : 'inet6';
   const ipsetLines: string[] = IPVS_IPSETS.map((s) =>
     s.type === 'bitmap:port'
-      ? `create ${s.name} bitmap:port range 0-65535`
-      : `create ${s.name} ${s.type} family inet hashsize 1024 maxelem 65536`,
+      ? `create ${name(s.name)} bitmap:port range 0-65535`
+      : `create ${name(s.name)} ${s.type} family ${inet} hashsize 1024 maxelem 65536`,
   );
-  for (const s of IPVS_IPSETS) for (const m of ipsets[s.name]) ipsetLines.push(`add ${s.name} ${m}`);
+  for (const s of IPVS_IPSETS) for (const m of members(s.name)) ipsetLines.push(`add ${name(s.name)} ${m}`);
 
   // iptables-restore input, in writeIptablesRules' order.
   const q = (s: string) => `"${s}"`;
-  const nat: string[] = ['-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN'];
+  // Connections from localhost leave KUBE-SERVICES at once.
+  const nat: string[] = [`-A KUBE-SERVICES -s ${family === 'IPv4' ? '127.0.0.0/8' : '::1/128'} -j RETURN`];
   const filter: string[] = [];
   for (const r of SET_RULES) {
     if (!nonEmpty(r.set)) continue;
-    const line = `-A ${r.chain}${r.proto ? ` -p ${r.proto}` : ''} -m comment --comment ${q(COMMENT[r.set])} -m set --match-set ${r.set} ${r.match} -j ${r.target}`;
+    const line = `-A ${r.chain}${r.proto ? ` -p ${r.proto}` : ''} -m comment --comment ${q(COMMENT[r.set])} -m set --match-set ${name(r.set)} ${r.match} -j ${r.target}`;
     (r.table === 'nat' ? nat : filter).push(line);
   }
   if (nonEmpty('KUBE-CLUSTER-IP')) {
-    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-CLUSTER-IP'])} -m set --match-set KUBE-CLUSTER-IP`;
-    if (opts.masqueradeAll) nat.push(`${head} dst,dst -j KUBE-MARK-MASQ`);
-    else if (o.clusterCIDR) nat.push(`${head} dst,dst ! -s ${o.clusterCIDR} -j KUBE-MARK-MASQ`);
+    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-CLUSTER-IP'])} -m set --match-set ${name('KUBE-CLUSTER-IP')}`;
+    if (o.masqueradeAll) nat.push(`${head} dst,dst -j KUBE-MARK-MASQ`);
+    else if (o.clusterCIDR !== null) nat.push(`${head} dst,dst ! -s ${o.clusterCIDR} -j KUBE-MARK-MASQ`);
+    // No local-traffic detector: masquerade what the node sends from a VIP (kube-ipvs0 holds them all).
     else nat.push(`${head} src,dst -j KUBE-MARK-MASQ`);
   }
   const externalIPRules = (head: string) => {
@@ -267,12 +291,12 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
     nat.push(`${head} -m addrtype --dst-type LOCAL -j ACCEPT`);
   };
   if (nonEmpty('KUBE-EXTERNAL-IP')) {
-    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP'])} -m set --match-set KUBE-EXTERNAL-IP dst,dst`;
+    const head = `-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP'])} -m set --match-set ${name('KUBE-EXTERNAL-IP')} dst,dst`;
     nat.push(`${head} -j KUBE-MARK-MASQ`);
     externalIPRules(head);
   }
   if (nonEmpty('KUBE-EXTERNAL-IP-LOCAL')) {
-    externalIPRules(`-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP-LOCAL'])} -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst`);
+    externalIPRules(`-A KUBE-SERVICES -m comment --comment ${q(COMMENT['KUBE-EXTERNAL-IP-LOCAL'])} -m set --match-set ${name('KUBE-EXTERNAL-IP-LOCAL')} dst,dst`);
   }
   nat.push('-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT');
   nat.push('-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ');
@@ -282,16 +306,16 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
   }
   // acceptIPVSTraffic: the last rules of KUBE-SERVICES.
   for (const set of ['KUBE-CLUSTER-IP', 'KUBE-LOAD-BALANCER']) {
-    if (nonEmpty(set)) nat.push(`-A KUBE-SERVICES -m set --match-set ${set} dst,dst -j ACCEPT`);
+    if (nonEmpty(set)) nat.push(`-A KUBE-SERVICES -m set --match-set ${name(set)} dst,dst -j ACCEPT`);
   }
   filter.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
   filter.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
-  filter.push(`-A KUBE-NODE-PORT -m comment --comment ${q(COMMENT['KUBE-HEALTH-CHECK-NODE-PORT'])} -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`);
+  filter.push(`-A KUBE-NODE-PORT -m comment --comment ${q(COMMENT['KUBE-HEALTH-CHECK-NODE-PORT'])} -m set --match-set ${name('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j ACCEPT`);
   for (const set of ['KUBE-LOAD-BALANCER', 'KUBE-CLUSTER-IP', 'KUBE-EXTERNAL-IP', 'KUBE-EXTERNAL-IP-LOCAL']) {
-    filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${set} dst,dst -j RETURN`);
+    filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${name(set)} dst,dst -j RETURN`);
   }
-  filter.push('-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN');
-  filter.push('-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT');
+  filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${name('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j RETURN`);
+  filter.push(`-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set ${name('KUBE-IPVS-IPS')} dst -j REJECT`);
   nat.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   nat.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
   nat.push('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully');
@@ -312,17 +336,18 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
   const ipvs = sortServices([...services.values()]);
   const ipvsadmLines: string[] = [];
   for (const s of ipvs.services) {
-    const vs = `${PROTO_FLAG[s.protocol]} ${s.address}:${s.port}`;
+    const vs = `${PROTO_FLAG[s.protocol]} ${endpointString(s.address, s.port)}`;
     const persistent = s.flags.find((f) => f.startsWith('persistent '));
     ipvsadmLines.push(`-A ${vs} -s ${s.scheduler}${scheduler === 'mh' ? ' -b mh-port' : ''}${persistent ? ` -p ${persistent.slice(11)}` : ''}`);
-    for (const d of s.destinations) ipvsadmLines.push(`-a ${vs} -r ${d.address}:${d.port} -m -w ${d.weight}`);
+    for (const d of s.destinations) ipvsadmLines.push(`-a ${vs} -r ${endpointString(d.address, d.port)} -m -w ${d.weight}`);
   }
 
   const ipsetMembers: Record<string, number> = {};
-  for (const s of IPVS_IPSETS) ipsetMembers[s.name] = ipsets[s.name].length;
+  for (const s of IPVS_IPSETS) ipsetMembers[name(s.name)] = members(s.name).length;
   return {
+    family,
     dummyInterface: 'kube-ipvs0',
-    dummyAddresses: [...bound].sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b)).map((ip) => `${ip}/32`),
+    dummyAddresses: [...bound].sort(byAddress).map((ip) => `${ip}/${hostMask}`),
     ipsetRestore: `${ipsetLines.join('\n')}\n`,
     ipvsadmRestore: ipvsadmLines.length ? `${ipvsadmLines.join('\n')}\n` : '',
     iptablesRestore: `${iptablesRestore}\n`,
@@ -341,6 +366,8 @@ export function generateIpvs(input: readonly ServicePortInfo[], opts: IpvsOption
   };
 }
 
+const byAddress = (a: string, b: string) => compareIps(parseIpSloppy(a)!, parseIpSloppy(b)!);
+
 /** Each entry of `rules` is one `-A CHAIN …` rule as written. */
 function rulesPerChain(rules: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -356,12 +383,11 @@ function sortMembers(type: IpsetType, members: string[]): string[] {
   if (type === 'bitmap:port') return members.sort((a, b) => Number(a) - Number(b));
   const key = (m: string) => {
     const comma = m.indexOf(',');
-    const ip = comma < 0 ? m : m.slice(0, comma);
-    return { n: ipv4ToInt(ip), rest: comma < 0 ? '' : m.slice(comma + 1) };
+    return { ip: comma < 0 ? m : m.slice(0, comma), rest: comma < 0 ? '' : m.slice(comma + 1) };
   };
   return members
     .map((m) => ({ m, k: key(m) }))
-    .sort((a, b) => a.k.n - b.k.n || (a.k.rest < b.k.rest ? -1 : a.k.rest > b.k.rest ? 1 : 0))
+    .sort((a, b) => byAddress(a.k.ip, b.k.ip) || (a.k.rest < b.k.rest ? -1 : a.k.rest > b.k.rest ? 1 : 0))
     .map((x) => x.m);
 }
 
@@ -370,7 +396,7 @@ const PROTO_NUMBER: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 /** ipvsadm's listing order: protocol number, then address, then port; real servers by address, port. */
 function sortServices(list: IpvsService[]): IpvsState {
   const byAddr = (a: { address: string; port: number }, b: { address: string; port: number }) =>
-    ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.port - b.port;
+    byAddress(a.address, b.address) || a.port - b.port;
   return {
     services: list
       .map((s) => ({ ...s, destinations: [...s.destinations].sort(byAddr) }))

@@ -1,9 +1,9 @@
-import { KIND_DEFAULTS } from '../k8s/synthetic.ts';
-import { usableEndpoints } from '../k8s/resolve.ts';
-import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
+import { cidrHolds, parseCidrSloppy, parseIpSloppy } from '../k8s/ip.ts';
+import { endpointString, usableEndpoints } from '../k8s/resolve.ts';
+import type { EndpointInfo, IpFamily, ServicePortInfo } from '../k8s/types.ts';
 import { hashAndTruncate } from './names.ts';
-import { resolveProxyOptions, type ProxyOptions } from './options.ts';
-import { GeneratorInputError, ipv4CidrToken, safeServicePorts } from './tokens.ts';
+import { KIND_SERVICE_SUBNET, isLoopbackText, resolveProxyOptions, type ProxyOptions } from './options.ts';
+import { GeneratorInputError, cidrToken, safeServicePorts } from './tokens.ts';
 
 /**
  * kube-proxy's nftables mode (kubernetes pkg/proxy/nftables/proxier.go: setupNFTables and
@@ -16,8 +16,9 @@ export const KUBE_PROXY_TABLE = 'kube-proxy';
 
 export interface NftablesOptions extends ProxyOptions {
   /**
-   * Service CIDRs (ServiceCIDR objects); traffic to unallocated addresses in them is dropped
-   * by cluster-ips-check. Defaults to kind's service subnet; [] omits the rule, as upstream does.
+   * Service CIDRs (the cluster's ServiceCIDR objects), of either family; traffic to unallocated
+   * addresses in those of the proxier's family is dropped by cluster-ips-check. Defaults to
+   * kind's service subnet of the family; none of the family omits the rule, as upstream does.
    */
   serviceCIDRs?: string[];
 }
@@ -41,7 +42,9 @@ export interface NftablesCounts {
 }
 
 export interface NftablesRules {
-  /** Complete `nft -f` input for table `ip kube-proxy`. */
+  /** The table's family: `ip` for the IPv4 proxier, `ip6` for the IPv6 one. */
+  family: 'ip' | 'ip6';
+  /** Complete `nft -f` input for table `ip kube-proxy` (`ip6 kube-proxy` in IPv6). */
   nft: string;
   counts: NftablesCounts;
   /** Rules per chain, as written (chains without rules are absent). */
@@ -82,8 +85,21 @@ const JUMP_CHAINS: ReadonlyArray<readonly [string, string, string]> = [
   ['cluster-ips-check', 'filter-output', 'ct state new'],
 ];
 
-const ADDR_PROTO_PORT = 'ipv4_addr . inet_proto . inet_service : verdict';
 const PROTO_PORT = 'inet_proto . inet_service : verdict';
+
+/** What differs between the IPv4 and IPv6 proxier's text (setupNFTables' ipX, ipvX_addr, noLocalhost). */
+interface Family {
+  table: 'ip' | 'ip6';
+  /** `ip` or `ip6`, before daddr/saddr. */
+  ipX: 'ip' | 'ip6';
+  addrType: 'ipv4_addr' | 'ipv6_addr';
+  noLocalhost: string;
+}
+
+const FAMILIES: Record<IpFamily, Family> = {
+  IPv4: { table: 'ip', ipX: 'ip', addrType: 'ipv4_addr', noLocalhost: 'ip daddr != 127.0.0.0/8' },
+  IPv6: { table: 'ip6', ipX: 'ip6', addrType: 'ipv6_addr', noLocalhost: 'ip6 daddr != ::1' },
+};
 
 /** nft names longer than this are truncated by hashAndTruncate (256 minus the longest prefix). */
 const CHAIN_NAME_BASE_MAX = 256 - 16;
@@ -98,7 +114,7 @@ export function endpointChainBase(
   p: Pick<ServicePortInfo, 'namespace' | 'name' | 'protocol' | 'portName'>,
   ep: Pick<EndpointInfo, 'ip' | 'port'>,
 ): string {
-  // IPv6 colons are not allowed in chain names; upstream swaps them for dots.
+  // IPv6 colons are not allowed in chain names; upstream swaps them for dots (no brackets).
   const ip = ep.ip.replaceAll(':', '.');
   return hashAndTruncate(`${p.namespace}/${p.name}/${p.protocol.toLowerCase()}/${p.portName}__${ip}/${ep.port}`, CHAIN_NAME_BASE_MAX);
 }
@@ -133,7 +149,7 @@ export function categorizeEndpoints(p: ServicePortInfo): CategorizedEndpoints {
   let hasAny = cluster.length > 0;
   if (usesLocal && !hasAny) hasAny = p.endpoints.some((e) => e.ready || (e.serving && e.terminating));
   const byKey = new Map<string, EndpointInfo>();
-  for (const e of [...cluster, ...local]) byKey.set(`${e.ip}:${e.port}`, e);
+  for (const e of [...cluster, ...local]) byKey.set(endpointString(e.ip, e.port), e);
   const reachable = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
   return { cluster, local, reachable, hasAny };
 }
@@ -144,7 +160,10 @@ class Tx {
   readonly counts: NftablesCounts = { chains: 0, rules: 0, sets: 0, maps: 0, elements: 0 };
   readonly rulesPerChain: Record<string, number> = {};
   readonly elementsPerSet: Record<string, number> = {};
-  private readonly prefix = `ip ${KUBE_PROXY_TABLE}`;
+  private readonly prefix: string;
+  constructor(family: Family) {
+    this.prefix = `${family.table} ${KUBE_PROXY_TABLE}`;
+  }
 
   raw(line: string): void {
     this.lines.push(line);
@@ -189,24 +208,32 @@ function quote(s: string): string {
  * ports. Pure and deterministic: same ports and options, same text.
  */
 export function generateNftables(input: readonly ServicePortInfo[], opts: NftablesOptions = {}): NftablesRules {
-  const o = resolveProxyOptions(opts);
-  const ports = safeServicePorts(input);
+  // kube-proxy defaults --nodeport-addresses to "primary" in nftables mode.
+  const o = resolveProxyOptions(opts, { nodePortAddresses: ['primary'] });
+  const fam = FAMILIES[o.ipFamily];
+  const { ipX, addrType } = fam;
+  const ports = safeServicePorts(input, o.ipFamily);
   const mark = o.masqueradeMark;
-  if (o.clusterCIDR === '') throw new GeneratorInputError('options', 'clusterCIDR', 'required: nftables mode masquerades by it');
-  const serviceCIDRs = (opts.serviceCIDRs ?? [KIND_DEFAULTS.serviceSubnet])
-    .map((c, i) => ipv4CidrToken(c, 'options', `serviceCIDRs[${i}]`))
+  if (opts.serviceCIDRs !== undefined && !Array.isArray(opts.serviceCIDRs)) {
+    throw new GeneratorInputError('options', 'serviceCIDRs', `expected a list of CIDRs, got ${JSON.stringify(opts.serviceCIDRs)}`);
+  }
+  const serviceCIDRs = (opts.serviceCIDRs ?? [KIND_SERVICE_SUBNET[o.ipFamily]])
+    .map((c, i) => cidrToken(c, o.ipFamily, 'options', `serviceCIDRs[${i}]`))
     .filter((c): c is string => c !== null);
-  const nodePortIPs = o.nodeIPs.filter((ip) => !ip.startsWith('127.'));
-  const matchAllNodePorts = o.nodeIPs.length === 0;
-  const tx = new Tx();
+  const matchAllNodePorts = o.nodePorts.matchAll;
+  // Localhost NodePorts are not supported in nftables mode; matching every address needs no set.
+  const nodePortIPs = matchAllNodePorts ? [] : o.nodePorts.ips.filter((ip) => !isLoopbackText(ip));
+  const tx = new Tx(fam);
+  const table = `${fam.table} ${KUBE_PROXY_TABLE}`;
+  const addrProtoPort = `${addrType} . inet_proto . inet_service : verdict`;
 
   // A full resync from scratch: add+delete makes the delete safe when the table is absent,
   // and the whole file is one atomic transaction, so packets never see a half-built table.
   // Upstream flushes stale service chains and deletes them a second later; deleting the
   // table at once reaches the same end state.
-  tx.raw(`add table ip ${KUBE_PROXY_TABLE}`);
-  tx.raw(`delete table ip ${KUBE_PROXY_TABLE}`);
-  tx.raw(`add table ip ${KUBE_PROXY_TABLE} { comment "rules for kube-proxy" ; }`);
+  tx.raw(`add table ${table}`);
+  tx.raw(`delete table ${table}`);
+  tx.raw(`add table ${table} { comment "rules for kube-proxy" ; }`);
 
   for (const [name, type, hook, prio] of BASE_CHAINS) tx.chain(name, `type ${type} hook ${hook} priority ${prio}`);
   const created = new Set<string>();
@@ -217,12 +244,12 @@ export function generateNftables(input: readonly ServicePortInfo[], opts: Nftabl
   for (const c of ['mark-for-masquerade', 'firewall-check']) if (!created.has(c)) tx.chain(c);
   tx.chain('reject-chain', 'comment "helper for @no-endpoint-services / @no-endpoint-nodeports"');
 
-  tx.set('cluster-ips', 'type ipv4_addr ; comment "Active ClusterIPs"');
-  if (!matchAllNodePorts) tx.set('nodeport-ips', 'type ipv4_addr ; comment "IPs that accept NodePort traffic"');
-  tx.map('no-endpoint-services', `type ${ADDR_PROTO_PORT} ; comment "vmap to drop or reject packets to services with no endpoints"`);
+  tx.set('cluster-ips', `type ${addrType} ; comment "Active ClusterIPs"`);
+  if (!matchAllNodePorts) tx.set('nodeport-ips', `type ${addrType} ; comment "IPs that accept NodePort traffic"`);
+  tx.map('no-endpoint-services', `type ${addrProtoPort} ; comment "vmap to drop or reject packets to services with no endpoints"`);
   tx.map('no-endpoint-nodeports', `type ${PROTO_PORT} ; comment "vmap to drop or reject packets to service nodeports with no endpoints"`);
-  tx.map('firewall-ips', `type ${ADDR_PROTO_PORT} ; comment "destinations that are subject to LoadBalancerSourceRanges"`);
-  tx.map('service-ips', `type ${ADDR_PROTO_PORT} ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"`);
+  tx.map('firewall-ips', `type ${addrProtoPort} ; comment "destinations that are subject to LoadBalancerSourceRanges"`);
+  tx.map('service-ips', `type ${addrProtoPort} ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"`);
   tx.map('service-nodeports', `type ${PROTO_PORT} ; comment "NodePort traffic"`);
 
   for (const [dst, src, match] of JUMP_CHAINS) tx.rule(src, `${match ? `${match} ` : ''}jump ${dst}`);
@@ -230,27 +257,33 @@ export function generateNftables(input: readonly ServicePortInfo[], opts: Nftabl
   tx.rule('masquerading', `mark and ${mark} == 0 return`);
   tx.rule('masquerading', `mark set mark xor ${mark}`);
   tx.rule('masquerading', 'masquerade fully-random');
-  tx.rule('cluster-ips-check', 'ip daddr @cluster-ips reject', 'Reject traffic to invalid ports of ClusterIPs');
+  tx.rule('cluster-ips-check', `${ipX} daddr @cluster-ips reject`, 'Reject traffic to invalid ports of ClusterIPs');
   if (serviceCIDRs.length > 0) {
-    tx.rule('cluster-ips-check', `ip daddr { ${serviceCIDRs.join(', ')} } drop`, 'Drop traffic to unallocated ClusterIPs');
+    tx.rule('cluster-ips-check', `${ipX} daddr { ${serviceCIDRs.join(', ')} } drop`, 'Drop traffic to unallocated ClusterIPs');
   }
   for (const ip of nodePortIPs) tx.element('nodeport-ips', ip);
   tx.rule('reject-chain', 'reject');
-  tx.rule('service-endpoints-check', 'ip daddr . meta l4proto . th dport vmap @no-endpoint-services');
-  // With no node IPs given, NodePorts answer on every local address but loopback.
-  const nodePortMatch = matchAllNodePorts ? 'ip daddr != 127.0.0.0/8' : 'ip daddr @nodeport-ips';
+  tx.rule('service-endpoints-check', `${ipX} daddr . meta l4proto . th dport vmap @no-endpoint-services`);
+  // Matching every local address, NodePorts answer on all of them but loopback.
+  const nodePortMatch = matchAllNodePorts ? fam.noLocalhost : `${ipX} daddr @nodeport-ips`;
   tx.rule('nodeport-endpoints-check', `${nodePortMatch} meta l4proto . th dport vmap @no-endpoint-nodeports`);
-  tx.rule('firewall-check', 'ip daddr . meta l4proto . th dport vmap @firewall-ips');
-  tx.rule('services', 'ip daddr . meta l4proto . th dport vmap @service-ips');
-  tx.rule('services', `${matchAllNodePorts ? 'fib daddr type local ip daddr != 127.0.0.0/8' : 'ip daddr @nodeport-ips'} meta l4proto . th dport vmap @service-nodeports`);
+  tx.rule('firewall-check', `${ipX} daddr . meta l4proto . th dport vmap @firewall-ips`);
+  tx.rule('services', `${ipX} daddr . meta l4proto . th dport vmap @service-ips`);
+  tx.rule('services', `${matchAllNodePorts ? `fib daddr type local ${fam.noLocalhost}` : `${ipX} daddr @nodeport-ips`} meta l4proto . th dport vmap @service-nodeports`);
 
-  const nodeIP = o.nodeIPs[0] ?? null;
-  for (const p of ports) writeServicePort(tx, p, o.clusterCIDR, nodeIP);
+  for (const p of ports) writeServicePort(tx, p, fam, o.clusterCIDR, o.masqueradeAll, o.nodeIP);
 
-  return { nft: `${tx.lines.join('\n')}\n`, counts: tx.counts, rulesPerChain: { ...tx.rulesPerChain }, elementsPerSet: { ...tx.elementsPerSet } };
+  return {
+    family: fam.table,
+    nft: `${tx.lines.join('\n')}\n`,
+    counts: tx.counts,
+    rulesPerChain: { ...tx.rulesPerChain },
+    elementsPerSet: { ...tx.elementsPerSet },
+  };
 }
 
-function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeIP: string | null): void {
+function writeServicePort(tx: Tx, p: ServicePortInfo, fam: Family, clusterCIDR: string | null, masqueradeAll: boolean, nodeIP: string): void {
+  const { ipX, addrType } = fam;
   const proto = p.protocol.toLowerCase();
   const base = servicePortChainBase(p);
   const clusterChain = `service-${base}`;
@@ -282,7 +315,7 @@ function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeI
   // Objects first: nft resolves chain and set references as it reads the file.
   if (affinity) {
     for (const e of eps.reachable) {
-      tx.set(affinitySet(e), `type ipv4_addr ; flags dynamic,timeout ; timeout ${p.sessionAffinityTimeoutSeconds}s`);
+      tx.set(affinitySet(e), `type ${addrType} ; flags dynamic,timeout ; timeout ${p.sessionAffinityTimeoutSeconds}s`);
     }
   }
   if (usesClusterChain) tx.chain(clusterChain);
@@ -291,14 +324,19 @@ function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeI
   if (usesFw) tx.chain(fwChain);
   for (const e of eps.reachable) tx.chain(epChain(e));
 
-  if (hasInternal) tx.rule(internalChain, `ip daddr ${p.clusterIP} ip saddr != ${clusterCIDR} jump mark-for-masquerade`);
+  // Internal traffic: masquerade all of it, or what comes from outside the cluster CIDR; with
+  // no local-traffic detector, none of it.
+  if (hasInternal) {
+    if (masqueradeAll) tx.rule(internalChain, `${ipX} daddr ${p.clusterIP} jump mark-for-masquerade`);
+    else if (clusterCIDR !== null) tx.rule(internalChain, `${ipX} daddr ${p.clusterIP} ${ipX} saddr != ${clusterCIDR} jump mark-for-masquerade`);
+  }
 
   if (usesExternalChain) {
     if (!externalLocal) {
       // Traffic may leave the node for a remote endpoint: masquerade so replies come back.
       tx.rule(externalChain, 'jump mark-for-masquerade');
     } else {
-      tx.rule(externalChain, `ip saddr ${clusterCIDR} goto ${clusterChain}`, 'short-circuit pod traffic');
+      if (clusterCIDR !== null) tx.rule(externalChain, `${ipX} saddr ${clusterCIDR} goto ${clusterChain}`, 'short-circuit pod traffic');
       tx.rule(externalChain, 'fib saddr type local jump mark-for-masquerade', 'masquerade local traffic');
       tx.rule(externalChain, `fib saddr type local goto ${clusterChain}`, 'short-circuit local traffic');
     }
@@ -307,19 +345,21 @@ function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeI
 
   if (usesFw) {
     const sources = [...lbRanges];
-    if (nodeIP !== null && lbRanges.some((r) => cidrContains(r, nodeIP))) sources.push(...p.loadBalancerIPs);
-    tx.rule(fwChain, `ip saddr != { ${sources.join(', ')} } drop`);
+    const node = parseIpSloppy(nodeIP)!;
+    // VIP-like load balancers loop node → VIP traffic back with the VIP as source.
+    if (lbRanges.some((r) => cidrHolds(parseCidrSloppy(r)!, node))) sources.push(...p.loadBalancerIPs);
+    tx.rule(fwChain, `${ipX} saddr != { ${sources.join(', ')} } drop`);
   }
 
-  if (usesClusterChain) writeDispatch(tx, clusterChain, eps.cluster, affinity, epChain, affinitySet);
-  if (usesLocalChain) writeDispatch(tx, localChain, eps.local, affinity, epChain, affinitySet);
+  if (usesClusterChain) writeDispatch(tx, fam, clusterChain, eps.cluster, affinity, epChain, affinitySet);
+  if (usesLocalChain) writeDispatch(tx, fam, localChain, eps.local, affinity, epChain, affinitySet);
 
   for (const e of eps.reachable) {
     const chain = epChain(e);
     // Hairpin: a pod reaching itself through the service must be masqueraded.
-    tx.rule(chain, `ip saddr ${e.ip} jump mark-for-masquerade`);
-    if (affinity) tx.rule(chain, `update @${affinitySet(e)} { ip saddr }`);
-    tx.rule(chain, `meta l4proto ${proto} dnat to ${e.ip}:${e.port}`);
+    tx.rule(chain, `${ipX} saddr ${e.ip} jump mark-for-masquerade`);
+    if (affinity) tx.rule(chain, `update @${affinitySet(e)} { ${ipX} saddr }`);
+    tx.rule(chain, `meta l4proto ${proto} dnat to ${endpointString(e.ip, e.port)}`);
   }
 
   // Elements last, once the chains they point at exist.
@@ -343,6 +383,7 @@ function writeServicePort(tx: Tx, p: ServicePortInfo, clusterCIDR: string, nodeI
 
 function writeDispatch(
   tx: Tx,
+  fam: Family,
   chain: string,
   endpoints: EndpointInfo[],
   affinity: boolean,
@@ -350,29 +391,7 @@ function writeDispatch(
   affinitySet: (e: EndpointInfo) => string,
 ): void {
   // Affinity first: a client seen recently goes back to the same endpoint.
-  if (affinity) for (const e of endpoints) tx.rule(chain, `ip saddr @${affinitySet(e)} goto ${epChain(e)}`);
+  if (affinity) for (const e of endpoints) tx.rule(chain, `${fam.ipX} saddr @${affinitySet(e)} goto ${epChain(e)}`);
   const entries = endpoints.map((e, i) => `${i} : goto ${epChain(e)}`).join(', ');
   tx.rule(chain, `numgen random mod ${endpoints.length} vmap { ${entries} }`);
-}
-
-function ipv4ToInt(ip: string): number | null {
-  const parts = ip.split('.');
-  if (parts.length !== 4) return null;
-  let n = 0;
-  for (const s of parts) {
-    const v = Number(s);
-    if (s === '' || !Number.isInteger(v) || v < 0 || v > 255) return null;
-    n = n * 256 + v;
-  }
-  return n;
-}
-
-function cidrContains(cidr: string, ip: string): boolean {
-  const [net, lenText] = cidr.split('/');
-  const a = ipv4ToInt(net);
-  const b = ipv4ToInt(ip);
-  const len = lenText === undefined ? 32 : Number(lenText);
-  if (a === null || b === null || !Number.isInteger(len) || len < 0 || len > 32) return false;
-  const size = 2 ** (32 - len);
-  return Math.floor(a / size) === Math.floor(b / size);
 }

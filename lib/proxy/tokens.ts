@@ -7,11 +7,12 @@
  * names the service port and field. Nothing from input can carry `"`, `\`, newline, `{`, `}`,
  * `;` or `#` into iptables-restore, ipset or nft text.
  *
- * IPv6 values are dropped, not refused, as kube-proxy's IPv4 proxier ignores them.
+ * Values of the other IP family are dropped, not refused, as the proxier of one family ignores
+ * them (the IPv4 proxier skips IPv6 Services and addresses, the IPv6 proxier IPv4 ones).
  */
-import { formatIpv4, goTrimSpace, parseCidrSloppy, parseIpSloppy } from '../k8s/ip.ts';
-import { servicePortName } from '../k8s/resolve.ts';
-import type { EndpointInfo, ServicePortInfo } from '../k8s/types.ts';
+import { formatCidrParsed, formatIp, goTrimSpace, parseCidrSloppy, parseIpSloppy } from '../k8s/ip.ts';
+import { endpointString, servicePortName } from '../k8s/resolve.ts';
+import type { EndpointInfo, IpFamily, ServicePortInfo } from '../k8s/types.ts';
 import { dns1035LabelProblem, dns1123LabelProblem, quoted } from '../k8s/validation.ts';
 
 /** Generator input that kube-proxy could never have been given. */
@@ -31,19 +32,27 @@ const PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
 const MAX_AFFINITY_SECONDS = 86400;
 
-/** Canonical IPv4 text, null for an IPv6 address; throws for anything else. */
-export function ipv4Token(v: unknown, where: string, field: string): string | null {
+const familyNumber = (f: IpFamily) => (f === 'IPv4' ? 4 : 6);
+
+/** Canonical text (Go's IP.String()) of an address of `family`, null for the other family; throws for anything else. */
+export function ipToken(v: unknown, family: IpFamily, where: string, field: string): string | null {
   const ip = typeof v === 'string' ? parseIpSloppy(v) : null;
   if (ip === null) throw new GeneratorInputError(where, field, `${quoted(v)} is not an IP address`);
-  return ip.family === 4 ? formatIpv4(ip.value) : null;
+  return ip.family === familyNumber(family) ? formatIp(ip) : null;
 }
 
-/** Canonical IPv4 CIDR (host bits cleared, spaces trimmed as the API does), null for IPv6; throws for anything else. */
-export function ipv4CidrToken(v: unknown, where: string, field: string): string | null {
+/** Canonical CIDR of `family` (host bits cleared, spaces trimmed as the API does), null for the other family; throws for anything else. */
+export function cidrToken(v: unknown, family: IpFamily, where: string, field: string): string | null {
   const cidr = typeof v === 'string' ? parseCidrSloppy(goTrimSpace(v)) : null;
   if (cidr === null) throw new GeneratorInputError(where, field, `${quoted(v)} is not a CIDR`);
-  return cidr.family === 4 ? `${formatIpv4(cidr.network)}/${cidr.prefix}` : null;
+  return cidr.family === familyNumber(family) ? formatCidrParsed(cidr) : null;
 }
+
+/** Canonical IPv4 text, null for an IPv6 address; throws for anything else. */
+export const ipv4Token = (v: unknown, where: string, field: string) => ipToken(v, 'IPv4', where, field);
+
+/** Canonical IPv4 CIDR, null for IPv6; throws for anything else. */
+export const ipv4CidrToken = (v: unknown, where: string, field: string) => cidrToken(v, 'IPv4', where, field);
 
 /** A whole number in [min, max]; `String()` of it is digits only. */
 export function integerToken(v: unknown, min: number, max: number, where: string, field: string): number {
@@ -77,12 +86,13 @@ function nameToken(v: unknown, problem: (s: string) => string | null, where: str
 }
 
 /**
- * The service ports a generator may write, checked and re-formatted; ports without an IPv4
- * cluster IP (headless, ExternalName, IPv6) are left out, as kube-proxy skips them. Throws a
- * GeneratorInputError for anything kube-proxy could not have been given, including two
- * entries for the same service port and protocol.
+ * The service ports a generator may write, checked and re-formatted; ports without a cluster IP
+ * of `family` (headless, ExternalName, the other family) are left out, as kube-proxy skips them,
+ * and so are addresses, ranges and endpoints of the other family. Throws a GeneratorInputError
+ * for anything kube-proxy could not have been given, including two entries for the same service
+ * port and protocol.
  */
-export function safeServicePorts<T extends ServicePortInfo>(ports: readonly T[]): T[] {
+export function safeServicePorts<T extends ServicePortInfo>(ports: readonly T[], family: IpFamily = 'IPv4'): T[] {
   const out: T[] = [];
   const seen = new Map<string, number>();
   listOf(ports, 'input', 'ports').forEach((raw, i) => {
@@ -107,23 +117,23 @@ export function safeServicePorts<T extends ServicePortInfo>(ports: readonly T[])
     const port = integerToken(p.port, 1, 65535, where, 'port');
     const nodePort = p.nodePort === null ? null : integerToken(p.nodePort, 1, 65535, where, 'nodePort');
     const sessionAffinityTimeoutSeconds = integerToken(p.sessionAffinityTimeoutSeconds, 1, MAX_AFFINITY_SECONDS, where, 'sessionAffinityTimeoutSeconds');
-    const ipv4s = (field: 'externalIPs' | 'loadBalancerIPs') =>
-      listOf(p[field], where, field).map((ip, j) => ipv4Token(ip, where, `${field}[${j}]`)).filter((ip): ip is string => ip !== null);
-    const externalIPs = ipv4s('externalIPs');
-    const loadBalancerIPs = ipv4s('loadBalancerIPs');
+    const ips = (field: 'externalIPs' | 'loadBalancerIPs') =>
+      listOf(p[field], where, field).map((ip, j) => ipToken(ip, family, where, `${field}[${j}]`)).filter((ip): ip is string => ip !== null);
+    const externalIPs = ips('externalIPs');
+    const loadBalancerIPs = ips('loadBalancerIPs');
     const loadBalancerSourceRanges = listOf(p.loadBalancerSourceRanges, where, 'loadBalancerSourceRanges')
-      .map((r, j) => ipv4CidrToken(r, where, `loadBalancerSourceRanges[${j}]`))
+      .map((r, j) => cidrToken(r, family, where, `loadBalancerSourceRanges[${j}]`))
       .filter((r): r is string => r !== null);
-    const endpoints = safeEndpoints(p.endpoints, where);
+    const endpoints = safeEndpoints(p.endpoints, family, where);
     const extra: Partial<Record<'healthCheckNodePort', number | null>> = {};
     if ('healthCheckNodePort' in p) {
       const hc = (p as { healthCheckNodePort?: unknown }).healthCheckNodePort;
       extra.healthCheckNodePort = hc === undefined || hc === null ? null : integerToken(hc, 0, 65535, where, 'healthCheckNodePort');
     }
 
-    // Headless and ExternalName services have no rules; an IPv6 one belongs to the IPv6 proxier.
+    // Headless and ExternalName services have no rules; one of the other family belongs to the other proxier.
     if (type === 'ExternalName' || p.clusterIP === 'None' || p.clusterIP === '') return;
-    const clusterIP = ipv4Token(p.clusterIP, where, 'clusterIP');
+    const clusterIP = ipToken(p.clusterIP, family, where, 'clusterIP');
     if (clusterIP === null) return;
     out.push({
       ...p, ...extra, namespace, name, portName, servicePortName: spn, protocol, type, clusterIP, port, nodePort,
@@ -134,7 +144,7 @@ export function safeServicePorts<T extends ServicePortInfo>(ports: readonly T[])
   return out;
 }
 
-function safeEndpoints(v: unknown, where: string): EndpointInfo[] {
+function safeEndpoints(v: unknown, family: IpFamily, where: string): EndpointInfo[] {
   const seen = new Map<string, number>();
   const out: EndpointInfo[] = [];
   listOf(v, where, 'endpoints').forEach((raw, k) => {
@@ -148,11 +158,12 @@ function safeEndpoints(v: unknown, where: string): EndpointInfo[] {
       terminating: booleanToken(e.terminating, where, `${field}.terminating`),
       isLocal: booleanToken(e.isLocal, where, `${field}.isLocal`),
     };
-    const ip = ipv4Token(e.ip, where, `${field}.ip`);
-    if (ip === null) return; // the IPv4 proxier skips endpoints of the other family
-    const first = seen.get(`${ip}:${port}`);
-    if (first !== undefined) throw new GeneratorInputError(where, field, `${ip}:${port} duplicates endpoints[${first}]`);
-    seen.set(`${ip}:${port}`, k);
+    const ip = ipToken(e.ip, family, where, `${field}.ip`);
+    if (ip === null) return; // the proxier skips endpoints of the other family
+    const key = endpointString(ip, port);
+    const first = seen.get(key);
+    if (first !== undefined) throw new GeneratorInputError(where, field, `${key} duplicates endpoints[${first}]`);
+    seen.set(key, k);
     out.push({ ...e, ...flags, ip, port });
   });
   return out;

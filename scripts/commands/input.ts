@@ -1,4 +1,4 @@
-import { isIpv4 } from '../../lib/parse/addr.ts';
+import { isIpv4, isIpv6 } from '../../lib/parse/addr.ts';
 import { quoteForTerminal } from '../../lib/parse/errors.ts';
 import { readClusterJson, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
 import { UsageError, intOption, stringOption, type ParsedArgs } from '../cli.ts';
@@ -45,6 +45,39 @@ export function cidrOption(args: ParsedArgs, key: string): string | undefined {
     throw new UsageError(`--${key} must be an IPv4 CIDR such as 10.244.0.0/16, got ${quoteForTerminal(v)}`);
   }
   return v;
+}
+
+/** An address as the tools print it: a dotted quad without leading zeros, or IPv6 without a zone. */
+export function strictIpFamily(s: string): 'IPv4' | 'IPv6' | null {
+  if (isIpv4(s)) return 'IPv4';
+  return !s.includes('%') && isIpv6(s) ? 'IPv6' : null;
+}
+
+/** `ADDR/LEN` of either family, strictly written; its family, or null. */
+export function strictCidrFamily(s: string): 'IPv4' | 'IPv6' | null {
+  const slash = s.indexOf('/');
+  const len = s.slice(slash + 1);
+  if (slash < 0 || !/^[0-9]{1,3}$/.test(len) || (len.length > 1 && len.startsWith('0'))) return null;
+  const family = strictIpFamily(s.slice(0, slash));
+  if (family === null || Number(len) > (family === 'IPv4' ? 32 : 128)) return null;
+  return family;
+}
+
+/**
+ * A comma-separated list of CIDRs of either family (`--service-cidr`, `--nodeport-addresses`),
+ * each strictly written; at most `max`, and at most one per family when `onePerFamily`.
+ */
+export function cidrListOption(args: ParsedArgs, key: string, what: string, opts: { max: number; onePerFamily?: boolean }): string[] | undefined {
+  const v = stringOption(args, key);
+  if (v === undefined) return undefined;
+  const parts = v.split(',');
+  const bad = (why: string) => new UsageError(`--${key} must be ${what}, ${why}, got ${quoteForTerminal(v)}`);
+  if (v === '' || parts.length > opts.max) throw bad(v === '' ? 'not empty' : `at most ${opts.max}`);
+  const families = parts.map((p) => strictCidrFamily(p));
+  const at = families.indexOf(null);
+  if (at >= 0) throw bad(`and ${quoteForTerminal(parts[at])} is not a CIDR`);
+  if (opts.onePerFamily && families.length === 2 && families[0] === families[1]) throw bad('one IPv4 and one IPv6 at most');
+  return parts;
 }
 
 /** `--objects FILE` (kubectl's List) or a synthetic `--services S --endpoints E` cluster. */
