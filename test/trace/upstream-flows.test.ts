@@ -45,38 +45,6 @@ interface Fixture {
 const fixtures: Fixture[] = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
   .map((f) => JSON.parse(readFileSync(new URL(f, DIR), 'utf8')) as Fixture);
 
-/**
- * Cases that need a generator feature being added elsewhere. Each names the feature and a probe
- * that says whether it has landed: while it has not, the case's failures are reported, not
- * asserted; once it has, the case is held to upstream like every other (and this entry should go).
- */
-const NEEDS: { test: string; match: (c: Case) => boolean; feature: string; missing: (c: Case) => boolean }[] = [
-  {
-    test: 'TestNodePorts',
-    match: (c) => c.family === 'IPv6',
-    feature: "ipFamily 'IPv6' (IPv6 Services in resolveServicePorts, the IPv6 proxier in generateIptables)",
-    missing: (c) => {
-      try {
-        return portsOf(c).length === 0;
-      } catch {
-        return true;
-      }
-    },
-  },
-  {
-    test: 'TestNodePorts',
-    match: (c) => c.family === 'IPv4' && c.proxier.nodePortAddresses.length > 0,
-    feature: 'nodePortAddresses (--nodeport-addresses)',
-    missing: (c) => sameRules(c, { nodePortAddresses: [] }),
-  },
-  {
-    test: 'TestHealthCheckNodePort',
-    match: (c) => c.objects.items.length > 0,
-    feature: 'nodePortAddresses (--nodeport-addresses)',
-    missing: (c) => sameRules(c, { nodePortAddresses: [] }),
-  },
-];
-
 function optionsOf(c: Case, over: Partial<Case['proxier']> = {}): IptablesOptions {
   const p = { ...c.proxier, ...over };
   // ipFamily and nodePortAddresses are passed whether or not this generator knows them yet.
@@ -92,16 +60,7 @@ function optionsOf(c: Case, over: Partial<Case['proxier']> = {}): IptablesOption
 
 function portsOf(c: Case): IptablesServicePort[] {
   const cluster = readCluster(c.objects);
-  const resolveOpts: { nodeName: string } & Record<string, unknown> = { nodeName: c.proxier.nodeName, ipFamily: c.family };
-  const ports: ServicePortInfo[] = resolveServicePorts(cluster, resolveOpts);
-  // spec.healthCheckNodePort, which lib/k8s does not read yet.
-  const hc = new Map(c.objects.items.filter((o) => o.kind === 'Service').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o.spec?.healthCheckNodePort ?? null]));
-  return ports.map((p) => ({ ...p, healthCheckNodePort: (p as IptablesServicePort).healthCheckNodePort ?? hc.get(`${p.namespace}/${p.name}`) ?? null }));
-}
-
-function sameRules(c: Case, over: Partial<Case['proxier']>): boolean {
-  const ports = portsOf(c);
-  return generateIptables(ports, optionsOf(c)).restore === generateIptables(ports, optionsOf(c, over)).restore;
+  return resolveServicePorts(cluster, { nodeName: c.proxier.nodeName, ipFamily: c.family });
 }
 
 /** Rules the kernel holds after kube-proxy's two restores: the jumps, then the rules. */
@@ -131,10 +90,10 @@ function label(o: Outcome): string {
 
 const expectedOutput = (f: Flow): string[] => (typeof f.expect === 'string' ? [f.expect] : f.expect.length === 0 ? ['none'] : [...f.expect].sort());
 
-const tally = new Map<string, { pass: number; total: number; expectedFail: number; notes: Set<string> }>();
+const tally = new Map<string, { pass: number; total: number }>();
 
 afterAll(() => {
-  const rows = [...tally].map(([t, r]) => `  ${t.padEnd(46)} ${String(r.pass).padStart(3)}/${String(r.total).padEnd(3)}${r.expectedFail ? `  (${r.expectedFail} failing, needs ${[...r.notes].join('; ')})` : ''}`);
+  const rows = [...tally].map(([t, r]) => `  ${t.padEnd(46)} ${String(r.pass).padStart(3)}/${r.total}`);
   const pass = [...tally.values()].reduce((a, r) => a + r.pass, 0);
   const total = [...tally.values()].reduce((a, r) => a + r.total, 0);
   console.log(`upstream packet flows (kube-proxy iptables), rules → kernel → trace:\n${rows.join('\n')}\n  ${'all'.padEnd(46)} ${pass}/${total}`);
@@ -142,9 +101,8 @@ afterAll(() => {
 
 describe.each(fixtures.map((f) => [f.test, f] as const))('%s', (test, fixture) => {
   it.each(fixture.cases.map((c) => [c.name || '(one case)', c] as const))('%s', async (_name, c) => {
-    const row = tally.get(test) ?? { pass: 0, total: 0, expectedFail: 0, notes: new Set<string>() };
+    const row = tally.get(test) ?? { pass: 0, total: 0 };
     tally.set(test, row);
-    const need = NEEDS.find((n) => n.test === test && n.match(c) && n.missing(c));
     let dump: string | null = null;
     let failure: string | null = null;
     try {
@@ -175,12 +133,6 @@ describe.each(fixtures.map((f) => [f.test, f] as const))('%s', (test, fixture) =
       const ok = JSON.stringify(got.output) === JSON.stringify(expectedOutput(f)) && got.masq === f.masquerade;
       if (ok) row.pass++;
       else wrong.push(`${f.name}: expected ${expectedOutput(f).join(', ')}${f.masquerade ? ' (masqueraded)' : ''}, traced ${got.output.join(', ')}${got.masq ? ' (masqueraded)' : ''}`);
-    }
-    if (need) {
-      row.expectedFail += wrong.length;
-      if (wrong.length > 0) row.notes.add(need.feature);
-      console.log(`${test} / ${c.name}: needs ${need.feature}, not in the generator yet; ${c.flows.length - wrong.length}/${c.flows.length} flows right${wrong.length ? `\n    ${wrong.join('\n    ')}` : ''}`);
-      return;
     }
     expect(wrong, `${test} / ${c.name}`).toEqual([]);
   });
