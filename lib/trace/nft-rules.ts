@@ -57,7 +57,9 @@ export type Stmt =
   | { k: 'verdict'; verdict: Verdict }
   | { k: 'dnat'; to: { k: 'literal'; text: string } | { k: 'map'; expr: Expr; map: MapRef } }
   | { k: 'snat'; text: string }
-  | { k: 'masquerade' };
+  | { k: 'masquerade' }
+  /** What the tracer cannot read; evaluating it is an error, but a packet may never get there. */
+  | { k: 'unsupported'; why: string };
 
 /** The kind of value a selector yields. */
 export function kindOf(sel: Selector): ValueKind {
@@ -329,7 +331,7 @@ function nat(c: Cursor, kind: 'dnat' | 'snat'): Stmt {
   return kind === 'dnat' ? { k: 'dnat', to: { k: 'literal', text: words.join(' . ') } } : { k: 'snat', text: words.join(' . ') };
 }
 
-function statement(c: Cursor): Stmt | null {
+function statement(c: Cursor): Stmt | Stmt[] | null {
   const w = c.peek()!;
   switch (w) {
     case 'counter':
@@ -350,8 +352,9 @@ function statement(c: Cursor): Stmt | null {
     case 'return':
       c.i++;
       return { k: 'verdict', verdict: { v: w } };
-    case 'reject':
+    case 'reject': {
       c.i++;
+      let needs: Stmt | null = null;
       if (c.peek() === 'with') {
         c.i++;
         const how = c.next('a reject type');
@@ -360,8 +363,13 @@ function statement(c: Cursor): Stmt | null {
           if (c.peek() === 'type') c.i++;
           c.next('an ICMP code');
         }
+        // nft adds a match for what the reply needs and hides it from the listing.
+        if (how === 'tcp') needs = implicit({ s: 'l4proto', family: null }, 6n);
+        else if (how === 'icmp') needs = implicit({ s: 'nfproto' }, 2n);
+        else if (how === 'icmpv6') needs = implicit({ s: 'nfproto' }, 10n);
       }
-      return { k: 'verdict', verdict: { v: 'reject' } };
+      return needs ? [needs, { k: 'verdict', verdict: { v: 'reject' } }] : { k: 'verdict', verdict: { v: 'reject' } };
+    }
     case 'jump':
     case 'goto':
       c.i++;
@@ -426,18 +434,29 @@ function statement(c: Cursor): Stmt | null {
   return { k: 'cmp', expr, op, rhs: rhs(c, expr) };
 }
 
-/** The statements of one rule, in order. */
+function implicit(sel: Selector, v: bigint): Stmt {
+  return { k: 'cmp', expr: { terms: [{ sel, ops: [] }] }, op: 'implicit', rhs: { k: 'literal', parts: [{ t: 'range', lo: v, hi: v }] } };
+}
+
+/**
+ * The statements of one rule, in order. What cannot be read becomes an `unsupported` statement
+ * that ends the list: the kernel never evaluates it for a packet an earlier match turns away.
+ */
 export function compileRule(text: string): Stmt[] {
-  const c = new Cursor(tokenize(text));
   const out: Stmt[] = [];
   try {
+    const c = new Cursor(tokenize(text));
     while (!c.done()) {
       const s = statement(c);
-      if (s) out.push(s);
+      if (Array.isArray(s)) {
+        // A hidden dependency is checked before everything else in the rule.
+        out.unshift(...s.slice(0, -1));
+        out.push(s[s.length - 1]);
+      } else if (s) out.push(s);
     }
   } catch (e) {
-    if (e instanceof ValueError) throw new RuleError(e.message);
-    throw e;
+    if (e instanceof ValueError || e instanceof RuleError) out.push({ k: 'unsupported', why: e.message });
+    else throw e;
   }
   return out;
 }

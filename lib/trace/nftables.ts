@@ -356,6 +356,8 @@ class NftTracer {
       }
       case 'verdict':
         return [{ ...alt, end: { k: 'verdict', verdict: stmt.verdict } }];
+      case 'unsupported':
+        throw new RuleError(stmt.why);
       case 'masquerade':
         this.needNatHook(env, 'masquerade');
         return [{ ...alt, st: { ...st, snat: 'MASQUERADE', natSrc: true }, end: { k: 'verdict', verdict: { v: 'accept' } } }];
