@@ -158,8 +158,14 @@ class NftTracer {
       dnat: null, snat: null, natDst: false, natSrc: false, path: [], steps: [], hooks: [], added: new Map(),
     };
     const entry = this.input.hook === 'OUTPUT' ? 'output' : 'prerouting';
-    if (this.baseChains(entry).length === 0) {
+    const entryChains = this.baseChains(entry);
+    if (entryChains.length === 0) {
       this.warnings.push(`no base chain hooks ${entry} for IPv${this.family} packets: no rule sees this packet`);
+    }
+    for (const t of this.tables) {
+      if (t.table.name === 'kube-proxy' && t.table.chains.some((c) => c.hook !== null) && !entryChains.some((bc) => bc.t === t)) {
+        this.warnings.push(`no base chain of ${t.id} hooks ${entry}: kube-proxy's chains are not reached from there`);
+      }
     }
     const ended: Outcome[] = [];
     const done: State[] = [];

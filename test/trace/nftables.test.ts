@@ -309,6 +309,16 @@ table inet both {
     trace(await load(FAMILIES), { packet: tcp('2001:db8:1::5', 'fd00::10', 80), hook: 'PREROUTING' });
   });
 
+  it("warns when kube-proxy's table has base chains, but none on the packet's hook", async () => {
+    const l = await load('table ip kube-proxy {\n  chain services {\n  }\n  chain nat-output {\n    type nat hook output priority -100; policy accept;\n    jump services\n  }\n}');
+    const r = trace(l, { packet: tcp('10.244.1.7', '10.96.0.1', 443), hook: 'PREROUTING' });
+    expect(r.warnings).toEqual([
+      'no base chain hooks prerouting for IPv4 packets: no rule sees this packet',
+      "no base chain of ip kube-proxy hooks prerouting: kube-proxy's chains are not reached from there",
+    ]);
+    expect(trace(l, { packet: tcp('10.244.1.7', '10.96.0.1', 443), hook: 'OUTPUT' }).warnings).toBeUndefined();
+  });
+
   it('refuses a packet whose addresses are of two families', async () => {
     const l = await load(FAMILIES);
     expect(() => traceNftables({ ruleset: l.text, packet: tcp('10.0.0.1', 'fd00::10', 80), hook: 'PREROUTING' })).toThrow(TraceError);
