@@ -23,12 +23,12 @@ export interface Packet {
 
 export interface Step {
   chain: string;
+  /** The iptables table the chain belongs to (nat, filter); absent where there is one. */
+  table?: string;
   /** 0-based position of the rule in its chain; -1 for the chain's policy. */
   index: number;
   line: number;
   text: string;
-  /** nftables: the rule's table (`ip kube-proxy`). */
-  table?: string;
   /** nftables: the verdict a map element gave (`goto service-…`), when the rule looked one up. */
   verdict?: string;
 }
