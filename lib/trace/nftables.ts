@@ -213,11 +213,13 @@ class NftTracer {
   private hook(hook: string, states: State[], ended: Outcome[], reentry: boolean): State[] {
     if (states.length === 0) return [];
     const { packet } = this.input;
-    const local = !reentry && this.input.hook === 'OUTPUT';
+    // A packet the node sends has no input device until loopback hands it back; prerouting and
+    // input have no output device. A forwarded packet keeps its input device in postrouting.
+    const sent = this.input.hook === 'OUTPUT' && !reentry;
     const env = (bc: BaseChain): Env => ({
       hook,
       tracked: reentry || !DST_NAT_HOOKS.has(hook) || bc.effective >= CONNTRACK_PRIORITY,
-      iif: reentry ? 'lo' : local || hook === 'output' ? '' : packet.inInterface,
+      iif: sent ? '' : reentry ? 'lo' : packet.inInterface,
       oif: hook === 'prerouting' || hook === 'input' ? '' : packet.outInterface,
     });
     const dstHook = DST_NAT_HOOKS.has(hook);
