@@ -29,6 +29,8 @@ export interface Step {
   index: number;
   line: number;
   text: string;
+  /** nftables: the verdict a map element gave (`goto service-…`), when the rule looked one up. */
+  verdict?: string;
 }
 
 export interface Outcome {
@@ -44,6 +46,12 @@ export interface Outcome {
   path: string[];
   /** Rules that matched, in order. */
   steps: Step[];
+  /**
+   * nftables: the hooks crossed, in order (`prerouting`, `forward`, `postrouting`). A packet the
+   * node sends to one of its own addresses crosses `output` and `postrouting`, then comes back
+   * in through `prerouting` and `input`.
+   */
+  hooks?: string[];
   /** Set when IPVS picked the destination. */
   ipvs?: { service: string; scheduler: string; destinations: number };
 }
