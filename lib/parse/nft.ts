@@ -786,8 +786,13 @@ function jsonNumgen(m: JObj, isVmap: boolean): NftNumgen | null {
 
 function natTarget(v: JObj): string | null {
   if (v.addr === undefined && v.port === undefined) return null;
-  const addr = v.addr === undefined ? '' : renderExpr(v.addr, false);
-  return v.port === undefined ? addr : `${addr}:${renderExpr(v.port, false)}`;
+  return joinAddrPort(v.addr === undefined ? '' : renderExpr(v.addr, false), v.port === undefined ? null : renderExpr(v.port, false));
+}
+
+/** `ip:port`, with an IPv6 address in brackets as nft prints it (`[fd00::1]:80`), else the port would read as part of it. */
+function joinAddrPort(addr: string, port: string | null): string {
+  if (port === null) return addr;
+  return `${addr.includes(':') && !addr.startsWith('[') ? `[${addr}]` : addr}:${port}`;
 }
 
 // Rendering JSON back into nft's own syntax, for the statements nft prints for kube-proxy
@@ -878,7 +883,7 @@ function renderStmt(k: string, v: J): string {
     case 'snat': {
       if (v === null) return k;
       const fam = typeof o.family === 'string' ? ` ${o.family}` : '';
-      const to = o.addr !== undefined || o.port !== undefined ? ` to ${o.addr !== undefined ? renderExpr(o.addr, false) : ''}${o.port !== undefined ? `:${renderExpr(o.port, false)}` : ''}` : '';
+      const to = o.addr !== undefined || o.port !== undefined ? ` to ${joinAddrPort(o.addr !== undefined ? renderExpr(o.addr, false) : '', o.port !== undefined ? renderExpr(o.port, false) : null)}` : '';
       const flags = o.flags === undefined ? '' : ` ${Array.isArray(o.flags) ? o.flags.join(',') : o.flags}`;
       return `${k}${fam}${to}${flags}`;
     }

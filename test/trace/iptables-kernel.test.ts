@@ -128,7 +128,7 @@ describe('trace --dump as a user runs it', () => {
     expect(good.outcomes[0].rules.some((r: { table?: string }) => r.table === 'filter')).toBe(true);
   });
 
-  it('tells the dump kinds apart and reports the nftables tracer it hands nft dumps to', async () => {
+  it('tells the dump kinds apart and hands nft dumps to the nftables tracer', async () => {
     const rules = await cli('rules', '--mode', 'nftables', '--services', '1', '--endpoints', '1');
     const [nft, nftJson] = await withNetns(async (ns) => {
       await ns.run(['nft', '-f', '-'], { input: rules.out });
@@ -138,10 +138,11 @@ describe('trace --dump as a user runs it', () => {
     expect(detectDump(nftJson)?.kind).toBe('nft-json');
     for (const [name, body] of [['ruleset.nft', nft], ['ruleset.json', nftJson]] as const) {
       await writeFile(join(dir, name), body);
-      const r = await cli('trace', '--dump', join(dir, name), '--dst', '10.96.1.1', '--dport', '80', '--json');
-      // Until lib/trace/nftables.ts is written its TraceError is what the user sees; after, a trace.
-      if (r.code === 0) expect(JSON.parse(r.out)).toMatchObject({ mode: 'nftables' });
-      else expect(r.err).toMatch(/^kube-netlab trace: .*nftables/);
+      // The one Service's ClusterIP, and an unallocated address of the service CIDR beside it.
+      const hit = await cli('trace', '--dump', join(dir, name), '--dst', '10.96.1.0', '--dport', '80', '--json');
+      expect(JSON.parse(hit.out)).toMatchObject({ mode: 'nftables', outcomes: [{ probability: 1, verdict: 'ACCEPT', dnat: '10.244.0.2:8080' }] });
+      const miss = await cli('trace', '--dump', join(dir, name), '--dst', '10.96.1.1', '--dport', '80', '--json');
+      expect(JSON.parse(miss.out)).toMatchObject({ mode: 'nftables', outcomes: [{ verdict: 'DROP', dnat: null }] });
     }
     await writeFile(join(dir, 'junk.txt'), 'hello\n');
     const junk = await cli('trace', '--dump', join(dir, 'junk.txt'), '--dst', '10.96.1.1', '--dport', '80');

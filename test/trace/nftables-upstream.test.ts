@@ -33,7 +33,7 @@ interface Flow {
 interface Case {
   name: string;
   node: { name: string; ips: string[] };
-  /** Upstream's settings in the generator's terms; some may be options it does not have yet. */
+  /** Upstream's settings in the generator's terms. */
   options: NftablesOptions & { ipFamily: 'IPv4' | 'IPv6' };
   objects: unknown;
   flows: Flow[];
@@ -42,75 +42,6 @@ interface Case {
 interface Fixture {
   upstream: { repository: string; commit: string; file: string; test: string };
   cases: Case[];
-}
-
-/** Generator options and parser behaviour some cases need, each with a probe: is it there yet? */
-const FEATURES = {
-  nodePortAddresses: {
-    what: 'nodePortAddresses (NodePorts only on the node addresses the CIDRs select)',
-    present: () => !generated({ nodeIPs: ['192.168.0.2', '192.168.1.2'], nodePortAddresses: ['192.168.0.2/32'] })?.includes('192.168.1.2'),
-  },
-  ipv6: {
-    what: "ipFamily: 'IPv6' (the IPv6 proxier's `ip6 kube-proxy` table)",
-    present: () => generated({ ipFamily: 'IPv6', clusterCIDR: 'fd00:10::/64', serviceCIDRs: ['fd00:10:96::/112'] })?.includes('ip6 kube-proxy') ?? false,
-  },
-  noDetector: {
-    what: "clusterCIDR '' (no local-traffic detector)",
-    present: () => generated({ clusterCIDR: '' }) !== null,
-  },
-  masqueradeAll: {
-    what: 'masqueradeAll (every packet to a ClusterIP marked, whatever its source)',
-    present: () => (generated({ masqueradeAll: true }) ?? '').split('\n').some((l) => l.includes('ip daddr 10.96.0.10 jump mark-for-masquerade')),
-  },
-  ipv6DnatJson: {
-    what: 'the parser to keep the brackets of an IPv6 dnat target when it renders `nft -j` (it writes `dnat to fd00::1:80` for `[fd00::1]:80`)',
-    present: () => parseNftJson(JSON.stringify({ nftables: [
-      { table: { family: 'ip6', name: 't', handle: 1 } },
-      { chain: { family: 'ip6', table: 't', name: 'c', handle: 1 } },
-      { rule: { family: 'ip6', table: 't', chain: 'c', handle: 2, expr: [{ dnat: { addr: 'fd00::1', port: 80 } }] } },
-    ] })).tables[0].chains[0].rules[0].text.includes('[fd00::1]:80'),
-  },
-} satisfies Record<string, { what: string; present: () => boolean }>;
-
-/** The rules the generator writes for one ClusterIP service with these options, null when it refuses them. */
-function generated(options: Record<string, unknown>): string | null {
-  const cluster = readCluster([
-    { kind: 'Service', metadata: { namespace: 'p', name: 's' }, spec: { clusterIP: '10.96.0.10', ports: [{ port: 80 }] } },
-    {
-      kind: 'EndpointSlice', metadata: { namespace: 'p', name: 's-1', labels: { 'kubernetes.io/service-name': 's' } },
-      addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'] }], ports: [{ port: 80 }],
-    },
-  ]);
-  try {
-    return generateNftables(resolveServicePorts(cluster, {}), { ...options }).nft;
-  } catch {
-    return null;
-  }
-}
-
-type Feature = keyof typeof FEATURES;
-const missing = Object.fromEntries(Object.entries(FEATURES).map(([k, f]) => [k, !f.present()])) as Record<Feature, boolean>;
-
-/**
- * Cases that need a feature the project may not have yet. While any of them is missing the case
- * still runs and must fail (once it passes, take it off this list); the summary names what is
- * missing. With all of them there, the case must pass like any other.
- */
-const NEEDS: Record<string, Feature[]> = {
-  'TestNodePorts/ipv4 (secondary node IP)': ['nodePortAddresses'],
-  'TestNodePorts/ipv6': ['ipv6', 'ipv6DnatJson'],
-  'TestNodePorts/ipv6 (secondary node IP)': ['ipv6'],
-  'TestNodePorts/ipv6, multiple nodeport-addresses': ['ipv6', 'ipv6DnatJson'],
-  'TestNodePorts/ipv6, multiple nodeport-addresses (secondary node IP)': ['ipv6', 'nodePortAddresses', 'ipv6DnatJson'],
-  'TestInternalExternalMasquerade/no LocalTrafficDetector': ['noDetector'],
-  'TestInternalExternalMasquerade/masqueradeAll': ['masqueradeAll'],
-  'TestInternalExternalMasquerade/masqueradeAll, no LocalTrafficDetector': ['masqueradeAll', 'noDetector'],
-};
-
-/** What the case lacks now, in words; null when nothing. */
-function lacking(name: string): string | null {
-  const absent = (NEEDS[name] ?? []).filter((f) => missing[f]);
-  return absent.length > 0 ? absent.map((f) => FEATURES[f].what).join('; ') : null;
 }
 
 const DIR = new URL('../fixtures/upstream-flows/nftables/', import.meta.url);
@@ -122,7 +53,6 @@ const fixtures: Fixture[] = readdirSync(DIR)
 interface Tally {
   flows: number;
   passed: number;
-  expectedFailures: { name: string; why: string; failed: number; flows: number; first: string }[];
 }
 const tally = new Map<string, Tally>();
 
@@ -171,7 +101,6 @@ async function runCase(c: Case): Promise<string[]> {
   let listings: { text: NftRuleset; json: NftRuleset };
   try {
     const cluster = readCluster(c.objects);
-    // Options the generators do not know yet are passed all the same; see NEEDS.
     const resolveOptions = { nodeName: c.node.name, ipFamily: c.options.ipFamily };
     const ports = resolveServicePorts(cluster, resolveOptions);
     const generatorOptions = { ...c.options };
@@ -202,10 +131,9 @@ async function runCase(c: Case): Promise<string[]> {
 }
 
 describe("kube-proxy's nftables packet-flow tests, traced through the kernel's listing", () => {
-  it('every upstream case is here once, and every case that needs a feature is one of them', () => {
+  it('every upstream case is here once', () => {
     const names = fixtures.flatMap((fx) => fx.cases.map((c) => c.name));
     expect(new Set(names).size).toBe(names.length);
-    for (const name of Object.keys(NEEDS)) expect(names).toContain(name);
     expect(fixtures.map((fx) => fx.upstream.test)).toEqual([
       'TestClusterIPGeneral', 'TestExternalTrafficPolicyCluster', 'TestExternalTrafficPolicyLocal', 'TestInternalExternalMasquerade',
       'TestInternalTrafficPolicy', 'TestLoadBalancer', 'TestNoEndpointsReject', 'TestNodePorts', 'TestTerminatingEndpointsTrafficPolicyCluster',
@@ -218,19 +146,13 @@ describe("kube-proxy's nftables packet-flow tests, traced through the kernel's l
   for (const fx of fixtures) {
     describe(fx.upstream.test, () => {
       for (const c of fx.cases) {
-        const lacks = lacking(c.name);
-        it(`${c.name}${lacks ? ` (expected to fail: needs ${lacks})` : ''}`, async () => {
+        it(c.name, async () => {
           const failures = await runCase(c);
-          const t = tally.get(fx.upstream.test) ?? { flows: 0, passed: 0, expectedFailures: [] };
+          const t = tally.get(fx.upstream.test) ?? { flows: 0, passed: 0 };
           t.flows += c.flows.length;
           t.passed += c.flows.length - failures.length;
-          if (lacks) t.expectedFailures.push({ name: c.name, why: lacks, failed: failures.length, flows: c.flows.length, first: failures[0] ?? '' });
           tally.set(fx.upstream.test, t);
-          if (lacks) {
-            expect(failures.length, `${c.name} passes without ${lacks}: take that off NEEDS`).toBeGreaterThan(0);
-          } else {
-            expect(failures).toEqual([]);
-          }
+          expect(failures).toEqual([]);
         });
       }
     });
@@ -244,7 +166,6 @@ describe("kube-proxy's nftables packet-flow tests, traced through the kernel's l
       flows += t.flows;
       passed += t.passed;
       lines.push(`  ${test}: ${t.passed}/${t.flows}`);
-      for (const x of t.expectedFailures) lines.push(`    expected to fail: ${x.name}: ${x.failed}/${x.flows} flows fail; needs ${x.why}\n      first: ${x.first}`);
     }
     lines.push(`  total: ${passed}/${flows}`);
     console.log(lines.join('\n'));
