@@ -291,6 +291,13 @@ describe('iptables-save errors', () => {
     ['*nat\n\n# c\n-Q X\nCOMMIT\n', 4, /rule command/],
     ['*nat\n-D X 1\nCOMMIT\n', 2, /existing chain/],
     ['*nat\n:X - [0:0]\n-I X 5 -j Y\nCOMMIT\n', 3, /rule number from 1 to 1/],
+    // An option whose argument is missing must not take the next option as its argument.
+    ['*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination --random\nCOMMIT\n', 3, /argument after --to-destination, not the option --random/],
+    ['*nat\n:X - [0:0]\n-A X -p tcp --dport -j ACCEPT\nCOMMIT\n', 3, /argument after --dport, not the option -j/],
+    ['*nat\n:X - [0:0]\n-A X -m mark --mark ! --foo -j ACCEPT\nCOMMIT\n', 3, /argument after --mark, not the option --foo/],
+    ['*nat\n:X - [0:0]\n-A X -s -j ACCEPT\nCOMMIT\n', 3, /address, prefix or host name after -s, not the option -j/],
+    ['*nat\n:X - [0:0]\n-A X -i --in-interface eth0\nCOMMIT\n', 3, /interface name after -i, not the option --in-interface/],
+    ['*nat\n:X - [0:0]\n-A X -s -10.0.0.1 -j ACCEPT\nCOMMIT\n', 3, /address, prefix or host name after -s, not "-10.0.0.1"/],
   ];
   it.each(bad)('name the line: %j', (text, line, why) => {
     let err: unknown;
