@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
 import {
@@ -7,6 +8,9 @@ import { findListChain, parseIptablesList } from '../../lib/parse/iptables-list.
 import { findChain, findTable, type IptablesSave, type IptRule } from '../../lib/parse/iptables-types.ts';
 import { expectTotal } from '../helpers/fuzz.ts';
 import { withNetns } from '../helpers/netns.ts';
+
+// What older releases print, written by test/fixtures/iptables-old-fixtures.sh from their format strings.
+const oldFixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 
 // A kube-proxy-shaped ruleset, written the way kube-proxy writes it (iptables-restore input:
 // `-m tcp -p tcp`, unpadded addresses, --or-mark, undeclared built-in chains, -I jumps) plus the
@@ -313,7 +317,7 @@ describe('iptables-save errors', () => {
   });
 
   it('are total on arbitrary and mutated dumps', () => {
-    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE], {
+    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE, oldFixture('iptables-1.4.7-save.txt')], {
       roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
       // Chain order is only the order of first mention; an undeclared built-in chain left empty
       // has nothing to write back.
@@ -413,8 +417,79 @@ describe('iptables -L, read back from the kernel', () => {
   });
 
   it('are total on arbitrary and mutated listings', () => {
-    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums], {
+    const old = ['ip6tables-1.8.7-L-nv.txt', 'ip6tables-1.4.21-L-line-numbers.txt', 'iptables-1.4.7-L-nvx.txt'].map(oldFixture);
+    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums, ...old], {
       tokens: ['Chain INPUT (policy ACCEPT)\n', 'target     prot opt source               destination\n', 'ACCEPT     all  --  0.0.0.0/0            0.0.0.0/0\n'],
     });
+  });
+});
+
+
+describe('iptables -L of older releases', () => {
+  it('read ip6tables 1.8.0-1.8.8, whose opt column is three blanks', () => {
+    const list = parseIptablesList(oldFixture('ip6tables-1.8.7-L-nv.txt'));
+    const input = findListChain(list, 'INPUT')!;
+    expect(input.rules.map((r) => [r.target, r.protocol.value, r.opt, r.source.value])).toEqual([
+      ['KUBE-NODEPORTS', 'all', '', '::/0'], ['KUBE-EXTERNAL-SERVICES', 'all', '', '::/0'],
+      ['KUBE-FIREWALL', 'all', '', '::/0'], ['ACCEPT', 'icmpv6', '', '::/0'],
+    ]);
+    expect(input.rules[0]).toMatchObject({ counters: { packets: 41, bytes: 3280, exact: true }, inInterface: { value: '*' }, comment: 'kubernetes health check service ports' });
+    expect(input.rules[3].extra).toBe('ipv6-icmptype 128');
+    expect(findListChain(list, 'FORWARD')!.rules[1]).toMatchObject({ inInterface: { value: 'eth0', negated: false }, outInterface: { value: 'veth+', negated: true } });
+    expect(findListChain(list, 'KUBE-FIREWALL')!.rules[0]).toMatchObject({ source: { value: 'fd00:10:244::/56', negated: true }, destination: { value: '::1' } });
+    expect(findListChain(list, 'KUBE-SERVICES')!.rules[1].counters).toEqual({ packets: 123_000, bytes: 98_765_000, exact: false });
+  });
+
+  it('read ip6tables 1.4 without -n: host names, protocol names, line numbers, a negated protocol', () => {
+    const list = parseIptablesList(oldFixture('ip6tables-1.4.21-L-line-numbers.txt'));
+    const input = findListChain(list, 'INPUT')!;
+    expect(input.rules.map((r) => [r.num, r.target, r.protocol, r.opt])).toEqual([
+      [1, 'KUBE-FIREWALL', { value: 'all', negated: false }, ''],
+      [2, 'ACCEPT', { value: 'ipv6-icmp', negated: false }, ''],
+      [3, 'DROP', { value: 'tcp', negated: true }, ''],
+    ]);
+    expect(findListChain(list, 'KUBE-FIREWALL')!.rules[0].destination.value).toBe('localhost');
+  });
+
+  it('read iptables 1.4-1.8.8, whose protocol runs into the opt column when it has five letters', () => {
+    const list = parseIptablesList(oldFixture('iptables-1.4.7-L-nvx.txt'));
+    expect(list.chains.map((c) => c.name).slice(0, 3)).toEqual(['PREROUTING', 'POSTROUTING', 'OUTPUT']);
+    const odd = findListChain(list, 'KUBE-ODD')!;
+    expect(odd.rules.map((r) => [r.target, r.protocol, r.opt])).toEqual([
+      ['ACCEPT', { value: 'udplite', negated: false }, '--'],
+      ['DROP', { value: 'udp', negated: true }, '-f'],
+      ['DROP', { value: 'icmp', negated: false }, '!f'],
+    ]);
+    const svc = findListChain(list, 'KUBE-SVC-FREKB6WNWYJLKTHC')!;
+    expect(svc.rules[0].counters).toEqual({ packets: 123456789, bytes: 9876543210, exact: true });
+    expect(svc.rules[1]).toMatchObject({ goto: true, target: 'KUBE-SEP-BBBBBBBBBBBBBBBB', comment: 'default/httpbin:http' });
+    expect(findListChain(list, 'KUBE-SERVICES')!.rules[1].source).toEqual({ value: '10.244.0.0/16', negated: true });
+  });
+
+  it('refuse a protocol glued to anything but an opt column, and a missing opt column', () => {
+    const head = 'Chain X (1 references)\ntarget     prot opt source               destination\n';
+    expect(() => parseIptablesList(`${head}ACCEPT     udplite-x  0.0.0.0/0            0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+    // One blank after the protocol is not the three of an empty opt column.
+    expect(() => parseIptablesList(`${head}ACCEPT     all 0.0.0.0/0 0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+    expect(() => parseIptablesList(`${head}ACCEPT     tcp--  0.0.0.0/0            0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+  });
+});
+
+describe('iptables-save of older releases', () => {
+  it('read iptables-save 1.4.7: blanks after every word, strings quoted even when safe', () => {
+    const dump = parseIptablesSave(oldFixture('iptables-1.4.7-save.txt'));
+    const nat = findTable(dump, 'nat')!;
+    expect(nat.chains.slice(0, 3).map((c) => [c.name, c.counters])).toEqual([
+      ['PREROUTING', { packets: 3, bytes: 180 }], ['POSTROUTING', { packets: 12, bytes: 720 }], ['OUTPUT', { packets: 12, bytes: 720 }],
+    ]);
+    const svcs = chainOf(dump, 'nat', 'KUBE-SERVICES').rules;
+    expect(svcs.map((r) => r.comment)).toEqual(['default/httpbin:http cluster IP', 'default/httpbin:http cluster IP', 'kubernetes']);
+    expect(svcs[0]).toMatchObject({ source: { value: '10.244.0.0/16', negated: true }, destination: { value: '10.96.120.15/32' }, target: { name: 'KUBE-MARK-MASQ' } });
+    expect(svcs[0].text.endsWith(' ')).toBe(false);
+    expect(matchOption(svcs[1], 'tcp', 'dport')?.args).toEqual(['8000']);
+    const sep = chainOf(dump, 'nat', 'KUBE-SEP-AAAAAAAAAAAAAAAA').rules[1];
+    expect(targetOption(sep, 'to-destination')?.args).toEqual(['10.244.1.2:8080']);
+    const recent = chainOf(dump, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules[0];
+    expect(matchOption(recent, 'recent', 'name')?.args).toEqual(['KUBE-SEP-AAAAAAAAAAAAAAAA']);
   });
 });
