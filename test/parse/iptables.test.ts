@@ -493,3 +493,87 @@ describe('iptables-save of older releases', () => {
     expect(matchOption(recent, 'recent', 'name')?.args).toEqual(['KUBE-SEP-AAAAAAAAAAAAAAAA']);
   });
 });
+
+// Captured on this machine by test/fixtures/captured/capture.ts (iptables 1.8.9, both backends).
+const captured = (name: string) => readFileSync(new URL(`../fixtures/captured/${name}`, import.meta.url), 'utf8');
+/** What two backends' dumps share: not where a line sits, not the table order, not counters (ip6tables-nft-restore drops some). */
+const rulesOf = (v: IptablesSave) => JSON.parse(JSON.stringify([...v.tables].sort((a, b) => (a.name < b.name ? -1 : 1)), (k, x) => (k === 'line' || k === 'counters' ? undefined : x)));
+const listedRules = (v: unknown) => JSON.parse(JSON.stringify(v, (k, x) => (k === 'line' || k === 'counters' || k === 'policyCounters' ? undefined : x)));
+
+describe('captured iptables-legacy and iptables-nft output', () => {
+  it('read the same rules from both backends, with and without counters', () => {
+    const legacy = parseIptablesSave(captured('iptables-legacy-save-c.txt'));
+    const nft = parseIptablesSave(captured('iptables-nft-save-c.txt'));
+    expect(rulesOf(nft)).toEqual(rulesOf(legacy));
+    expect(chainOf(nft, 'filter', 'KUBE-ODD').rules[6].counters).toEqual({ packets: 123456789, bytes: 9876543210 });
+    const plain = parseIptablesSave(captured('iptables-nft-save.txt'));
+    expect(chainOf(plain, 'filter', 'KUBE-ODD').rules.map((r) => r.counters)).toEqual(chainOf(plain, 'filter', 'KUBE-ODD').rules.map(() => null));
+    const odd = chainOf(legacy, 'filter', 'KUBE-ODD').rules;
+    expect(odd.map((r) => r.comment)).toEqual([String.raw`it's a "quoted" \ comment`, '--dash', null, null, null, null, null, null, null, null]);
+    expect(odd[1].text).toBe('-m comment --comment --dash -j ACCEPT');
+    expect(odd[6]).toMatchObject({ protocol: { value: 'udp', negated: true }, counters: { packets: 123456789, bytes: 9876543210 } });
+    expect(odd[5]).toMatchObject({ fragment: { negated: true }, protocol: { value: 'icmp' } });
+    expect(matchOption(odd[5], 'icmp', 'icmp-type')?.args).toEqual(['8']);
+    expect(targetOption(odd[7], 'log-prefix')?.args).toEqual(['kube odd: ']);
+    expect(matchOption(odd[9], 'set', 'match-set')?.args).toEqual(['KUBE-CLUSTER-IP', 'dst,dst']);
+    const svc = chainOf(legacy, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules;
+    expect(svc.map((r) => r.target?.name)).toEqual(['KUBE-MARK-MASQ', 'KUBE-SEP-AAAAAAAAAAAAAAAA', 'KUBE-SEP-AAAAAAAAAAAAAAAA', 'KUBE-SEP-BBBBBBBBBBBBBBBB', 'KUBE-SEP-CCCCCCCCCCCCCCCC']);
+    // --xor-mark comes back as the kernel stores it.
+    expect(chainOf(legacy, 'nat', 'KUBE-POSTROUTING').rules[1].target?.options).toEqual([{ name: 'set-xmark', args: ['0x4000/0x0'], negated: false }]);
+  });
+
+  it('read ip6tables-save of both backends: addresses, icmp6, DNAT to a bracketed address', () => {
+    const legacy = parseIptablesSave(captured('ip6tables-legacy-save-c.txt'));
+    expect(rulesOf(parseIptablesSave(captured('ip6tables-nft-save-c.txt')))).toEqual(rulesOf(legacy));
+    const input = chainOf(legacy, 'filter', 'INPUT').rules;
+    expect(input[1].text).toBe('-p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT');
+    expect(matchOption(input[1], 'icmp6', 'icmpv6-type')?.args).toEqual(['128']);
+    expect(chainOf(legacy, 'filter', 'KUBE-FIREWALL').rules[0]).toMatchObject({
+      source: { value: 'fd00:10:244::/56', negated: true }, destination: { value: '::1/128', negated: false },
+    });
+    expect(targetOption(chainOf(legacy, 'nat', 'KUBE-SEP-AAAAAAAAAAAAAAAA').rules[1], 'to-destination')?.args).toEqual(['[fd00:10:244:1::2]:8080']);
+    // ip6tables-nft's warning about legacy tables, on stderr before the dump.
+    const warned = parseIptablesSave(captured('ip6tables-nft-save-nat-legacy-warning.txt'));
+    expect(chainOf(warned, 'nat', 'KUBE-SERVICES').rules).toHaveLength(1);
+  });
+
+  it('read -L -n -v -x --line-numbers of both backends alike, IPv4 and IPv6', () => {
+    for (const family of ['iptables', 'ip6tables']) {
+      const legacy = parseIptablesList(captured(`${family}-legacy-L-nvx-line-numbers.txt`));
+      expect(listedRules(parseIptablesList(captured(`${family}-nft-L-nvx-line-numbers.txt`))), family).toEqual(listedRules(legacy));
+      expect(legacy.chains.every((c) => c.columns[0] === 'num' && c.columns.includes('in')), family).toBe(true);
+    }
+    const odd = findListChain(parseIptablesList(captured('iptables-legacy-L-nvx-line-numbers.txt')), 'KUBE-ODD')!;
+    expect(odd.rules.map((r) => [r.num, r.target, r.protocol.value, r.opt])).toEqual([
+      [1, 'ACCEPT', '0', '--'], [2, 'ACCEPT', '0', '--'], [3, 'ACCEPT', '136', '--'], [4, null, '6', '--'], [5, 'DROP', '0', '-f'],
+      [6, 'DROP', '1', '!f'], [7, 'DROP', '17', '--'], [8, 'LOG', '6', '--'], [9, 'ACCEPT', '132', '--'], [10, 'ACCEPT', '0', '--'],
+    ]);
+    expect(odd.rules[6]).toMatchObject({ protocol: { negated: true }, counters: { packets: 123456789, bytes: 9876543210, exact: true } });
+    expect(odd.rules[1].comment).toBe('--dash');
+    const v6 = parseIptablesList(captured('ip6tables-legacy-L-nvx-line-numbers.txt'));
+    expect(findListChain(v6, 'INPUT')!.rules[1]).toMatchObject({ protocol: { value: '58' }, opt: '--', extra: 'ipv6-icmptype 128' });
+  });
+
+  it('read -t nat -L with and without -n, and the legacy-tables warning of iptables-nft', () => {
+    const named = parseIptablesList(captured('iptables-nft-nat-L.txt'));
+    expect(findListChain(named, 'KUBE-SERVICES')!.rules[0]).toMatchObject({ protocol: { value: 'tcp' }, destination: { value: '10.96.120.15' }, extra: expect.stringContaining('tcp dpt:8000') });
+    const numeric = parseIptablesList(captured('iptables-legacy-nat-L-nv.txt'));
+    expect(findListChain(numeric, 'KUBE-SVC-FREKB6WNWYJLKTHC')!.rules.map((r) => [r.target, r.goto])).toEqual([
+      ['KUBE-MARK-MASQ', false], ['KUBE-SEP-AAAAAAAAAAAAAAAA', false], ['KUBE-SEP-AAAAAAAAAAAAAAAA', false], ['KUBE-SEP-BBBBBBBBBBBBBBBB', false], ['KUBE-SEP-CCCCCCCCCCCCCCCC', true],
+    ]);
+    const v6 = parseIptablesList(captured('ip6tables-nft-nat-L.txt'));
+    expect(findListChain(v6, 'KUBE-SEP-AAAAAAAAAAAAAAAA')!.rules[1].extra).toContain('to:[fd00:10:244:1::2]:8080');
+    const warned = parseIptablesList(captured('iptables-nft-L-INPUT-legacy-warning.txt'));
+    expect(warned.chains.map((c) => c.name)).toEqual(['INPUT']);
+  });
+
+  it('are total on the captures and their mutations', () => {
+    expectTotal(parseIptablesList, ['iptables-legacy-L-nvx-line-numbers.txt', 'iptables-nft-nat-L-nv.txt', 'iptables-nft-nat-L.txt', 'ip6tables-nft-L-nvx-line-numbers.txt', 'ip6tables-legacy-nat-L.txt', 'iptables-nft-L-INPUT-legacy-warning.txt'].map(captured), { numRuns: 150 });
+    expectTotal(parseIptablesSave, ['iptables-nft-save-c.txt', 'ip6tables-legacy-save-c.txt', 'ip6tables-nft-save-nat-legacy-warning.txt'].map(captured), {
+      numRuns: 150,
+      roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
+      comparable: (d) => d.tables.map((t) => ({ name: t.name, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map(({ line: _l, ...r }) => r) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) })),
+      blank: (s) => s.split('\n').every((l) => l.trim() === '' || l.trimStart().startsWith('#')),
+    });
+  });
+});
