@@ -296,6 +296,15 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
       negate = true;
       continue;
     }
+    // iptables 1.6.1 and later print this instead of the options of a match or target whose
+    // revision in the kernel is newer than they know (an old iptables in a container).
+    if (!t.quoted && t.value === '[unsupported' && !tokens[r.i]?.quoted && tokens[r.i]?.value === 'revision]') {
+      const owner = currentTarget ?? currentMatch;
+      if (!owner || negate) r.fail('"[unsupported revision]" only after -m MODULE or -j TARGET');
+      owner!.unsupportedRevision = true;
+      r.i++;
+      continue;
+    }
     if (!isOptionWord(t)) r.fail(`an option starting with "-" (at ${JSON.stringify(t.value)})`);
     const word = t.value;
     const core = CORE[word];

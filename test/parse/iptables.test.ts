@@ -317,7 +317,7 @@ describe('iptables-save errors', () => {
   });
 
   it('are total on arbitrary and mutated dumps', () => {
-    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE, oldFixture('iptables-1.4.7-save.txt')], {
+    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE, oldFixture('iptables-1.4.7-save.txt'), oldFixture('iptables-1.6.2-save-unsupported-revision.txt')], {
       roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
       // Chain order is only the order of first mention; an undeclared built-in chain left empty
       // has nothing to write back.
@@ -476,6 +476,17 @@ describe('iptables -L of older releases', () => {
 });
 
 describe('iptables-save of older releases', () => {
+  it('read "[unsupported revision]" of iptables 1.6.1 and later, on the match or target it follows', () => {
+    const dump = parseIptablesSave(oldFixture('iptables-1.6.2-save-unsupported-revision.txt'));
+    const fwd = chainOf(dump, 'filter', 'KUBE-FORWARD').rules;
+    expect(fwd[0].matches).toEqual([{ module: 'conntrack', options: [], unsupportedRevision: true }]);
+    expect(fwd[0].target).toEqual({ name: 'DROP', goto: false, options: [] });
+    expect(fwd[2]).toMatchObject({ comment: 'kubernetes forwarding conntrack rule', target: { name: 'ACCEPT' } });
+    expect(fwd[3].target).toEqual({ name: 'NFLOG', goto: false, options: [], unsupportedRevision: true });
+    expect(fwd[1].matches.every((m) => m.unsupportedRevision === undefined)).toBe(true);
+    expect(() => parseIptablesSave('*filter\n:X - [0:0]\n-A X [unsupported revision] -j DROP\nCOMMIT\n')).toThrow(/line 3: expected "\[unsupported revision\]" only after -m MODULE or -j TARGET/);
+  });
+
   it('read iptables-save 1.4.7: blanks after every word, strings quoted even when safe', () => {
     const dump = parseIptablesSave(oldFixture('iptables-1.4.7-save.txt'));
     const nat = findTable(dump, 'nat')!;
