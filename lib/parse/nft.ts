@@ -49,8 +49,9 @@ interface Line {
 }
 
 /**
- * Parse `nft list ruleset` (optionally `-a`, with handles). One pass over the lines; each
- * line is scanned a constant number of times, so the work is linear in the input.
+ * Parse `nft list ruleset` of nft 0.9 to 1.1 (also with `-a`, `-n`, `-s`, `-y`), with nft's
+ * warnings merged in or not. One pass over the lines; each line is scanned a constant number
+ * of times, so the work is linear in the input.
  */
 export function parseNftRuleset(text: string): NftRuleset {
   rejectBinary(TEXT, text);
@@ -86,8 +87,8 @@ const WARNING = '# Warning: ';
 /**
  * A message nft prints on stderr while it prints a rule it cannot translate (the xtables
  * extension is missing): `XT match comment not found` (up to 1.0.7) or `# Warning: XT match
- * comment not found` (1.0.8 and later), after the rule's first words. The rule goes on on the
- * next line. Returns the words before it, or null when the line does not end with one.
+ * comment not found` (1.0.8 and later), after the rule's first words. The rule continues on
+ * the next line. Returns the words before it, or null when the line does not end with one.
  */
 function xtMessage(t: string): { before: string; message: string } | null {
   const at = t.lastIndexOf('XT ');

@@ -408,6 +408,17 @@ describe('nft listings of other releases', () => {
       fixture('nft-0.9.0-a-list-ruleset.txt'), fixture('nft-1.1.6-list-ruleset.txt'),
     ];
     expectTotal(parseNftRuleset, seeds, { blank: commentsOnly, numRuns: 200 });
-    expectTotal(parseNftJson, [stored('nft-j-list-ruleset.json'), fixture('nft-1.1.6-j-list-ruleset.json')], { empty: { tables: [] }, numRuns: 200 });
+    const onlyMetainfo = (s: string) => {
+      try {
+        const d = JSON.parse(s) as { nftables?: unknown };
+        return Array.isArray(d.nftables) && d.nftables.every((x) => typeof x === 'object' && x !== null && Object.keys(x).join() === 'metainfo');
+      } catch {
+        return false;
+      }
+    };
+    expectTotal(parseNftJson, [stored('nft-j-list-ruleset.json'), fixture('nft-1.1.6-j-list-ruleset.json')], {
+      blank: onlyMetainfo, empty: { tables: [] }, numRuns: 200,
+      tokens: ['{"nftables":[', ']}', '{"metainfo":{}}', '{"table":{"family":"inet","name":"t"}}', '{"typeof":', ','],
+    });
   });
 });
