@@ -1,6 +1,8 @@
 /**
  * Parser for `conntrack -L` output (also `-o extended`, `-o id`, accounting counters, and the
- * `[NEW]`/`[DESTROY]` prefixes of `conntrack -E`). One entry per line:
+ * `[NEW]`/`[DESTROY]` prefixes of `conntrack -E`), and for `/proc/net/nf_conntrack`, which the
+ * kernel prints in the `-o extended` layout with IPv6 addresses written out in full. One entry
+ * per line:
  *
  *   [ipv4 2] tcp 6 431999 ESTABLISHED src=… dst=… sport=… dport=… [packets=… bytes=…] [UNREPLIED]
  *            src=… dst=… sport=… dport=… [packets=… bytes=…] [ASSURED] mark=0 [zone=…] use=1 [id=…]
@@ -12,11 +14,13 @@
  * states and flags are checked against what conntrack prints.
  * Pure and linear-time.
  */
+import ipaddr from 'ipaddr.js';
 import { isIp } from './addr.ts';
 import { ParseError, rejectBinary, splitLines } from './errors.ts';
 import type { Counters } from './iptables-types.ts';
 
 const FORMAT = 'conntrack';
+const FORMAT_PROC = '/proc/net/nf_conntrack';
 
 export interface ConntrackTuple {
   src: string;
@@ -115,7 +119,7 @@ interface Word {
 }
 
 /** Words separated by blanks; `[ … ]` is one word even with blanks inside (timestamps). */
-function words(line: string, lineNo: number): Word[] {
+function words(line: string, lineNo: number, format: string): Word[] {
   const out: Word[] = [];
   let i = 0;
   const n = line.length;
@@ -127,7 +131,7 @@ function words(line: string, lineNo: number): Word[] {
     }
     if (c === '[') {
       const close = line.indexOf(']', i + 1);
-      if (close < 0) throw new ParseError(FORMAT, lineNo, line, 'a closing "]"');
+      if (close < 0) throw new ParseError(format, lineNo, line, 'a closing "]"');
       out.push({ value: line.slice(i + 1, close), bracket: true });
       i = close + 1;
       continue;
@@ -165,18 +169,60 @@ export function parseConntrack(text: string): ConntrackTable {
       }
       continue;
     }
-    result.entries.push(parseEntry(line, idx + 1));
+    result.entries.push(parseEntry(line, idx + 1, FORMAT));
   }
   return result;
+}
+
+/**
+ * Parse `/proc/net/nf_conntrack` (ct_seq_show in the kernel's nf_conntrack_standalone.c): every
+ * line starts with the family, nothing else is printed. IPv6 addresses, which the kernel writes
+ * as eight groups of four digits (%pI6), come back in the short form conntrack -L prints.
+ */
+export function parseNfConntrack(text: string): ConntrackTable {
+  rejectBinary(FORMAT_PROC, text);
+  const entries: ConntrackEntry[] = [];
+  const lines = splitLines(text);
+  for (let idx = 0; idx < lines.length; idx++) {
+    const line = lines[idx];
+    if (line.trim().length === 0) continue;
+    const e = parseEntry(line, idx + 1, FORMAT_PROC);
+    if (e.family === null || e.event !== null || e.attributes.timestamp !== undefined) {
+      throw new ParseError(FORMAT_PROC, idx + 1, line, 'an entry starting with its family, "ipv4     2" or "ipv6     10"');
+    }
+    for (const t of [e.original, e.reply]) {
+      if (t.src.includes(':') !== (e.family === 'ipv6') || t.dst.includes(':') !== (e.family === 'ipv6')) {
+        throw new ParseError(FORMAT_PROC, idx + 1, line, `${e.family === 'ipv6' ? 'IPv6' : 'IPv4'} addresses in an ${e.family} entry`);
+      }
+      if (e.family === 'ipv6') {
+        t.src = shortIpv6(t.src);
+        t.dst = shortIpv6(t.dst);
+      }
+    }
+    entries.push(e);
+  }
+  return { entries, shown: null, messages: [] };
+}
+
+/** %pI6: eight groups of four hex digits. */
+function longIpv6(s: string): string {
+  return ipaddr.IPv6.parse(s).toNormalizedString().split(':').map((g) => g.padStart(4, '0')).join(':');
+}
+
+/** What inet_ntop prints, as conntrack -L does: `::1`, `fd00:10:244::2`, `::ffff:10.0.0.1`. */
+function shortIpv6(s: string): string {
+  if (!s.includes(':')) return s;
+  const a = ipaddr.IPv6.parse(s);
+  return a.isIPv4MappedAddress() ? `::ffff:${a.toIPv4Address().toString()}` : a.toString();
 }
 
 function emptyTuple(): ConntrackTuple {
   return { src: '', dst: '', sport: null, dport: null, icmp: null, counters: null, other: {} };
 }
 
-function parseEntry(line: string, lineNo: number): ConntrackEntry {
+function parseEntry(line: string, lineNo: number, format: string): ConntrackEntry {
   const fail = (expected: string): never => {
-    throw new ParseError(FORMAT, lineNo, line, expected);
+    throw new ParseError(format, lineNo, line, expected);
   };
   const num = (key: string, v: string): number => {
     if (!isDigits(v) || Number(v) > (MAX[key] ?? Number.MAX_SAFE_INTEGER)) fail(`a number after ${key}=, not ${JSON.stringify(v)}`);
@@ -186,7 +232,7 @@ function parseEntry(line: string, lineNo: number): ConntrackEntry {
     if (!isIp(v)) fail(`an IP address after ${key}=, not ${JSON.stringify(v)}`);
     return v;
   };
-  const ws = words(line, lineNo);
+  const ws = words(line, lineNo, format);
   let i = 0;
   const peek = () => ws[i];
 
@@ -329,5 +375,33 @@ export function renderConntrack(table: ConntrackTable): string {
   }
   for (const m of table.messages) out.push(`conntrack v1.4.7 (conntrack-tools): ${m}`);
   if (table.shown !== null) out.push(`conntrack v1.4.7 (conntrack-tools): ${table.shown}${SUMMARY}`);
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/**
+ * `/proc/net/nf_conntrack` lines for a table, as ct_seq_show prints them: `%-8s %u %-8s %u`,
+ * the tuples, `[UNREPLIED]` between them, the other flags after the reply, then mark, secctx,
+ * zone, delta-time and use. Entries without a family are written as IPv4.
+ */
+export function renderNfConntrack(table: ConntrackTable): string {
+  const out: string[] = [];
+  for (const e of table.entries) {
+    const family = e.family ?? 'ipv4';
+    const full = (t: ConntrackTuple): ConntrackTuple => (family === 'ipv6' ? { ...t, src: longIpv6(t.src), dst: longIpv6(t.dst) } : t);
+    const w = [family.padEnd(8), String(FAMILIES[family] ?? 2), e.protocol.padEnd(8), String(e.protocolNumber)];
+    if (e.timeout !== null) w.push(String(e.timeout));
+    if (e.state !== null) w.push(e.state);
+    w.push(...tupleWords(full(e.original)));
+    const unreplied = e.flags.includes('UNREPLIED');
+    if (unreplied) w.push('[UNREPLIED]');
+    w.push(...tupleWords(full(e.reply)), ...e.flags.filter((f) => f !== 'UNREPLIED').map((f) => `[${f}]`));
+    if (e.mark !== null) w.push(`mark=${e.mark}`);
+    for (const [k, v] of Object.entries(e.attributes)) if (k !== 'delta-time') w.push(/[ \t]/.test(v) ? `[${k}=${v}]` : `${k}=${v}`);
+    if (e.zone !== null) w.push(`zone=${e.zone}`);
+    if (e.attributes['delta-time'] !== undefined) w.push(`delta-time=${e.attributes['delta-time']}`);
+    if (e.use !== null) w.push(`use=${e.use}`);
+    if (e.id !== null) w.push(`id=${e.id}`);
+    out.push(w.join(' '));
+  }
   return out.length ? `${out.join('\n')}\n` : '';
 }

@@ -6,6 +6,8 @@
  * [extra…]`. The column header line of each chain says which columns are present. The target
  * column can be blank (a rule with no -j), so its presence is read from the character where
  * the column starts (iptables prints it as `%-9s `), not from counting words.
+ * Older releases differ in two places, both read here: up to 1.8.8 the protocol is `%-5s` with
+ * no blank after it (`udplite--`), and ip6tables up to 1.8.8 prints three blanks for opt.
  * Names, protocols and addresses are checked, and a listing without any chain is an error:
  * iptables -L always prints the built-in chains.
  * Pure and linear-time: one cursor per line.
@@ -35,7 +37,7 @@ export interface IptListRule {
   goto: boolean;
   /** As printed: `all`/`tcp` by name, `0`/`6` with -n; `!` prefix read as negation. */
   protocol: IptAddrMatch;
-  /** The opt column: `--`, `-f` or `!f`. */
+  /** The opt column: `--`, `-f` or `!f`; empty from ip6tables up to 1.8.8, which prints blanks there. */
   opt: string;
   /** `-v` only: `*` means any interface. */
   inInterface: IptAddrMatch | null;
@@ -224,10 +226,30 @@ function ruleLine(line: string, lineNo: number, columns: string[], fail: (e: str
       fail('a target, protocol and addresses');
     }
   }
-  const prot = need('a protocol').value;
+  const protWord = need('a protocol');
+  let prot = protWord.value;
+  let opt: string | null = null;
+  // Up to 1.8.8 the protocol is printed as %-5s with no blank after it, so a name of five or
+  // more letters runs into the opt column: `udplite--`.
+  const tail = prot.slice(-2);
+  if (isOpt(tail) && prot.length - 2 >= (prot[0] === '!' ? 6 : 5)) {
+    opt = tail;
+    prot = prot.slice(0, -2);
+  }
   if (!isProtocol(prot)) fail(`a protocol name or number, not ${JSON.stringify(prot)}`);
-  const opt = need('the opt column').value;
-  if (opt !== '--' && opt !== '-f' && opt !== '!f') fail(`the opt column ("--", "-f" or "!f"), not ${JSON.stringify(opt)}`);
+  if (opt === null) {
+    const before = c.pos;
+    const w = word(c);
+    if (w && isOpt(w.value)) {
+      opt = w.value;
+    } else if (w && w.start - protWord.end >= 3) {
+      // ip6tables up to 1.8.8 prints three blanks there: IPv6 has no fragment flag.
+      opt = '';
+      c.pos = before;
+    } else {
+      fail(`the opt column ("--", "-f" or "!f"), not ${JSON.stringify(w?.value ?? '')}`);
+    }
+  }
   let inInterface: IptAddrMatch | null = null;
   let outInterface: IptAddrMatch | null = null;
   if (has('in')) inInterface = iface(need('an input interface').value, fail);
@@ -248,9 +270,13 @@ function ruleLine(line: string, lineNo: number, columns: string[], fail: (e: str
     if (close >= 0) comment = extra.slice(open + 3, close);
   }
   return {
-    line: lineNo, num, counters, target, goto, protocol: negatable(prot), opt,
+    line: lineNo, num, counters, target, goto, protocol: negatable(prot), opt: opt!,
     inInterface, outInterface, source, destination, extra, comment,
   };
+}
+
+function isOpt(s: string): boolean {
+  return s === '--' || s === '-f' || s === '!f';
 }
 
 function isProtocol(s: string): boolean {

@@ -107,7 +107,8 @@ const ARITY: Record<string, Record<string, number>> = {
   sctp: { dport: 1, 'destination-port': 1, sport: 1, 'source-port': 1, 'chunk-types': 2 },
   dccp: { dport: 1, sport: 1, 'dccp-types': 1, 'dccp-option': 1 },
   icmp: { 'icmp-type': 1 },
-  icmpv6: { 'icmpv6-type': 1 },
+  // ip6tables: `-p ipv6-icmp` loads the match called icmp6.
+  icmp6: { 'icmpv6-type': 1 },
   statistic: { mode: 1, probability: 1, every: 1, packet: 1 },
   mark: { mark: 1 },
   connmark: { mark: 1 },
@@ -153,6 +154,20 @@ const ARITY: Record<string, Record<string, number>> = {
   NFLOG: { 'nflog-group': 1, 'nflog-prefix': 1, 'nflog-range': 1, 'nflog-threshold': 1, 'nflog-size': 1 },
 };
 
+/**
+ * Options whose argument is free text: iptables-save quotes it only when it holds characters
+ * outside `[A-Za-z0-9_-]`, so `--comment --x` is a comment that starts with two dashes.
+ */
+const FREE_TEXT = new Set(['comment comment', 'LOG log-prefix', 'NFLOG nflog-prefix']);
+
+/** Short options of the rule grammar, for telling a lost argument from a name that starts with `-`. */
+const SHORT_OPTIONS = new Set(['-p', '-s', '-d', '-i', '-o', '-m', '-j', '-g', '-f', '-c', '-4', '-6']);
+
+/** How many arguments `--name` of match or target `owner` takes; undefined when unknown. */
+function arityOf(owner: string, name: string): number | undefined {
+  return Object.hasOwn(ARITY, owner) && Object.hasOwn(ARITY[owner], name) ? ARITY[owner][name] : undefined;
+}
+
 /** iptables' own limit (XT_EXTENSION_MAXNAMELEN − 1) for chain, target and match names. */
 const MAX_NAME = 28;
 const POLICIES = new Set(['ACCEPT', 'DROP']);
@@ -165,6 +180,8 @@ export function isChainName(name: string): boolean {
 /** Arguments of -s/-d (addresses, prefixes, masks, host names, comma lists), -i/-o and -p. */
 function coreArgumentOk(key: CoreKey, v: string): boolean {
   if (v.length === 0 || v.length > 4096) return false;
+  // No address, host or protocol starts with a dash: `-s -j X` lost its argument.
+  if (v[0] === '-' && key !== 'inInterface' && key !== 'outInterface') return false;
   for (let k = 0; k < v.length; k++) {
     const c = v.charCodeAt(k);
     const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
@@ -176,7 +193,11 @@ function coreArgumentOk(key: CoreKey, v: string): boolean {
   return key === 'inInterface' || key === 'outInterface' ? v.length <= 16 : true;
 }
 
-const PROTOCOL_NUMBERS: Record<string, string> = { '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'icmpv6', '132': 'sctp', '33': 'dccp' };
+/** The match `-p PROTO` loads, where its name is not the protocol's: numbers and IPv6 ICMP. */
+const PROTOCOL_MODULES: Record<string, string> = {
+  '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'icmp6', '132': 'sctp', '33': 'dccp', '136': 'udplite',
+  icmpv6: 'icmp6', 'ipv6-icmp': 'icmp6',
+};
 
 // ---------------------------------------------------------------------------------------------
 // Rule parsing
@@ -226,14 +247,14 @@ class SpecReader {
   }
 
   /** A plain argument; accepts an old-style `!` before it (`-s ! 1.2.3.4`) and reports it. */
-  argument(what: string): { value: string; bang: boolean } {
+  argument(what: string): { value: string; bang: boolean; option: boolean } {
     let t = this.next(what);
     let bang = false;
     if (isBang(t)) {
       bang = true;
       t = this.next(what);
     }
-    return { value: t.value, bang };
+    return { value: t.value, bang, option: isOptionWord(t) };
   }
 }
 
@@ -241,7 +262,7 @@ class SpecReader {
 function protocolModule(spec: RuleSpec): string | null {
   if (!spec.protocol || spec.protocol.negated) return null;
   const p = spec.protocol.value.toLowerCase();
-  return PROTOCOL_NUMBERS[p] ?? p;
+  return Object.hasOwn(PROTOCOL_MODULES, p) ? PROTOCOL_MODULES[p] : p;
 }
 
 function implicitMatch(spec: RuleSpec, module: string): IptMatch {
@@ -275,12 +296,23 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
       negate = true;
       continue;
     }
+    // iptables 1.6.1 and later print this instead of the options of a match or target whose
+    // revision in the kernel is newer than they know (an old iptables in a container).
+    if (!t.quoted && t.value === '[unsupported' && !tokens[r.i]?.quoted && tokens[r.i]?.value === 'revision]') {
+      const owner = currentTarget ?? currentMatch;
+      if (!owner || negate) r.fail('"[unsupported revision]" only after -m MODULE or -j TARGET');
+      owner!.unsupportedRevision = true;
+      r.i++;
+      continue;
+    }
     if (!isOptionWord(t)) r.fail(`an option starting with "-" (at ${JSON.stringify(t.value)})`);
     const word = t.value;
     const core = CORE[word];
     if (core) {
       const a = r.argument(`an argument after ${word}`);
       if (spec[core]) r.fail(`at most one ${word}`);
+      // Interface names may start with a dash; an option word after -i means its name is missing.
+      if (a.option && (a.value.startsWith('--') || SHORT_OPTIONS.has(a.value))) r.fail(`${CORE_WHAT[core]} after ${word}, not the option ${a.value}`);
       if (!coreArgumentOk(core, a.value)) r.fail(`${CORE_WHAT[core]} after ${word}, not ${JSON.stringify(a.value)}`);
       spec[core] = { value: a.value, negated: negate || a.bang } satisfies IptAddrMatch;
       negate = false;
@@ -343,10 +375,9 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
       ownerName = currentMatch.module;
       // `-p tcp -m comment --comment x --dport 80`: the comment module does not know --dport,
       // so iptables hands it to tcp. Do the same for the modules we know.
-      const known = ARITY[ownerName];
-      if (known && !(name in known)) {
+      if (Object.hasOwn(ARITY, ownerName) && arityOf(ownerName, name) === undefined) {
         const proto = protocolModule(spec);
-        if (proto && ARITY[proto] && name in ARITY[proto]) {
+        if (proto && arityOf(proto, name) !== undefined) {
           owner = implicitMatch(spec, proto);
           ownerName = proto;
         }
@@ -362,10 +393,15 @@ export function parseRuleSpec(tokens: readonly IptToken[], lineNo: number, line:
     const args: string[] = [];
     let negated = negate;
     negate = false;
-    const arity = ARITY[ownerName]?.[name];
+    const arity = arityOf(ownerName, name);
     if (arity !== undefined) {
+      const what = `${arity} argument${arity > 1 ? 's' : ''} after ${word}`;
+      const freeText = FREE_TEXT.has(`${ownerName} ${name}`);
       for (let k = 0; k < arity; k++) {
-        const a = r.argument(`${arity} argument${arity > 1 ? 's' : ''} after ${word}`);
+        const a = r.argument(what);
+        // getopt would take `--to-destination --random` as an address; iptables then refuses
+        // it. Only free text (iptables-save writes `--comment -x` unquoted) may look like an option.
+        if (a.option && !freeText) r.fail(`${what}, not the option ${a.value} (is the argument missing?)`);
         if (a.bang) negated = true;
         args.push(a.value);
       }

@@ -21,6 +21,8 @@ export interface IptMatch {
    * loads implicitly. iptables-save always writes it out as `-p tcp -m tcp --dport 80`.
    */
   implicit?: boolean;
+  /** iptables-save printed `[unsupported revision]`: the kernel's match is newer than iptables, its options unknown. */
+  unsupportedRevision?: boolean;
 }
 
 export interface IptTarget {
@@ -29,6 +31,8 @@ export interface IptTarget {
   /** true for `-g` (goto), false for `-j`. */
   goto: boolean;
   options: IptOption[];
+  /** As for a match: `-j NFLOG [unsupported revision]`. */
+  unsupportedRevision?: boolean;
 }
 
 export interface IptAddrMatch {

@@ -1,8 +1,9 @@
 /** Typed form of IPVS tables, from `ipvsadm -Ln [--stats]` or `/proc/net/ip_vs`. */
 
 /**
- * How a real server is reached. `Unknown` only comes from `ipvsadm -Ln --stats`, which does not
- * print the forwarding method (its weight and connection counts are NaN for the same reason).
+ * How a real server is reached. `Unknown` comes from the listings that do not print the
+ * forwarding method (`--stats`, `--rate`, `--thresholds`, `--persistent-conn`); a column a
+ * listing does not print is NaN for the same reason.
  */
 export type IpvsForward = 'Masq' | 'Route' | 'Tunnel' | 'Local' | 'Unknown';
 
@@ -14,6 +15,15 @@ export interface IpvsStats {
   outBytes: number;
 }
 
+/** `ipvsadm -Ln --rate`: per-second rates the kernel estimates over a few seconds. */
+export interface IpvsRates {
+  cps: number;
+  inPps: number;
+  outPps: number;
+  inBps: number;
+  outBps: number;
+}
+
 export interface IpvsDestination {
   address: string;
   port: number;
@@ -23,6 +33,15 @@ export interface IpvsDestination {
   inactConn: number;
   /** Present when parsed from `--stats` output. */
   stats?: IpvsStats;
+  /** Present when parsed from `--rate` output. */
+  rates?: IpvsRates;
+  /** `--thresholds`: the connection limits (0 is none). */
+  upperThreshold?: number;
+  lowerThreshold?: number;
+  /** `--persistent-conn`: connections kept by persistence. */
+  persistConn?: number;
+  /** `--tun-info` (ipvsadm 1.30 and later): `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS`, or null (`n/a`). */
+  tunnel?: string | null;
 }
 
 export interface IpvsService {
@@ -36,6 +55,7 @@ export interface IpvsService {
   flags: string[];
   destinations: IpvsDestination[];
   stats?: IpvsStats;
+  rates?: IpvsRates;
   /** Only for `FWM` services. */
   fwmark?: number;
 }

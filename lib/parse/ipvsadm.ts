@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { ParseError, rejectBinary, splitLines } from './errors.ts';
-import type { IpvsDestination, IpvsForward, IpvsService, IpvsState, IpvsStats } from './ipvs-types.ts';
+import type { IpvsDestination, IpvsForward, IpvsRates, IpvsService, IpvsState, IpvsStats } from './ipvs-types.ts';
 
 /*
  * Formats, from ipvsadm.c (print_title, print_service_entry, print_largenum) and the kernel's
@@ -10,6 +10,12 @@ import type { IpvsDestination, IpvsForward, IpvsService, IpvsState, IpvsStats } 
  *                        dest     "  -> %-28s %-7s %-6d %-10u %-10u"
  *   ipvsadm -Ln --stats  service  "%-33s" then five print_largenum columns
  *                        dest     "  -> %-28s" then five print_largenum columns
+ *   ipvsadm -Ln --rate   service  as --stats
+ *                        dest     "  -> %-28s %8llu %8llu %8llu" then two print_largenum columns
+ *   --thresholds         service  as -Ln; dest "  -> %-28s %-10u %-10u %-10u %-10u"
+ *   --persistent-conn    service  as -Ln; dest "  -> %-28s %-9u %-11u %-10u %-10u"
+ *   --tun-info (1.30+)   service  as -Ln; dest "  -> %-28s %-7s %-13s %-6d %-10u %-10u"
+ *   --exact              print_largenum prints every digit, "%*llu" at least 9 wide
  *   /proc/net/ip_vs      service  "%s  %08X:%04X %s %s " [+ "persistent %d %08X"]
  *                        dest     "  -> %08X:%04X      %-7s %-6d %-10d %-10d"
  *
@@ -24,6 +30,29 @@ const TITLE_LIST = ['Prot', 'LocalAddress:Port', 'Scheduler', 'Flags'];
 const TITLE_LIST_2 = ['->', 'RemoteAddress:Port', 'Forward', 'Weight', 'ActiveConn', 'InActConn'];
 const TITLE_STATS = ['Prot', 'LocalAddress:Port', 'Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'];
 const TITLE_STATS_2 = ['->', 'RemoteAddress:Port'];
+
+/** What print_title writes for each listing; the first match wins, as in ipvsadm. */
+type Listing = 'list' | 'tun-info' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn';
+const TITLES: readonly { listing: Listing; first: readonly string[]; second: readonly string[]; dest: string }[] = [
+  { listing: 'list', first: TITLE_LIST, second: TITLE_LIST_2, dest: 'a destination "-> IP:port Forward Weight ActiveConn InActConn"' },
+  {
+    listing: 'tun-info', first: TITLE_LIST, second: ['->', 'RemoteAddress:Port', 'Forward', 'TunnelInfo', 'Weight', 'ActiveConn', 'InActConn'],
+    dest: 'a destination "-> IP:port Forward TunnelInfo Weight ActiveConn InActConn"',
+  },
+  { listing: 'stats', first: TITLE_STATS, second: TITLE_STATS_2, dest: 'a destination "-> IP:port Conns InPkts OutPkts InBytes OutBytes"' },
+  {
+    listing: 'rate', first: ['Prot', 'LocalAddress:Port', 'CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'], second: TITLE_STATS_2,
+    dest: 'a destination "-> IP:port CPS InPPS OutPPS InBPS OutBPS"',
+  },
+  {
+    listing: 'thresholds', first: ['Prot', 'LocalAddress:Port', 'Uthreshold', 'Lthreshold', 'ActiveConn', 'InActConn'], second: TITLE_STATS_2,
+    dest: 'a destination "-> IP:port Uthreshold Lthreshold ActiveConn InActConn"',
+  },
+  {
+    listing: 'persistent-conn', first: ['Prot', 'LocalAddress:Port', 'Weight', 'PersistConn', 'ActiveConn', 'InActConn'], second: TITLE_STATS_2,
+    dest: 'a destination "-> IP:port Weight PersistConn ActiveConn InActConn"',
+  },
+];
 
 const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
 const FORWARDS = new Set<IpvsForward>(['Masq', 'Route', 'Tunnel', 'Local']);
@@ -122,8 +151,9 @@ class LineReader {
 }
 
 /**
- * Parse `ipvsadm -Ln` or `ipvsadm -Ln --stats` (chosen by the title line). The leading
- * `IP Virtual Server version …` line is optional, as for `ipvsadm -Ln -t VIP:port`.
+ * Parse `ipvsadm -Ln` with any of `--stats`, `--rate`, `--thresholds`, `--persistent-conn`,
+ * `--tun-info` and `--exact` (chosen by the title lines). The leading `IP Virtual Server
+ * version …` line is optional, as for `ipvsadm -Ln -t VIP:port`.
  */
 export function parseIpvsadm(text: string): IpvsState {
   rejectBinary(FORMAT_LIST, text);
@@ -134,16 +164,18 @@ export function parseIpvsadm(text: string): IpvsState {
     checkVersionLine(header(i));
     i++;
   }
-  const titleExpected = `the title "${TITLE_LIST.join(' ')}" (ipvsadm -Ln) or "${TITLE_STATS.join(' ')}" (ipvsadm -Ln --stats)`;
+  const titleExpected = `the title "${TITLE_LIST.join(' ')}" (ipvsadm -Ln), or "Prot LocalAddress:Port" and the columns of --stats, --rate, --thresholds or --persistent-conn`;
   if (i >= lines.length) header(i).fail(titleExpected);
-  const title = fields(lines[i]);
-  const stats = sameFields(title, TITLE_STATS);
-  if (!stats && !sameFields(title, TITLE_LIST)) header(i).fail(titleExpected);
+  const first = fields(lines[i]);
+  const candidates = TITLES.filter((t) => sameFields(first, t.first));
+  if (candidates.length === 0) header(i).fail(titleExpected);
   i++;
-  const second = stats ? TITLE_STATS_2 : TITLE_LIST_2;
-  if (i >= lines.length || !sameFields(fields(lines[i]), second)) header(i).fail(`the second title line "  ${second.join(' ')}"`);
+  const second = i < lines.length ? fields(lines[i]) : [];
+  const title = candidates.find((t) => sameFields(second, t.second))
+    ?? header(i).fail(`the second title line ${candidates.map((t) => `"  ${t.second.join(' ')}"`).join(' or ')}`);
   i++;
 
+  const stats = title.listing === 'stats' || title.listing === 'rate';
   const services: IpvsService[] = [];
   let current: IpvsService | null = null;
   for (; i < lines.length; i++) {
@@ -152,13 +184,54 @@ export function parseIpvsadm(text: string): IpvsState {
     if (f.length === 0) continue;
     if (f[0] === '->') {
       if (!current) r.fail('a service line before its destinations');
-      current.destinations.push(stats ? statsDestination(r, f) : listDestination(r, f));
+      current.destinations.push(destination(r, f, title.listing, title.dest));
     } else {
-      current = stats ? statsService(r, f) : listService(r, f);
+      current = stats ? statsService(r, f, title.listing === 'rate') : listService(r, f);
       services.push(current);
     }
   }
   return { services };
+}
+
+/** A real server's line in the given listing. */
+function destination(r: LineReader, f: string[], listing: Listing, expected: string): IpvsDestination {
+  if (listing === 'list') return listDestination(r, f);
+  if (listing === 'stats') return statsDestination(r, f);
+  const columns = listing === 'rate' ? 7 : listing === 'tun-info' ? 7 : 6;
+  if (f.length !== columns) r.fail(expected);
+  const { address, port } = r.addrPort(f[1], 'real server');
+  const unknown = { address, port, forward: 'Unknown' as const, weight: NaN, activeConn: NaN, inactConn: NaN };
+  switch (listing) {
+    case 'rate':
+      // CPS, InPPS and OutPPS are plain %8llu; only the byte rates go through print_largenum.
+      return {
+        ...unknown,
+        rates: {
+          cps: r.uint(f[2], 'CPS'), inPps: r.uint(f[3], 'InPPS'), outPps: r.uint(f[4], 'OutPPS'),
+          inBps: r.largenum(f[5], 'InBPS'), outBps: r.largenum(f[6], 'OutBPS'),
+        },
+      };
+    case 'thresholds':
+      return {
+        ...unknown, upperThreshold: r.uint(f[2], 'Uthreshold'), lowerThreshold: r.uint(f[3], 'Lthreshold'),
+        activeConn: r.uint(f[4], 'ActiveConn'), inactConn: r.uint(f[5], 'InActConn'),
+      };
+    case 'persistent-conn':
+      return {
+        ...unknown, weight: r.int(f[2], 'weight'), persistConn: r.uint(f[3], 'PersistConn'),
+        activeConn: r.uint(f[4], 'ActiveConn'), inactConn: r.uint(f[5], 'InActConn'),
+      };
+    case 'tun-info': {
+      const forward = f[2] as IpvsForward;
+      if (!FORWARDS.has(forward)) r.fail('a forwarding method: Masq, Route, Tunnel or Local');
+      const tunnel = f[3] === 'n/a' ? null : f[3];
+      if (tunnel !== null && !/^(ipip|gue:\d{1,5}:[a-z-]+|gre:[a-z-]+)$/.test(tunnel)) r.fail('tunnel information: ipip, gue:PORT:FLAGS, gre:FLAGS or n/a');
+      return {
+        address, port, forward, tunnel,
+        weight: r.int(f[4], 'weight'), activeConn: r.uint(f[5], 'ActiveConn'), inactConn: r.uint(f[6], 'InActConn'),
+      };
+    }
+  }
 }
 
 function checkVersionLine(r: LineReader): void {
@@ -240,9 +313,17 @@ function readStats(r: LineReader, f: string[], from: number): IpvsStats {
   };
 }
 
-function statsService(r: LineReader, f: string[]): IpvsService {
+function statsService(r: LineReader, f: string[], rate: boolean): IpvsService {
   const { svc, next } = serviceHead(r, f);
-  svc.stats = readStats(r, f, next);
+  if (!rate) {
+    svc.stats = readStats(r, f, next);
+    return svc;
+  }
+  if (f.length !== next + 5) r.fail('five rates: CPS InPPS OutPPS InBPS OutBPS');
+  svc.rates = {
+    cps: r.largenum(f[next], 'CPS'), inPps: r.largenum(f[next + 1], 'InPPS'), outPps: r.largenum(f[next + 2], 'OutPPS'),
+    inBps: r.largenum(f[next + 3], 'InBPS'), outBps: r.largenum(f[next + 4], 'OutBPS'),
+  };
   return svc;
 }
 
@@ -394,7 +475,8 @@ function svcName(s: IpvsService): string {
   return `${s.protocol}  ${hostPort(s.address, s.port)}`;
 }
 
-function largenum(i: number): string {
+function largenum(i: number, exact = false): string {
+  if (exact) return ` ${String(i).padStart(8)}`;
   if (i < 1e8) return String(i).padStart(9);
   if (i < 1e9) return `${String(Math.floor(i / 1e3)).padStart(8)}K`;
   if (i < 1e11) return `${String(Math.floor(i / 1e6)).padStart(8)}M`;
@@ -404,28 +486,63 @@ function largenum(i: number): string {
 
 const ZERO_STATS: IpvsStats = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 
-function statsColumns(s: IpvsStats | undefined): string {
+const ZERO_RATES: IpvsRates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+
+function statsColumns(s: IpvsStats | undefined, exact: boolean): string {
   const t = s ?? ZERO_STATS;
-  return largenum(t.conns) + largenum(t.inPkts) + largenum(t.outPkts) + largenum(t.inBytes) + largenum(t.outBytes);
+  return [t.conns, t.inPkts, t.outPkts, t.inBytes, t.outBytes].map((n) => largenum(n, exact)).join('');
 }
 
-/** What `ipvsadm -Ln [--stats]` prints for this state (sorted as ipvsadm sorts). */
-export function renderIpvsadm(state: IpvsState, opts: { stats?: boolean; version?: string; size?: number } = {}): string {
+export interface RenderIpvsadmOptions {
+  /** The listing, as the ipvsadm option of that name; the first one set wins, as in ipvsadm. */
+  stats?: boolean;
+  rate?: boolean;
+  thresholds?: boolean;
+  persistentConn?: boolean;
+  tunInfo?: boolean;
+  /** `--exact`: every digit instead of K/M/G/T. */
+  exact?: boolean;
+  version?: string;
+  size?: number;
+}
+
+/** What `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn|--tun-info] [--exact]` prints (sorted as ipvsadm sorts). */
+export function renderIpvsadm(state: IpvsState, opts: RenderIpvsadmOptions = {}): string {
   const out = [`IP Virtual Server version ${opts.version ?? '1.2.1'} (size=${opts.size ?? 4096})`];
-  if (opts.stats) {
-    out.push(`${'Prot LocalAddress:Port'.padEnd(33)} ${['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'].map((h) => h.padStart(8)).join(' ')}`);
-    out.push('  -> RemoteAddress:Port');
-  } else {
-    out.push('Prot LocalAddress:Port Scheduler Flags');
-    out.push('  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
-  }
+  const listing: Listing = opts.stats ? 'stats' : opts.rate ? 'rate' : opts.thresholds ? 'thresholds'
+    : opts.persistentConn ? 'persistent-conn' : opts.tunInfo ? 'tun-info' : 'list';
+  const exact = opts.exact ?? false;
+  const title = TITLES.find((t) => t.listing === listing)!;
+  const cols = title.first.slice(2);
+  if (listing === 'stats' || listing === 'rate') out.push(`${'Prot LocalAddress:Port'.padEnd(33)} ${cols.map((h) => h.padStart(8)).join(' ')}`);
+  else if (listing === 'thresholds') out.push(`${'Prot LocalAddress:Port'.padEnd(33)} ${cols.map((h) => h.padEnd(10)).join(' ')}`);
+  else if (listing === 'persistent-conn') out.push(`${'Prot LocalAddress:Port'.padEnd(33)} ${'Weight'.padEnd(9)} ${'PersistConn'.padEnd(11)} ${'ActiveConn'.padEnd(10)} ${'InActConn'.padEnd(10)}`);
+  else out.push('Prot LocalAddress:Port Scheduler Flags');
+  if (listing === 'list') out.push('  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
+  else if (listing === 'tun-info') out.push('  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn');
+  else out.push('  -> RemoteAddress:Port');
+  const pad = (n: number, w: number) => String(n).padEnd(w);
   for (const s of sortIpvsState(state).services) {
-    if (opts.stats) out.push(svcName(s).padEnd(33) + statsColumns(s.stats));
-    else out.push([`${svcName(s)} ${s.scheduler}`, ...s.flags].join(' '));
+    if (listing === 'stats') out.push(svcName(s).padEnd(33) + statsColumns(s.stats, exact));
+    else if (listing === 'rate') {
+      const t = s.rates ?? ZERO_RATES;
+      out.push(svcName(s).padEnd(33) + [t.cps, t.inPps, t.outPps, t.inBps, t.outBps].map((n) => largenum(n, exact)).join(''));
+    } else out.push([`${svcName(s)} ${s.scheduler}`, ...s.flags].join(' '));
     for (const d of s.destinations) {
       const dname = hostPort(d.address, d.port).padEnd(28);
-      if (opts.stats) out.push(`  -> ${dname}${statsColumns(d.stats)}`);
-      else out.push(`  -> ${dname} ${d.forward.padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.activeConn).padEnd(10)} ${String(d.inactConn).padEnd(10)}`);
+      if (listing === 'stats') out.push(`  -> ${dname}${statsColumns(d.stats, exact)}`);
+      else if (listing === 'rate') {
+        const t = d.rates ?? ZERO_RATES;
+        out.push(`  -> ${dname} ${String(t.cps).padStart(8)} ${String(t.inPps).padStart(8)} ${String(t.outPps).padStart(8)}${largenum(t.inBps, exact)}${largenum(t.outBps, exact)}`);
+      } else if (listing === 'thresholds') {
+        out.push(`  -> ${dname} ${pad(d.upperThreshold ?? 0, 10)} ${pad(d.lowerThreshold ?? 0, 10)} ${pad(d.activeConn, 10)} ${pad(d.inactConn, 10)}`);
+      } else if (listing === 'persistent-conn') {
+        out.push(`  -> ${dname} ${pad(d.weight, 9)} ${pad(d.persistConn ?? 0, 11)} ${pad(d.activeConn, 10)} ${pad(d.inactConn, 10)}`);
+      } else if (listing === 'tun-info') {
+        out.push(`  -> ${dname} ${d.forward.padEnd(7)} ${(d.tunnel ?? 'n/a').padEnd(13)} ${pad(d.weight, 6)} ${pad(d.activeConn, 10)} ${pad(d.inactConn, 10)}`);
+      } else {
+        out.push(`  -> ${dname} ${d.forward.padEnd(7)} ${pad(d.weight, 6)} ${pad(d.activeConn, 10)} ${pad(d.inactConn, 10)}`);
+      }
     }
   }
   return `${out.join('\n')}\n`;

@@ -103,8 +103,17 @@ export interface NftTable {
   others: NftOtherObject[];
 }
 
+/** Something nft wrote to stderr, merged into the listing (`2>&1`), and where it was. */
+export interface NftWarning {
+  line: number;
+  /** As printed: `# Warning: table ip filter is managed by iptables-nft, do not touch!`, `XT match comment not found`. */
+  text: string;
+}
+
 export interface NftRuleset {
   tables: NftTable[];
+  /** Present when the listing holds nft's warnings; a rule cut by one is read whole. */
+  warnings?: NftWarning[];
 }
 
 export function findNftTable(rs: NftRuleset, family: string, name: string): NftTable | undefined {

@@ -3,7 +3,7 @@ import { ParseError, hasBinary, rejectBinary, splitLines } from './errors.ts';
 import { parseJsonText } from './json.ts';
 import type {
   NftChain, NftCounters, NftElement, NftNumgen, NftNumgenEntry, NftRule, NftRuleset, NftSet, NftTable,
-  NftVerdict, NftVerdictKind,
+  NftVerdict, NftVerdictKind, NftWarning,
 } from './nft-types.ts';
 
 export * from './nft-types.ts';
@@ -16,7 +16,7 @@ const PRIORITIES: Record<string, number> = { raw: -300, mangle: -150, dstnat: -1
 const BRIDGE_PRIORITIES: Record<string, number> = { dstnat: -300, filter: -200, out: 100, srcnat: 300 };
 const FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
 const SIMPLE_VERDICTS = new Set(['accept', 'drop', 'continue', 'return', 'reject', 'queue', 'masquerade']);
-const OTHER_OBJECTS = new Set(['flowtable', 'counter', 'quota', 'ct', 'limit', 'secmark', 'synproxy']);
+const OTHER_OBJECTS = new Set(['flowtable', 'counter', 'quota', 'ct', 'limit', 'secmark', 'synproxy', 'tunnel']);
 /**
  * Words a rule can start with in nft's grammar: payload and meta selectors, statements and
  * verdicts. A line starting otherwise is not a rule nft printed.
@@ -49,17 +49,20 @@ interface Line {
 }
 
 /**
- * Parse `nft list ruleset` (optionally `-a`, with handles). One pass over the lines; each
- * line is scanned a constant number of times, so the work is linear in the input.
+ * Parse `nft list ruleset` of nft 0.9 to 1.1 (also with `-a`, `-n`, `-s`, `-y`), with nft's
+ * warnings merged in or not. One pass over the lines; each line is scanned a constant number
+ * of times, so the work is linear in the input.
  */
 export function parseNftRuleset(text: string): NftRuleset {
   rejectBinary(TEXT, text);
   const lines = splitLines(text);
   const tables: NftTable[] = [];
+  const warnings: NftWarning[] = [];
   let i = 0;
   while (i < lines.length) {
     const t = lines[i].trim();
     if (t === '' || t.startsWith('#')) {
+      if (t.startsWith(WARNING)) warnings.push({ line: i + 1, text: t });
       i++;
       continue;
     }
@@ -69,19 +72,47 @@ export function parseNftRuleset(text: string): NftRuleset {
       throw new ParseError(TEXT, i + 1, lines[i], '`table <family> <name> {`');
     }
     const table: NftTable = { family: words[1], name: unquote(words[2]), line: i + 1, handle, comment: null, chains: [], sets: [], others: [] };
-    i = parseTableBody(lines, i + 1, table);
+    i = parseTableBody(lines, i + 1, table, warnings);
     tables.push(table);
   }
-  return { tables };
+  return warnings.length > 0 ? { tables, warnings } : { tables };
 }
 
-function parseTableBody(lines: string[], start: number, table: NftTable): number {
+/**
+ * nft's own stderr, when it is merged into the listing: `# Warning: table ip filter is managed
+ * by iptables-nft, do not touch!` before a table, and warnings printed in the middle of a rule.
+ */
+const WARNING = '# Warning: ';
+
+/**
+ * A message nft prints on stderr while it prints a rule it cannot translate (the xtables
+ * extension is missing): `XT match comment not found` (up to 1.0.7) or `# Warning: XT match
+ * comment not found` (1.0.8 and later), after the rule's first words. The rule continues on
+ * the next line. Returns the words before it, or null when the line does not end with one.
+ */
+function xtMessage(t: string): { before: string; message: string } | null {
+  const at = t.lastIndexOf('XT ');
+  if (at < 0 || (at > 0 && t[at - 1] !== ' ')) return null;
+  const message = t.slice(at);
+  if (!/^XT (match|target|watcher) [^ ]{1,64} not found$/.test(message)) return null;
+  let before = t.slice(0, at).trimEnd();
+  const warned = before.endsWith(WARNING.trimEnd());
+  if (warned) before = before.slice(0, -WARNING.trimEnd().length).trimEnd();
+  return { before, message: warned ? `${WARNING}${message}` : message };
+}
+
+function parseTableBody(lines: string[], start: number, table: NftTable, warnings: NftWarning[]): number {
   let i = start;
   const names = new Set<string>();
   while (i < lines.length) {
     const raw = lines[i];
     const { body: t, handle } = stripHandle(raw.trim());
     if (t === '') {
+      i++;
+      continue;
+    }
+    if (t.startsWith(WARNING)) {
+      warnings.push({ line: i + 1, text: t });
       i++;
       continue;
     }
@@ -93,18 +124,19 @@ function parseTableBody(lines: string[], start: number, table: NftTable): number
       i++;
     } else if (head === 'flags' && words.length === 2 && /^[a-z,]+$/.test(words[1])) {
       i++;
-    } else if ((head === 'chain' || head === 'set' || head === 'map') && words.length === 3 && isNftName(words[1]) && words[2] === '{') {
+    } else if ((head === 'chain' || head === 'set' || head === 'map' || head === 'meter') && words.length === 3 && isNftName(words[1]) && words[2] === '{') {
       const name = unquote(words[1]);
       const key = `${head === 'chain' ? 'chain' : 'set'}:${name}`;
       if (names.has(key)) throw new ParseError(TEXT, i + 1, raw, `a ${head} name not already used in table ${table.name}`);
       names.add(key);
       if (head === 'chain') {
         const chain: NftChain = { name, line: i + 1, handle, type: null, hook: null, priority: null, policy: null, comment: null, rules: [] };
-        i = parseChainBody(lines, i + 1, chain, table.family);
+        i = parseChainBody(lines, i + 1, chain, table.family, warnings);
         table.chains.push(chain);
       } else {
-        const set: NftSet = { kind: head, name, line: i + 1, handle, type: '', flags: [], timeoutSeconds: null, size: null, comment: null, elements: [] };
-        i = parseSetBody(lines, i + 1, set);
+        // nft 0.9.0 lists a set the packet path adds to as `meter`: a set all the same.
+        const set: NftSet = { kind: head === 'map' ? 'map' : 'set', name, line: i + 1, handle, type: '', flags: [], timeoutSeconds: null, size: null, comment: null, elements: [] };
+        i = parseSetBody(lines, i + 1, set, warnings);
         table.sets.push(set);
       }
     } else if (OTHER_OBJECTS.has(head) && words.length === (head === 'ct' ? 4 : 3) && isNftName(words[words.length - 2]) && t.endsWith(' {')) {
@@ -129,28 +161,68 @@ function skipBlock(lines: string[], start: number): number {
   throw new ParseError(TEXT, lines.length, lines[lines.length - 1] ?? '', '`}` closing a block');
 }
 
-function parseChainBody(lines: string[], start: number, chain: NftChain, family: string): number {
+function parseChainBody(lines: string[], start: number, chain: NftChain, family: string, warnings: NftWarning[]): number {
   let i = start;
   while (i < lines.length) {
     const raw = lines[i];
-    const trimmed = raw.trim();
-    if (trimmed === '') {
+    const no = i + 1;
+    let whole = raw.trim();
+    if (whole === '') {
       i++;
       continue;
     }
-    if (trimmed === '}') return i + 1;
-    const { body: t, handle } = stripHandle(trimmed);
+    if (whole === '}') return i + 1;
+    let xt = xtMessage(whole);
+    if (xt === null && whole.startsWith(WARNING)) {
+      warnings.push({ line: no, text: whole });
+      i++;
+      continue;
+    }
+    // A rule cut by nft's messages: the words before each, then the rest on the next line.
+    const cut = xt !== null;
+    if (xt !== null) {
+      const pieces: string[] = [];
+      let next = whole;
+      while (xt !== null) {
+        warnings.push({ line: i + 1, text: xt.message });
+        if (xt.before !== '') pieces.push(xt.before);
+        i++;
+        if (i >= lines.length) throw new ParseError(TEXT, no, raw, "the rest of the rule after nft's message");
+        next = lines[i].trim();
+        xt = xtMessage(next);
+      }
+      if (next !== '') pieces.push(next);
+      whole = pieces.join(' ');
+    }
+    // A chain binding spans lines: `… jump {`, the anonymous chain's rules, then `}`.
+    const scan = { depth: 0, inQuote: false };
+    if (opensBinding(whole) && braceDepth(whole, scan) === 1) {
+      const pieces = [whole];
+      while (scan.depth > 0) {
+        i++;
+        if (i >= lines.length) throw new ParseError(TEXT, no, raw, `\`}\` closing the anonymous chain this rule opens in chain ${chain.name}`);
+        const next = lines[i].trim();
+        const depth = braceDepth(next, scan);
+        if (depth < 0 || (depth === 0 && next[0] !== '}')) throw new ParseError(TEXT, i + 1, lines[i], 'a rule of the anonymous chain, or `}` closing it');
+        if (next !== '') pieces.push(next);
+      }
+      whole = joinBlock(pieces);
+    }
+    const { body: t, handle } = stripHandle(whole);
     if (t.startsWith('type ') && t.includes(' hook ')) {
-      if (chain.type !== null || chain.rules.length > 0) throw new ParseError(TEXT, i + 1, raw, 'a chain header only before the rules');
-      parseChainHeader(t, i + 1, raw, chain, family);
+      if (chain.type !== null || chain.rules.length > 0) throw new ParseError(TEXT, no, raw, 'a chain header only before the rules');
+      parseChainHeader(t, no, raw, chain, family);
     } else if (t.startsWith('comment "') && chain.rules.length === 0 && chain.comment === null) {
-      chain.comment = parseQuoted(t.slice(8), i + 1, raw);
+      chain.comment = parseQuoted(t.slice(8), no, raw);
     } else if (t.endsWith('{') && /^(table|chain|set|map) /.test(t)) {
-      throw new ParseError(TEXT, i + 1, raw, `a rule or \`}\` closing chain ${chain.name}`);
+      throw new ParseError(TEXT, no, raw, `a rule or \`}\` closing chain ${chain.name}`);
+    } else if (t === '' && cut) {
+      // Every statement of the rule was one nft could not print: a rule, with nothing to show.
+      chain.rules.push(parseRuleText(t, no, raw, handle));
     } else if (!RULE_STARTS.has(t.slice(0, t.indexOf(' ') < 0 ? t.length : t.indexOf(' '))) && t[0] !== '@') {
-      throw new ParseError(TEXT, i + 1, raw, 'a rule starting with a selector or statement nft prints (ip, tcp, meta, ct, counter, jump …)');
+      throw new ParseError(TEXT, no, raw, 'a rule starting with a selector or statement nft prints (ip, tcp, meta, ct, counter, jump …)');
     } else {
-      chain.rules.push(parseRuleText(t, i + 1, raw, handle));
+      chain.rules.push(parseRuleText(t, no, raw, handle));
     }
     i++;
   }
@@ -195,13 +267,18 @@ function parsePriority(s: string, family: string, no: number, raw: string): numb
   return w[1] === '+' ? base + off : base - off;
 }
 
-function parseSetBody(lines: string[], start: number, set: NftSet): number {
+function parseSetBody(lines: string[], start: number, set: NftSet, warnings: NftWarning[]): number {
   let i = start;
   let elementsAt: { no: number; raw: string } | null = null;
   while (i < lines.length) {
     const raw = lines[i];
     const t = raw.trim();
     if (t === '') {
+      i++;
+      continue;
+    }
+    if (t.startsWith(WARNING)) {
+      warnings.push({ line: i + 1, text: t });
       i++;
       continue;
     }
@@ -243,8 +320,11 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
     } else if (key === 'timeout') {
       set.timeoutSeconds = parseDuration(rest, i + 1, raw);
     } else if (key === 'size') {
-      const n = toInt(rest);
-      if (n === null || n < 0) throw new ParseError(TEXT, i + 1, raw, 'a set size');
+      // nft 1.1.4 and later add how many elements there are: `size 65535\t# count 3`.
+      const hash = rest.indexOf('#');
+      const n = toInt(hash < 0 ? rest : rest.slice(0, hash).trimEnd());
+      const count = hash < 0 ? '' : rest.slice(hash);
+      if (n === null || n < 0 || (count !== '' && !/^# count [0-9]{1,10}$/.test(count))) throw new ParseError(TEXT, i + 1, raw, 'a set size, then maybe `# count N`');
       set.size = n;
     } else if (key === 'comment') {
       set.comment = parseQuoted(rest, i + 1, raw);
@@ -256,6 +336,31 @@ function parseSetBody(lines: string[], start: number, set: NftSet): number {
     i++;
   }
   throw new ParseError(TEXT, lines.length, lines[lines.length - 1] ?? '', `\`}\` closing ${set.kind} ${set.name}`);
+}
+
+/** Brace depth after `piece`, carried with quoting in `scan` from the lines before it. */
+function braceDepth(piece: string, scan: { depth: number; inQuote: boolean }): number {
+  for (let k = 0; k < piece.length; k++) {
+    const c = piece[k];
+    if (c === '"') scan.inQuote = !scan.inQuote;
+    else if (!scan.inQuote && c === '{') scan.depth++;
+    else if (!scan.inQuote && c === '}' && --scan.depth < 0) return scan.depth;
+  }
+  return scan.depth;
+}
+
+/** Whether a rule line ends by opening a chain binding: `… jump {` or `… goto {`. */
+function opensBinding(t: string): boolean {
+  return t === 'jump {' || t === 'goto {' || t.endsWith(' jump {') || t.endsWith(' goto {');
+}
+
+/**
+ * A rule printed over several lines, as one: `jump {`, the anonymous chain's rules, `}`. The
+ * rules inside are separated by `; `, as nft reads them back.
+ */
+function joinBlock(pieces: readonly string[]): string {
+  if (pieces.length <= 2) return pieces.join(' ');
+  return `${pieces[0]} ${pieces.slice(1, -1).join('; ')} ${pieces[pieces.length - 1]}`;
 }
 
 /**
@@ -297,36 +402,39 @@ function parseElementText(e: string, kind: 'set' | 'map', no: number, raw: strin
     comment = parseQuoted(key.slice(c + 9), no, raw);
     key = key.slice(0, c);
   }
-  // Per-element timeouts and counters (dynamic sets, `counter` sets) are not part of the key.
-  for (const word of [' timeout ', ' expires ', ' counter ']) {
+  // Per-element timeouts and statements (counters, limits, quotas, ct count, last) are not
+  // part of the key.
+  for (const word of [' timeout ', ' expires ', ' counter ', ' limit ', ' quota ', ' ct ', ' last ']) {
     const at = indexOfTopLevel(`${key} `, word);
     if (at >= 0) key = key.slice(0, at);
   }
   return { key: key.trim(), value, comment };
 }
 
-/** Words of `a . b . c`, or null when it is not one word or quoted string per part. */
+/**
+ * How many parts `a . b . c` has (concatenations join with ` . ` at top level; a part may be
+ * an expression such as `fin | ack` or a quoted name), or null when a part is empty.
+ */
 function concatParts(s: string): number | null {
-  const words: string[] = [];
-  let k = 0;
-  while (k < s.length) {
-    if (s[k] === ' ') {
-      k++;
+  let parts = 1;
+  let partLength = 0;
+  let inQuote = false;
+  let depth = 0;
+  for (let k = 0; k < s.length; k++) {
+    const c = s[k];
+    if (c === '"') inQuote = !inQuote;
+    else if (!inQuote && (c === '{' || c === '(')) depth++;
+    else if (!inQuote && (c === '}' || c === ')')) depth--;
+    else if (!inQuote && depth === 0 && c === ' ' && s[k + 1] === '.' && s[k + 2] === ' ') {
+      if (partLength === 0) return null;
+      parts++;
+      partLength = 0;
+      k += 2;
       continue;
     }
-    const start = k;
-    if (s[k] === '"') {
-      const close = s.indexOf('"', k + 1);
-      if (close < 0) return null;
-      k = close + 1;
-    } else {
-      while (k < s.length && s[k] !== ' ') k++;
-    }
-    words.push(s.slice(start, k));
+    if (c !== ' ') partLength++;
   }
-  if (words.length % 2 === 0) return null;
-  for (let w = 0; w < words.length; w++) if ((w % 2 === 1) !== (words[w] === '.')) return null;
-  return (words.length + 1) / 2;
+  return inQuote || depth !== 0 || partLength === 0 ? null : parts;
 }
 
 /** Each element must have as many parts as the set's type (`ipv4_addr . inet_proto . inet_service`). */
@@ -404,7 +512,8 @@ function parseRuleText(t: string, no: number, raw: string, handle: number | null
       k++;
     } else if (word === 'jump' || word === 'goto') {
       if (k + 1 >= w.length) throw new ParseError(TEXT, no, raw, `a chain name after \`${word}\``);
-      verdict = { kind: word, target: unquote(w[k + 1]) };
+      // `jump { … }`: a chain binding, an anonymous chain with no name to go to.
+      verdict = { kind: word, target: w[k + 1].startsWith('{') ? null : unquote(w[k + 1]) };
       k++;
     } else if (word === 'dnat' || word === 'snat' || word === 'redirect') {
       // `dnat to X`, `dnat ip to X`, `redirect to :port`; flags or a comment may follow.
@@ -593,7 +702,24 @@ const isObj = (v: J): v is JObj => typeof v === 'object' && v !== null && !Array
 
 /** Parse `nft -j list ruleset` into the same shape as parseNftRuleset. */
 export function parseNftJson(text: string): NftRuleset {
-  const doc = parseJsonText(text, JSON_FORMAT, 'valid JSON (the output of nft -j)') as J;
+  // With stderr merged, nft's notes about statements it has no JSON for come around the
+  // document; blanked out, they keep every offset and line of the JSON where it was.
+  const warnings: NftWarning[] = [];
+  let start = 0;
+  let no = 1;
+  let json = '';
+  for (let nl = text.indexOf('\n'); start < text.length; nl = text.indexOf('\n', start), no++) {
+    const end = nl < 0 ? text.length : nl;
+    const line = text.slice(start, end);
+    if (JSON_NOTE.test(line)) {
+      warnings.push({ line: no, text: line });
+      json += ' '.repeat(line.length);
+    } else json += line;
+    if (nl < 0) break;
+    json += '\n';
+    start = nl + 1;
+  }
+  const doc = parseJsonText(warnings.length > 0 ? json : text, JSON_FORMAT, 'valid JSON (the output of nft -j)') as J;
   if (!isObj(doc) || !Array.isArray(doc.nftables)) {
     throw new ParseError(JSON_FORMAT, 1, text.slice(0, 200), 'an object `{"nftables": [ … ]}`');
   }
@@ -687,12 +813,25 @@ export function parseNftJson(text: string): NftRuleset {
       bad('one of table, chain, set, map, rule, flowtable, counter, quota, ct …');
     }
   }
+  if (warnings.length > 0) out.warnings = warnings;
   return out;
 }
+
+/** What nft writes to stderr for an expression or statement it cannot print as JSON. */
+const JSON_NOTE = /^warning: (expr|stmt) ops [a-z0-9_ ]{1,32} have no json callback$/;
 
 function typeText(t: J): string | null {
   if (typeof t === 'string') return t;
   if (Array.isArray(t) && t.length > 0 && t.every((x) => typeof x === 'string')) return t.join(' . ');
+  // nft 1.1 writes a set declared with typeof as its expression: {"typeof": {"concat": […]}}.
+  if (isObj(t) && Object.keys(t).length === 1 && t.typeof !== undefined) {
+    try {
+      return renderExpr(t.typeof, false);
+    } catch (e) {
+      if (e instanceof RenderError) return null;
+      throw e;
+    }
+  }
   return null;
 }
 
@@ -702,7 +841,7 @@ class RenderError extends Error {}
 const JSON_STATEMENTS = new Set([
   'accept', 'drop', 'continue', 'return', 'jump', 'goto', 'match', 'counter', 'mangle', 'quota', 'limit', 'fwd', 'notrack',
   'dup', 'snat', 'dnat', 'masquerade', 'redirect', 'reject', 'set', 'map', 'log', 'ct helper', 'ct timeout', 'ct expectation',
-  'ct count', 'meter', 'queue', 'vmap', 'tproxy', 'synproxy', 'reset', 'secmark', 'xt', 'flow', 'last', 'inner',
+  'ct count', 'meter', 'queue', 'vmap', 'tproxy', 'synproxy', 'reset', 'secmark', 'xt', 'flow', 'last', 'inner', 'tunnel',
 ]);
 
 function jsonElement(el: J, kind: 'set' | 'map'): NftElement {
@@ -728,6 +867,15 @@ function jsonRule(stmts: J[], no: number, handle: number | null, comment: string
   let counter: NftCounters | null = null;
   let numgen: NftNumgen | null = null;
   for (const s of stmts) {
+    // A statement nft has no JSON for comes as the text it prints (nft 1.0.6: a chain binding).
+    if (typeof s === 'string') {
+      if (hasBinary(s.replaceAll('\n', ' ')) || s.trim() === '') throw new RenderError('a statement as text');
+      const text = joinBlock(s.split('\n').map((l) => l.trim()).filter((l) => l !== ''));
+      parts.push(text);
+      const w = text.split(' ');
+      if ((w[0] === 'jump' || w[0] === 'goto') && w.length > 1) verdict = { kind: w[0], target: w[1].startsWith('{') ? null : w[1] };
+      continue;
+    }
     if (!isObj(s) || Object.keys(s).length !== 1) throw new RenderError('a statement: an object with one key');
     const [k] = Object.keys(s);
     if (!JSON_STATEMENTS.has(k)) throw new RenderError(`a statement nft knows (match, counter, jump …), not ${JSON.stringify(k)}`);
@@ -814,6 +962,16 @@ function isMarkExpr(e: J): boolean {
   return false;
 }
 
+/** Meta keys whose values are names, which nft prints in double quotes: `oifname "lo"`. */
+const NAME_META = new Set(['iifname', 'oifname', 'ibrname', 'obrname', 'iifkind', 'oifkind', 'sdifname']);
+
+/** A name, or a set of names, as nft prints it: quoted, except a set reference. */
+function quotedNames(e: J): string {
+  if (typeof e === 'string') return e.startsWith('@') ? e : `"${e}"`;
+  if (isObj(e) && Array.isArray(e.set)) return `{ ${e.set.map(quotedNames).join(', ')} }`;
+  return renderExpr(e, false);
+}
+
 function renderExpr(e: J, hex: boolean): string {
   if (typeof e === 'string') return e;
   if (typeof e === 'number') return hex ? hex32(e) : String(e);
@@ -857,14 +1015,14 @@ function renderStmt(k: string, v: J): string {
     case 'match': {
       const hex = isMarkExpr(o.left);
       const left = renderExpr(o.left, hex);
-      const right = renderExpr(o.right, hex);
+      const right = isObj(o.left) && isObj(o.left.meta) && NAME_META.has(String(o.left.meta.key)) ? quotedNames(o.right) : renderExpr(o.right, hex);
       const leftIsBinop = isObj(o.left) && BINOPS.some((b) => b in (o.left as JObj));
       if (o.op === '==' && !leftIsBinop) return `${left} ${right}`;
       if (o.op === 'in') return `${left} ${right}`;
       return `${left} ${o.op} ${right}`;
     }
     case 'counter':
-      return isObj(v) ? `counter packets ${v.packets} bytes ${v.bytes}` : `counter name ${renderExpr(v, false)}`;
+      return isObj(v) ? `counter packets ${v.packets} bytes ${v.bytes}` : `counter name ${quotedNames(v)}`;
     case 'mangle': {
       const hex = isMarkExpr(o.key);
       return `${renderExpr(o.key, hex)} set ${renderExpr(o.value, hex)}`;

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
-import { parseConntrack, renderConntrack, type ConntrackEntry } from '../../lib/parse/conntrack.ts';
+import {
+  parseConntrack, parseNfConntrack, renderConntrack, renderNfConntrack, type ConntrackEntry,
+} from '../../lib/parse/conntrack.ts';
 import { expectTotal } from '../helpers/fuzz.ts';
 import { withNetns } from '../helpers/netns.ts';
 
@@ -163,6 +166,68 @@ describe('conntrack errors', () => {
     expectTotal(parseConntrack, [cap.list, cap.extended, cap.ids], {
       roundTrip: (t) => parseConntrack(renderConntrack(t)),
       tokens: ['tcp      6 ', 'udp      17 ', '120 ', 'ESTABLISHED ', '10.0.0.1 ', '[ASSURED] ', 'mark=0 ', 'use=1', '\n'],
+    });
+  });
+});
+
+// Real flows on a veth pair and over IPv6 loopback, captured by test/fixtures/captured/capture.ts.
+const captured = (name: string) => readFileSync(new URL(`../fixtures/captured/${name}`, import.meta.url), 'utf8');
+const PROC = captured('proc-net-nf_conntrack.txt');
+const LIST = captured('conntrack-L.txt');
+
+/** What a flow is, whoever prints it: protocol, state, both tuples, flags, mark. */
+const flows = (es: ConntrackEntry[]) => es
+  .map((e) => JSON.stringify([e.protocol, e.state, e.original, e.reply, e.flags, e.mark]))
+  .sort();
+
+describe('captured conntrack -L and /proc/net/nf_conntrack', () => {
+  it('read DNAT, direct, unreplied, closed, icmp and IPv6 flows from conntrack -L', () => {
+    const t = parseConntrack(LIST);
+    // conntrack writes its summary to stderr, unbuffered, so it comes first.
+    expect(LIST.split('\n')[0]).toMatch(/flow entries have been shown/);
+    expect(t.shown).toBe(t.entries.length);
+    const dnat = find(t.entries, (x) => x.original.dst === '10.96.120.15');
+    expect(dnat).toMatchObject({ protocol: 'tcp', state: 'ESTABLISHED', flags: ['ASSURED'], reply: { src: '10.0.0.2', sport: 8080 } });
+    expect(dnat.original.counters!.packets).toBeGreaterThan(0);
+    expect(dnat.attributes['delta-time']).toMatch(/^\d+$/);
+    const dns = find(t.entries, (x) => x.original.dst === '10.96.0.10');
+    expect(dns).toMatchObject({ protocol: 'udp', state: null, original: { dport: 53 }, reply: { src: '10.0.0.2', sport: 5353 } });
+    expect(find(t.entries, (x) => x.original.dst === '10.0.0.9').flags).toEqual(['UNREPLIED']);
+    expect(find(t.entries, (x) => x.protocol === 'icmp').original.icmp).toEqual({ type: 8, code: 0, id: 4660 });
+    expect(t.entries.some((x) => x.state === 'TIME_WAIT')).toBe(true);
+    expect(find(t.entries, (x) => x.original.src === '::1')).toMatchObject({ protocol: 'tcp', reply: { dport: expect.any(Number) } });
+    const v6 = parseConntrack(captured('conntrack-L-f-ipv6.txt'));
+    expect(v6.entries.map((e) => e.original.dst)).toEqual(['::1']);
+  });
+
+  it('read /proc/net/nf_conntrack: the same flows, IPv6 in the short form, zone and use as the kernel keeps them', () => {
+    const proc = parseNfConntrack(PROC);
+    expect(PROC).toContain('src=0000:0000:0000:0000:0000:0000:0000:0001');
+    expect(proc.entries.every((e) => e.family !== null && e.zone === 0)).toBe(true);
+    expect(find(proc.entries, (x) => x.family === 'ipv6').original.src).toBe('::1');
+    expect(flows(proc.entries)).toEqual(flows(parseConntrack(LIST).entries));
+    expect(flows(proc.entries)).toEqual(flows(parseConntrack(captured('conntrack-L-o-extended.txt')).entries));
+  });
+
+  it('render /proc/net/nf_conntrack byte for byte', () => {
+    expect(renderNfConntrack(parseNfConntrack(PROC))).toBe(PROC);
+  });
+
+  it('refuse in /proc what the kernel never prints there, naming the line', () => {
+    const lines = PROC.split('\n');
+    const bad: [string, number, RegExp][] = [
+      [`${lines[0]}\n${lines[1].replace(/^ipv4 +2 /, '')}`, 2, /entry starting with its family/],
+      [`[NEW] ${lines[0]}`, 1, /entry starting with its family/],
+      [LIST, 1, /protocol name/],
+      [lines[0].replace(/src=10\.0\.0\.1 /, 'src=::1 '), 1, /IPv4 addresses in an ipv4 entry/],
+    ];
+    for (const [text, line, why] of bad) expect(() => parseNfConntrack(text)).toThrow(new RegExp(`^/proc/net/nf_conntrack: line ${line}: .*${why.source}`));
+  });
+
+  it('are total on the captures and their mutations', () => {
+    expectTotal(parseNfConntrack, [PROC], { roundTrip: (t) => parseNfConntrack(renderNfConntrack(t)), tokens: ['ipv4     2 ', 'ipv6     10 ', 'tcp      6 ', 'zone=0 ', 'use=2', '\n'] });
+    expectTotal(parseConntrack, [LIST, captured('conntrack-L-o-extended.txt'), captured('conntrack-L-f-ipv6.txt')], {
+      roundTrip: (t) => parseConntrack(renderConntrack(t)), numRuns: 150,
     });
   });
 });

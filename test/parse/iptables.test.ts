@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
 import {
@@ -7,6 +8,9 @@ import { findListChain, parseIptablesList } from '../../lib/parse/iptables-list.
 import { findChain, findTable, type IptablesSave, type IptRule } from '../../lib/parse/iptables-types.ts';
 import { expectTotal } from '../helpers/fuzz.ts';
 import { withNetns } from '../helpers/netns.ts';
+
+// What older releases print, written by test/fixtures/iptables-old-fixtures.sh from their format strings.
+const oldFixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 
 // A kube-proxy-shaped ruleset, written the way kube-proxy writes it (iptables-restore input:
 // `-m tcp -p tcp`, unpadded addresses, --or-mark, undeclared built-in chains, -I jumps) plus the
@@ -291,6 +295,13 @@ describe('iptables-save errors', () => {
     ['*nat\n\n# c\n-Q X\nCOMMIT\n', 4, /rule command/],
     ['*nat\n-D X 1\nCOMMIT\n', 2, /existing chain/],
     ['*nat\n:X - [0:0]\n-I X 5 -j Y\nCOMMIT\n', 3, /rule number from 1 to 1/],
+    // An option whose argument is missing must not take the next option as its argument.
+    ['*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination --random\nCOMMIT\n', 3, /argument after --to-destination, not the option --random/],
+    ['*nat\n:X - [0:0]\n-A X -p tcp --dport -j ACCEPT\nCOMMIT\n', 3, /argument after --dport, not the option -j/],
+    ['*nat\n:X - [0:0]\n-A X -m mark --mark ! --foo -j ACCEPT\nCOMMIT\n', 3, /argument after --mark, not the option --foo/],
+    ['*nat\n:X - [0:0]\n-A X -s -j ACCEPT\nCOMMIT\n', 3, /address, prefix or host name after -s, not the option -j/],
+    ['*nat\n:X - [0:0]\n-A X -i --in-interface eth0\nCOMMIT\n', 3, /interface name after -i, not the option --in-interface/],
+    ['*nat\n:X - [0:0]\n-A X -s -10.0.0.1 -j ACCEPT\nCOMMIT\n', 3, /address, prefix or host name after -s, not "-10.0.0.1"/],
   ];
   it.each(bad)('name the line: %j', (text, line, why) => {
     let err: unknown;
@@ -306,7 +317,7 @@ describe('iptables-save errors', () => {
   });
 
   it('are total on arbitrary and mutated dumps', () => {
-    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE], {
+    expectTotal(parseIptablesSave, [cap.save, cap.saveCounters, RESTORE, RESTORE + EDITS + REPLACE, oldFixture('iptables-1.4.7-save.txt'), oldFixture('iptables-1.6.2-save-unsupported-revision.txt')], {
       roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
       // Chain order is only the order of first mention; an undeclared built-in chain left empty
       // has nothing to write back.
@@ -406,8 +417,174 @@ describe('iptables -L, read back from the kernel', () => {
   });
 
   it('are total on arbitrary and mutated listings', () => {
-    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums], {
+    const old = ['ip6tables-1.8.7-L-nv.txt', 'ip6tables-1.4.21-L-line-numbers.txt', 'iptables-1.4.7-L-nvx.txt'].map(oldFixture);
+    expectTotal(parseIptablesList, [cap.listNV, cap.listNames, cap.listFilterNums, cap.listExact, cap.listNums, ...old], {
       tokens: ['Chain INPUT (policy ACCEPT)\n', 'target     prot opt source               destination\n', 'ACCEPT     all  --  0.0.0.0/0            0.0.0.0/0\n'],
+    });
+  });
+});
+
+
+describe('iptables -L of older releases', () => {
+  it('read ip6tables 1.8.0-1.8.8, whose opt column is three blanks', () => {
+    const list = parseIptablesList(oldFixture('ip6tables-1.8.7-L-nv.txt'));
+    const input = findListChain(list, 'INPUT')!;
+    expect(input.rules.map((r) => [r.target, r.protocol.value, r.opt, r.source.value])).toEqual([
+      ['KUBE-NODEPORTS', 'all', '', '::/0'], ['KUBE-EXTERNAL-SERVICES', 'all', '', '::/0'],
+      ['KUBE-FIREWALL', 'all', '', '::/0'], ['ACCEPT', 'icmpv6', '', '::/0'],
+    ]);
+    expect(input.rules[0]).toMatchObject({ counters: { packets: 41, bytes: 3280, exact: true }, inInterface: { value: '*' }, comment: 'kubernetes health check service ports' });
+    expect(input.rules[3].extra).toBe('ipv6-icmptype 128');
+    expect(findListChain(list, 'FORWARD')!.rules[1]).toMatchObject({ inInterface: { value: 'eth0', negated: false }, outInterface: { value: 'veth+', negated: true } });
+    expect(findListChain(list, 'KUBE-FIREWALL')!.rules[0]).toMatchObject({ source: { value: 'fd00:10:244::/56', negated: true }, destination: { value: '::1' } });
+    expect(findListChain(list, 'KUBE-SERVICES')!.rules[1].counters).toEqual({ packets: 123_000, bytes: 98_765_000, exact: false });
+  });
+
+  it('read ip6tables 1.4 without -n: host names, protocol names, line numbers, a negated protocol', () => {
+    const list = parseIptablesList(oldFixture('ip6tables-1.4.21-L-line-numbers.txt'));
+    const input = findListChain(list, 'INPUT')!;
+    expect(input.rules.map((r) => [r.num, r.target, r.protocol, r.opt])).toEqual([
+      [1, 'KUBE-FIREWALL', { value: 'all', negated: false }, ''],
+      [2, 'ACCEPT', { value: 'ipv6-icmp', negated: false }, ''],
+      [3, 'DROP', { value: 'tcp', negated: true }, ''],
+    ]);
+    expect(findListChain(list, 'KUBE-FIREWALL')!.rules[0].destination.value).toBe('localhost');
+  });
+
+  it('read iptables 1.4-1.8.8, whose protocol runs into the opt column when it has five letters', () => {
+    const list = parseIptablesList(oldFixture('iptables-1.4.7-L-nvx.txt'));
+    expect(list.chains.map((c) => c.name).slice(0, 3)).toEqual(['PREROUTING', 'POSTROUTING', 'OUTPUT']);
+    const odd = findListChain(list, 'KUBE-ODD')!;
+    expect(odd.rules.map((r) => [r.target, r.protocol, r.opt])).toEqual([
+      ['ACCEPT', { value: 'udplite', negated: false }, '--'],
+      ['DROP', { value: 'udp', negated: true }, '-f'],
+      ['DROP', { value: 'icmp', negated: false }, '!f'],
+    ]);
+    const svc = findListChain(list, 'KUBE-SVC-FREKB6WNWYJLKTHC')!;
+    expect(svc.rules[0].counters).toEqual({ packets: 123456789, bytes: 9876543210, exact: true });
+    expect(svc.rules[1]).toMatchObject({ goto: true, target: 'KUBE-SEP-BBBBBBBBBBBBBBBB', comment: 'default/httpbin:http' });
+    expect(findListChain(list, 'KUBE-SERVICES')!.rules[1].source).toEqual({ value: '10.244.0.0/16', negated: true });
+  });
+
+  it('refuse a protocol glued to anything but an opt column, and a missing opt column', () => {
+    const head = 'Chain X (1 references)\ntarget     prot opt source               destination\n';
+    expect(() => parseIptablesList(`${head}ACCEPT     udplite-x  0.0.0.0/0            0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+    // One blank after the protocol is not the three of an empty opt column.
+    expect(() => parseIptablesList(`${head}ACCEPT     all 0.0.0.0/0 0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+    expect(() => parseIptablesList(`${head}ACCEPT     tcp--  0.0.0.0/0            0.0.0.0/0\n`)).toThrow(/line 3: expected the opt column/);
+  });
+});
+
+describe('iptables-save of older releases', () => {
+  it('read "[unsupported revision]" of iptables 1.6.1 and later, on the match or target it follows', () => {
+    const dump = parseIptablesSave(oldFixture('iptables-1.6.2-save-unsupported-revision.txt'));
+    const fwd = chainOf(dump, 'filter', 'KUBE-FORWARD').rules;
+    expect(fwd[0].matches).toEqual([{ module: 'conntrack', options: [], unsupportedRevision: true }]);
+    expect(fwd[0].target).toEqual({ name: 'DROP', goto: false, options: [] });
+    expect(fwd[2]).toMatchObject({ comment: 'kubernetes forwarding conntrack rule', target: { name: 'ACCEPT' } });
+    expect(fwd[3].target).toEqual({ name: 'NFLOG', goto: false, options: [], unsupportedRevision: true });
+    expect(fwd[1].matches.every((m) => m.unsupportedRevision === undefined)).toBe(true);
+    expect(() => parseIptablesSave('*filter\n:X - [0:0]\n-A X [unsupported revision] -j DROP\nCOMMIT\n')).toThrow(/line 3: expected "\[unsupported revision\]" only after -m MODULE or -j TARGET/);
+  });
+
+  it('read iptables-save 1.4.7: blanks after every word, strings quoted even when safe', () => {
+    const dump = parseIptablesSave(oldFixture('iptables-1.4.7-save.txt'));
+    const nat = findTable(dump, 'nat')!;
+    expect(nat.chains.slice(0, 3).map((c) => [c.name, c.counters])).toEqual([
+      ['PREROUTING', { packets: 3, bytes: 180 }], ['POSTROUTING', { packets: 12, bytes: 720 }], ['OUTPUT', { packets: 12, bytes: 720 }],
+    ]);
+    const svcs = chainOf(dump, 'nat', 'KUBE-SERVICES').rules;
+    expect(svcs.map((r) => r.comment)).toEqual(['default/httpbin:http cluster IP', 'default/httpbin:http cluster IP', 'kubernetes']);
+    expect(svcs[0]).toMatchObject({ source: { value: '10.244.0.0/16', negated: true }, destination: { value: '10.96.120.15/32' }, target: { name: 'KUBE-MARK-MASQ' } });
+    expect(svcs[0].text.endsWith(' ')).toBe(false);
+    expect(matchOption(svcs[1], 'tcp', 'dport')?.args).toEqual(['8000']);
+    const sep = chainOf(dump, 'nat', 'KUBE-SEP-AAAAAAAAAAAAAAAA').rules[1];
+    expect(targetOption(sep, 'to-destination')?.args).toEqual(['10.244.1.2:8080']);
+    const recent = chainOf(dump, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules[0];
+    expect(matchOption(recent, 'recent', 'name')?.args).toEqual(['KUBE-SEP-AAAAAAAAAAAAAAAA']);
+  });
+});
+
+// Captured on this machine by test/fixtures/captured/capture.ts (iptables 1.8.9, both backends).
+const captured = (name: string) => readFileSync(new URL(`../fixtures/captured/${name}`, import.meta.url), 'utf8');
+/** What two backends' dumps share: not where a line sits, not the table order, not counters (ip6tables-nft-restore drops some). */
+const rulesOf = (v: IptablesSave) => JSON.parse(JSON.stringify([...v.tables].sort((a, b) => (a.name < b.name ? -1 : 1)), (k, x) => (k === 'line' || k === 'counters' ? undefined : x)));
+const listedRules = (v: unknown) => JSON.parse(JSON.stringify(v, (k, x) => (k === 'line' || k === 'counters' || k === 'policyCounters' ? undefined : x)));
+
+describe('captured iptables-legacy and iptables-nft output', () => {
+  it('read the same rules from both backends, with and without counters', () => {
+    const legacy = parseIptablesSave(captured('iptables-legacy-save-c.txt'));
+    const nft = parseIptablesSave(captured('iptables-nft-save-c.txt'));
+    expect(rulesOf(nft)).toEqual(rulesOf(legacy));
+    expect(chainOf(nft, 'filter', 'KUBE-ODD').rules[6].counters).toEqual({ packets: 123456789, bytes: 9876543210 });
+    const plain = parseIptablesSave(captured('iptables-nft-save.txt'));
+    expect(chainOf(plain, 'filter', 'KUBE-ODD').rules.map((r) => r.counters)).toEqual(chainOf(plain, 'filter', 'KUBE-ODD').rules.map(() => null));
+    const odd = chainOf(legacy, 'filter', 'KUBE-ODD').rules;
+    expect(odd.map((r) => r.comment)).toEqual([String.raw`it's a "quoted" \ comment`, '--dash', null, null, null, null, null, null, null, null]);
+    expect(odd[1].text).toBe('-m comment --comment --dash -j ACCEPT');
+    expect(odd[6]).toMatchObject({ protocol: { value: 'udp', negated: true }, counters: { packets: 123456789, bytes: 9876543210 } });
+    expect(odd[5]).toMatchObject({ fragment: { negated: true }, protocol: { value: 'icmp' } });
+    expect(matchOption(odd[5], 'icmp', 'icmp-type')?.args).toEqual(['8']);
+    expect(targetOption(odd[7], 'log-prefix')?.args).toEqual(['kube odd: ']);
+    expect(matchOption(odd[9], 'set', 'match-set')?.args).toEqual(['KUBE-CLUSTER-IP', 'dst,dst']);
+    const svc = chainOf(legacy, 'nat', 'KUBE-SVC-FREKB6WNWYJLKTHC').rules;
+    expect(svc.map((r) => r.target?.name)).toEqual(['KUBE-MARK-MASQ', 'KUBE-SEP-AAAAAAAAAAAAAAAA', 'KUBE-SEP-AAAAAAAAAAAAAAAA', 'KUBE-SEP-BBBBBBBBBBBBBBBB', 'KUBE-SEP-CCCCCCCCCCCCCCCC']);
+    // --xor-mark comes back as the kernel stores it.
+    expect(chainOf(legacy, 'nat', 'KUBE-POSTROUTING').rules[1].target?.options).toEqual([{ name: 'set-xmark', args: ['0x4000/0x0'], negated: false }]);
+  });
+
+  it('read ip6tables-save of both backends: addresses, icmp6, DNAT to a bracketed address', () => {
+    const legacy = parseIptablesSave(captured('ip6tables-legacy-save-c.txt'));
+    expect(rulesOf(parseIptablesSave(captured('ip6tables-nft-save-c.txt')))).toEqual(rulesOf(legacy));
+    const input = chainOf(legacy, 'filter', 'INPUT').rules;
+    expect(input[1].text).toBe('-p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT');
+    expect(matchOption(input[1], 'icmp6', 'icmpv6-type')?.args).toEqual(['128']);
+    expect(chainOf(legacy, 'filter', 'KUBE-FIREWALL').rules[0]).toMatchObject({
+      source: { value: 'fd00:10:244::/56', negated: true }, destination: { value: '::1/128', negated: false },
+    });
+    expect(targetOption(chainOf(legacy, 'nat', 'KUBE-SEP-AAAAAAAAAAAAAAAA').rules[1], 'to-destination')?.args).toEqual(['[fd00:10:244:1::2]:8080']);
+    // ip6tables-nft's warning about legacy tables, on stderr before the dump.
+    const warned = parseIptablesSave(captured('ip6tables-nft-save-nat-legacy-warning.txt'));
+    expect(chainOf(warned, 'nat', 'KUBE-SERVICES').rules).toHaveLength(1);
+  });
+
+  it('read -L -n -v -x --line-numbers of both backends alike, IPv4 and IPv6', () => {
+    for (const family of ['iptables', 'ip6tables']) {
+      const legacy = parseIptablesList(captured(`${family}-legacy-L-nvx-line-numbers.txt`));
+      expect(listedRules(parseIptablesList(captured(`${family}-nft-L-nvx-line-numbers.txt`))), family).toEqual(listedRules(legacy));
+      expect(legacy.chains.every((c) => c.columns[0] === 'num' && c.columns.includes('in')), family).toBe(true);
+    }
+    const odd = findListChain(parseIptablesList(captured('iptables-legacy-L-nvx-line-numbers.txt')), 'KUBE-ODD')!;
+    expect(odd.rules.map((r) => [r.num, r.target, r.protocol.value, r.opt])).toEqual([
+      [1, 'ACCEPT', '0', '--'], [2, 'ACCEPT', '0', '--'], [3, 'ACCEPT', '136', '--'], [4, null, '6', '--'], [5, 'DROP', '0', '-f'],
+      [6, 'DROP', '1', '!f'], [7, 'DROP', '17', '--'], [8, 'LOG', '6', '--'], [9, 'ACCEPT', '132', '--'], [10, 'ACCEPT', '0', '--'],
+    ]);
+    expect(odd.rules[6]).toMatchObject({ protocol: { negated: true }, counters: { packets: 123456789, bytes: 9876543210, exact: true } });
+    expect(odd.rules[1].comment).toBe('--dash');
+    const v6 = parseIptablesList(captured('ip6tables-legacy-L-nvx-line-numbers.txt'));
+    expect(findListChain(v6, 'INPUT')!.rules[1]).toMatchObject({ protocol: { value: '58' }, opt: '--', extra: 'ipv6-icmptype 128' });
+  });
+
+  it('read -t nat -L with and without -n, and the legacy-tables warning of iptables-nft', () => {
+    const named = parseIptablesList(captured('iptables-nft-nat-L.txt'));
+    expect(findListChain(named, 'KUBE-SERVICES')!.rules[0]).toMatchObject({ protocol: { value: 'tcp' }, destination: { value: '10.96.120.15' }, extra: expect.stringContaining('tcp dpt:8000') });
+    const numeric = parseIptablesList(captured('iptables-legacy-nat-L-nv.txt'));
+    expect(findListChain(numeric, 'KUBE-SVC-FREKB6WNWYJLKTHC')!.rules.map((r) => [r.target, r.goto])).toEqual([
+      ['KUBE-MARK-MASQ', false], ['KUBE-SEP-AAAAAAAAAAAAAAAA', false], ['KUBE-SEP-AAAAAAAAAAAAAAAA', false], ['KUBE-SEP-BBBBBBBBBBBBBBBB', false], ['KUBE-SEP-CCCCCCCCCCCCCCCC', true],
+    ]);
+    const v6 = parseIptablesList(captured('ip6tables-nft-nat-L.txt'));
+    expect(findListChain(v6, 'KUBE-SEP-AAAAAAAAAAAAAAAA')!.rules[1].extra).toContain('to:[fd00:10:244:1::2]:8080');
+    const warned = parseIptablesList(captured('iptables-nft-L-INPUT-legacy-warning.txt'));
+    expect(warned.chains.map((c) => c.name)).toEqual(['INPUT']);
+  });
+
+  it('are total on the captures and their mutations', () => {
+    expectTotal(parseIptablesList, ['iptables-legacy-L-nvx-line-numbers.txt', 'iptables-nft-nat-L-nv.txt', 'iptables-nft-nat-L.txt', 'ip6tables-nft-L-nvx-line-numbers.txt', 'ip6tables-legacy-nat-L.txt', 'iptables-nft-L-INPUT-legacy-warning.txt'].map(captured), { numRuns: 150 });
+    expectTotal(parseIptablesSave, ['iptables-nft-save-c.txt', 'ip6tables-legacy-save-c.txt', 'ip6tables-nft-save-nat-legacy-warning.txt'].map(captured), {
+      numRuns: 150,
+      roundTrip: (d) => parseIptablesSave(renderIptablesSave(d)),
+      comparable: (d) => d.tables.map((t) => ({ name: t.name, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map(({ line: _l, ...r }) => r) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) })),
+      blank: (s) => s.split('\n').every((l) => l.trim() === '' || l.trimStart().startsWith('#')),
     });
   });
 });

@@ -14,6 +14,11 @@ const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, im
 const LN = fixture('ipvsadm-Ln.txt');
 const STATS = fixture('ipvsadm-Ln-stats.txt');
 const PROC = fixture('proc-net-ip_vs.txt');
+const RATE = fixture('ipvsadm-Ln-rate.txt');
+const EXACT = fixture('ipvsadm-Ln-stats-exact.txt');
+const THRESHOLDS = fixture('ipvsadm-Ln-thresholds.txt');
+const PCONN = fixture('ipvsadm-Ln-persistent-conn.txt');
+const TUN = fixture('ipvsadm-Ln-tun-info.txt');
 
 /** The table without live counters, for comparing with what kube-proxy programs. */
 function shape(state: IpvsState) {
@@ -107,6 +112,59 @@ describe('ipvsadm -Ln --stats', () => {
   });
 });
 
+describe('the other listings: --rate, --exact, --thresholds, --persistent-conn, --tun-info', () => {
+  it('read -Ln --rate: services in print_largenum columns, real servers with plain CPS, InPPS and OutPPS', () => {
+    const { services } = parseIpvsadm(RATE);
+    const httpbin = services[3];
+    expect(httpbin).toMatchObject({ protocol: 'TCP', address: '10.96.120.15', port: 8000, scheduler: '' });
+    expect(httpbin.rates).toEqual({ cps: 412, inPps: 51234, outPps: 40987, inBps: 123456000, outBps: 2147000000 });
+    expect(httpbin.destinations[0]).toMatchObject({ address: '10.244.1.2', port: 8080, forward: 'Unknown' });
+    expect(httpbin.destinations[0].rates).toEqual({ cps: 137, inPps: 17078, outPps: 13662, inBps: 41152263, outBps: 715827000 });
+    expect(httpbin.stats).toBeUndefined();
+  });
+
+  it('read -Ln --stats --exact: whole numbers wider than the columns', () => {
+    const httpbin = parseIpvsadm(EXACT).services[3];
+    expect(httpbin.stats).toEqual({ conns: 1200345, inPkts: 150002760, outPkts: 120001833, inBytes: 2147483648, outBytes: 123456789012 });
+    expect(httpbin.destinations[2].stats?.outBytes).toBe(41152263004);
+    // --exact only widens print_largenum: the rest matches the rounded listing.
+    const rounded = parseIpvsadm(STATS);
+    expect(parseIpvsadm(EXACT).services.map((s) => [s.address, s.port, s.destinations.length]))
+      .toEqual(rounded.services.map((s) => [s.address, s.port, s.destinations.length]));
+  });
+
+  it('read -Ln --thresholds and --persistent-conn: the scheduler line, then their own columns', () => {
+    const thr = parseIpvsadm(THRESHOLDS).services[3];
+    expect(thr).toMatchObject({ scheduler: 'rr', flags: [] });
+    expect(thr.destinations[0]).toMatchObject({ address: '10.244.1.2', upperThreshold: 1000, lowerThreshold: 800, activeConn: 12, inactConn: 118, forward: 'Unknown' });
+    const pc = parseIpvsadm(PCONN).services[3];
+    expect(pc.destinations.map((d) => [d.weight, d.persistConn, d.activeConn, d.inactConn])).toEqual([[1, 7, 12, 118], [1, 6, 11, 121], [1, 9, 12, 117]]);
+  });
+
+  it('read -Ln --tun-info (ipvsadm 1.30 and later): the tunnel column, n/a for Masq', () => {
+    const { services } = parseIpvsadm(TUN);
+    expect(services[3].destinations[0]).toMatchObject({ forward: 'Masq', tunnel: null, weight: 1, activeConn: 12, inactConn: 118 });
+    const tun = TUN.replace('Masq    n/a           1      3', 'Tunnel  gue:6080:cksum 1      3');
+    expect(parseIpvsadm(tun).services[0].destinations[0]).toMatchObject({ forward: 'Tunnel', tunnel: 'gue:6080:cksum', weight: 1 });
+    // Apart from the tunnel column it is the plain listing.
+    const strip = (st: IpvsState) => st.services.map((s) => ({ ...s, destinations: s.destinations.map(({ tunnel: _t, ...d }) => d) }));
+    expect(strip(parseIpvsadm(TUN))).toEqual(strip(parseIpvsadm(LN)));
+  });
+
+  it('render each listing byte for byte as ipvsadm prints it', () => {
+    expect(renderIpvsadm(parseIpvsadm(RATE), { rate: true })).toBe(RATE);
+    expect(renderIpvsadm(parseIpvsadm(EXACT), { stats: true, exact: true })).toBe(EXACT);
+    expect(renderIpvsadm(parseIpvsadm(THRESHOLDS), { thresholds: true })).toBe(THRESHOLDS);
+    expect(renderIpvsadm(parseIpvsadm(PCONN), { persistentConn: true })).toBe(PCONN);
+    expect(renderIpvsadm(parseIpvsadm(TUN), { tunInfo: true })).toBe(TUN);
+  });
+
+  it('name the line of a malformed listing', () => {
+    expect(() => parseIpvsadm(RATE.replace('   137    17078', '   x    17078'))).toThrow(/line 13: expected CPS/);
+    expect(() => parseIpvsadm(THRESHOLDS.replace('1000       800        12', '1000       800'))).toThrow(/line 13: expected a destination "-> IP:port Uthreshold Lthreshold ActiveConn InActConn"/);
+  });
+});
+
 describe('/proc/net/ip_vs', () => {
   it('decodes hex addresses and ports; same table as ipvsadm shows once sorted', () => {
     const proc = parseProcIpVs(PROC);
@@ -176,8 +234,8 @@ const q = (s: IpvsStats): IpvsStats => ({
 
 describe('parsers are total and round-trip', () => {
   it('ipvsadm parser: arbitrary and mutated input parse or throw ParseError', () => {
-    expectTotal(parseIpvsadm, [LN, STATS]);
-    expectTotal(parseIpvsAuto, [LN, STATS, PROC], { numRuns: 100 });
+    expectTotal(parseIpvsadm, [LN, STATS, RATE, EXACT, THRESHOLDS, PCONN, TUN]);
+    expectTotal(parseIpvsAuto, [LN, STATS, PROC, RATE], { numRuns: 100 });
   });
 
   it('/proc/net/ip_vs parser: arbitrary and mutated input parse or throw ParseError', () => {

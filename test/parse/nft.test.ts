@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../lib/parse/errors.ts';
@@ -211,6 +212,9 @@ describe('properties', () => {
       `table ip x {\n${'\tchain c {\n'.repeat(50_000)}`,
       `table ip x {\n\tchain c {\n\t\t${'"a '.repeat(100_000)}\n\t}\n}`,
       `table ip x {\n\tchain c {\n${'\t\tnumgen random mod 3 vmap { 0 : goto a, 1 : goto b, 2 : goto c }\n'.repeat(20_000)}\t}\n}`,
+      // Chain bindings nested 50,000 deep, never closed; a rule cut by 50,000 of nft's messages.
+      `table ip x {\n\tchain c {\n${'\t\tjump {\n'.repeat(50_000)}`,
+      `table ip x {\n\tchain c {\n${'\t\tip saddr 1.2.3.4 XT match comment not found\n'.repeat(50_000)} accept\n\t}\n}`,
     ];
     // A quadratic parser shows as the test timing out, not as a timed assertion.
     for (const text of cases) expect(parsesOrParseError(parseNftRuleset, text)).toBe(true);
@@ -234,6 +238,187 @@ describe('properties', () => {
       blank: onlyMetainfo,
       empty: { tables: [] },
       tokens: ['{"nftables":[', ']}', '{"metainfo":{}}', '{"table":{"family":"ip","name":"t"}}', ','],
+    });
+  });
+});
+
+// Captured with nft 1.0.6 by test/fixtures/captured/capture.ts; older and newer releases written
+// from their format strings (see test/fixtures/README.md).
+const stored = (name: string) => readFileSync(new URL(`../fixtures/captured/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+
+/** Per chain, the handles of its rules: what must not change when nft's warnings cut rules. */
+function handles(rs: NftRuleset): Record<string, Array<number | null>> {
+  const out: Record<string, Array<number | null>> = {};
+  for (const t of rs.tables) for (const c of t.chains) out[`${t.family} ${t.name} ${c.name}`] = c.rules.map((r) => r.handle);
+  return out;
+}
+
+describe('nft warnings merged into the listing', () => {
+  it('a `# Warning:` line inside a chain is not a rule (nft 1.0.8 and later)', () => {
+    const text = [
+      'table ip filter {',
+      '\tchain INPUT {',
+      '\t\ttype filter hook input priority filter; policy accept;',
+      '\t\ttcp dport 80 # Warning: XT match statistic not found',
+      'xt match "statistic" counter packets 0 bytes 0 accept',
+      '# Warning: table ip filter is managed by iptables-nft, do not touch!',
+      '\t\tcounter packets 1 bytes 2 drop',
+      '\t}',
+      '}',
+    ].join('\n');
+    const rs = parseNftRuleset(text);
+    expect(rs.tables[0].chains[0].rules.map((r) => [r.line, r.text, r.verdict?.kind])).toEqual([
+      [4, 'tcp dport 80 xt match "statistic" counter packets 0 bytes 0 accept', 'accept'],
+      [7, 'counter packets 1 bytes 2 drop', 'drop'],
+    ]);
+    expect(rs.warnings).toEqual([
+      { line: 4, text: '# Warning: XT match statistic not found' },
+      { line: 6, text: '# Warning: table ip filter is managed by iptables-nft, do not touch!' },
+    ]);
+  });
+
+  it('read nft 1.0.6 without the xtables extensions: every rule whole, with its handle', () => {
+    const cut = parseNftRuleset(stored('nft-a-list-ruleset-no-xtables.txt'));
+    const whole = parseNftRuleset(stored('nft-a-list-ruleset.txt'));
+    expect(handles(cut)).toEqual(handles(whole));
+    const sep = findNftChain(findNftTable(cut, 'ip', 'nat')!, 'KUBE-SEP-AAAAAAAAAAAAAAAA')!.rules[1];
+    expect(sep).toMatchObject({ text: 'meta l4proto tcp counter packets 0 bytes 0', counter: { packets: 0, bytes: 0 }, verdict: null });
+    expect(cut.warnings?.filter((w) => w.text.startsWith('# Warning: table'))).toEqual([
+      { line: 1, text: '# Warning: table ip filter is managed by iptables-nft, do not touch!' },
+      { line: expect.any(Number), text: '# Warning: table ip nat is managed by iptables-nft, do not touch!' },
+    ]);
+    expect(cut.warnings?.some((w) => w.text === 'XT target DNAT not found')).toBe(true);
+    // The native tables are untouched by all this.
+    expect(comparable({ tables: [findNftTable(cut, 'inet', 'lab')!] })).toEqual(comparable({ tables: [findNftTable(whole, 'inet', 'lab')!] }));
+  });
+
+  it('read the same listing as nft 1.0.8 and later print it: `# Warning:` and the xt statement', () => {
+    const newer = parseNftRuleset(fixture('nft-1.0.9-a-list-ruleset-no-xtables.txt'));
+    expect(handles(newer)).toEqual(handles(parseNftRuleset(stored('nft-a-list-ruleset.txt'))));
+    const sep = findNftChain(findNftTable(newer, 'ip', 'nat')!, 'KUBE-SEP-AAAAAAAAAAAAAAAA')!.rules[1];
+    expect(sep.text).toBe('meta l4proto tcp xt match "comment" xt match "recent" xt match "tcp" counter packets 0 bytes 0 xt target "DNAT"');
+    expect(newer.warnings?.some((w) => w.text === '# Warning: XT target DNAT not found')).toBe(true);
+  });
+
+  it('without merged stderr, a listing has no warnings field', () => {
+    expect(parseNftRuleset(stored('nft-a-list-ruleset.txt').split('\n').filter((l) => !l.startsWith('#')).join('\n')).warnings).toBeUndefined();
+  });
+});
+
+describe('captured nft 1.0.6 listings', () => {
+  it('read -a, -n, -s, -y and -j of one ruleset alike', () => {
+    const plain = parseNftRuleset(stored('nft-list-ruleset.txt'));
+    for (const name of ['nft-a-list-ruleset.txt', 'nft-y-list-ruleset.txt']) {
+      const { warnings: _w, ...rs } = parseNftRuleset(stored(name));
+      expect(comparable(rs), name).toEqual(comparable(plain));
+    }
+    // -n prints protocols and services as numbers, -s leaves counters out: same shape, other words.
+    for (const name of ['nft-n-list-ruleset.txt', 'nft-s-list-ruleset.txt']) {
+      const rs = parseNftRuleset(stored(name));
+      expect(handles(rs), name).toEqual(Object.fromEntries(Object.entries(handles(plain)).map(([k, v]) => [k, v.map(() => null)])));
+      expect(rs.tables.map((t) => t.chains.map((c) => [c.name, c.priority, c.rules.map((r) => r.verdict?.kind ?? null)])))
+        .toEqual(plain.tables.map((t) => t.chains.map((c) => [c.name, c.priority, c.rules.map((r) => r.verdict?.kind ?? null)])));
+    }
+    expect(stored('nft-y-list-ruleset.txt')).toContain('priority -110;');
+    expect(stored('nft-list-ruleset.txt')).toContain('priority dstnat - 10;');
+    const s = parseNftRuleset(stored('nft-s-list-ruleset.txt'));
+    expect(s.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((r) => r.counter))).every((c) => c === null)).toBe(true);
+  });
+
+  it('read named priorities with offsets, chain comments, a chain binding, timeouts and objects', () => {
+    const rs = parseNftRuleset(stored('nft-a-list-ruleset.txt'));
+    const lab = findNftTable(rs, 'inet', 'lab')!;
+    expect(lab).toMatchObject({ comment: 'what else runs on a node', handle: 4 });
+    expect(lab.others.map((o) => [o.kind, o.name])).toEqual([['counter', 'hits'], ['quota', 'budget']]);
+    expect(findNftChain(lab, 'early')).toMatchObject({ priority: -110, comment: 'runs before DNAT', hook: 'prerouting' });
+    const binding = findNftChain(lab, 'input')!.rules[3];
+    expect(binding).toMatchObject({
+      handle: 19, verdict: { kind: 'jump', target: null },
+      text: 'meta l4proto { tcp, udp } th dport 53 jump { ip saddr 127.0.0.0/8 counter packets 0 bytes 0 accept; ip6 saddr ::1 counter packets 0 bytes 0 accept }',
+    });
+    const recent = findNftSet(lab, 'recent')!;
+    expect(recent).toMatchObject({ flags: ['dynamic', 'timeout'], timeoutSeconds: 10800, size: 65535 });
+    expect(recent.elements.map((e) => e.key)).toEqual(['10.0.0.1 . 80', '10.0.0.2 . 443']);
+    const edge = findNftTable(rs, 'netdev', 'edge')!;
+    expect(findNftChain(edge, 'ingress')).toMatchObject({ type: 'filter', hook: 'ingress', priority: -500 });
+    // iptables-nft's tables, as nft shows them.
+    const kube = findNftChain(findNftTable(rs, 'ip', 'nat')!, 'KUBE-SVC-FREKB6WNWYJLKTHC')!;
+    expect(kube.rules.map((r) => r.verdict)).toEqual([
+      { kind: 'jump', target: 'KUBE-MARK-MASQ' }, { kind: 'jump', target: 'KUBE-SEP-AAAAAAAAAAAAAAAA' }, { kind: 'jump', target: 'KUBE-SEP-AAAAAAAAAAAAAAAA' },
+      { kind: 'jump', target: 'KUBE-SEP-BBBBBBBBBBBBBBBB' }, { kind: 'goto', target: 'KUBE-SEP-CCCCCCCCCCCCCCCC' },
+    ]);
+  });
+
+  it('read nft -j, where nft 1.0.6 writes the chain binding it has no JSON for as text', () => {
+    const json = parseNftJson(stored('nft-j-list-ruleset.json'));
+    const { warnings: _w, ...text } = parseNftRuleset(stored('nft-list-ruleset.txt'));
+    const lab = (rs: NftRuleset) => comparable({ tables: [findNftTable(rs, 'inet', 'lab')!, findNftTable(rs, 'ip', 'kube-proxy')!, findNftTable(rs, 'netdev', 'edge')!] });
+    expect(lab(json)).toEqual(lab(text));
+    // Its note on stderr, merged before or after the document, is read as a warning.
+    const note = 'warning: stmt ops chain have no json callback';
+    for (const merged of [`${note}\n${stored('nft-j-list-ruleset.json')}`, `${stored('nft-j-list-ruleset.json')}${note}\n`]) {
+      const rs = parseNftJson(merged);
+      expect(rs.warnings).toEqual([{ line: merged.startsWith(note) ? 1 : 2, text: note }]);
+      expect(lab(rs)).toEqual(lab(text));
+    }
+  });
+});
+
+describe('nft listings of other releases', () => {
+  it('read nft 0.9.0: numeric priorities, an unquoted device, a meter', () => {
+    const rs = parseNftRuleset(fixture('nft-0.9.0-a-list-ruleset.txt'));
+    const kp = findNftTable(rs, 'ip', 'kube-proxy')!;
+    expect(kp.chains.filter((c) => c.type !== null).map((c) => [c.name, c.priority])).toEqual([
+      ['nat-prerouting', -100], ['filter-prerouting-pre-dnat', -110], ['nat-postrouting', 100],
+    ]);
+    expect(findNftSet(kp, 'affinity-ns5')).toMatchObject({ kind: 'set', type: 'ipv4_addr', timeoutSeconds: 10800, handle: 9 });
+    expect(findNftSet(kp, 'service-ips')?.elements).toHaveLength(2);
+    expect(findNftChain(kp, 'service-ns1-svc1-tcp-p80')!.rules[0].numgen?.entries.map((e) => e.verdict.target)).toEqual(['endpoint-ns1-svc1-a', 'endpoint-ns1-svc1-b']);
+    expect(findNftChain(findNftTable(rs, 'netdev', 'edge')!, 'ingress')).toMatchObject({ hook: 'ingress', priority: 0, rules: [{ counter: { packets: 12, bytes: 504 } }] });
+  });
+
+  it('read nft 1.1: typeof, `# count` after the size, statements on elements, tcp flags, tunnels, flags offload', () => {
+    const rs = parseNftRuleset(fixture('nft-1.1.6-list-ruleset.txt'));
+    expect(rs.warnings).toEqual([{ line: 1, text: '# Warning: table inet lab was created by a newer version of nftables? Content may be incomplete!' }]);
+    const lab = findNftTable(rs, 'inet', 'lab')!;
+    expect(findNftSet(lab, 'seen')).toMatchObject({ type: 'ip saddr . tcp dport', size: 65535, timeoutSeconds: 3600, flags: ['dynamic', 'timeout'] });
+    expect(findNftSet(lab, 'seen')!.elements.map((e) => e.key)).toEqual(['10.0.0.1 . 443', '10.0.0.2 . 80']);
+    expect(findNftSet(lab, 'good-flags')!.elements.map((e) => e.key)).toEqual(['fin | ack', 'fin | psh | ack', 'syn', 'syn | ack']);
+    expect(findNftSet(lab, 'per-host')!.elements).toEqual([{ key: '192.0.2.1', value: null, comment: null }]);
+    expect(lab.others).toMatchObject([{ kind: 'tunnel', name: 'vxlan-t' }]);
+    expect(findNftChain(lab, 'input')).toMatchObject({ comment: 'what the node accepts', priority: 0 });
+    expect(findNftChain(lab, 'input')!.rules.map((r) => r.verdict)).toEqual([{ kind: 'drop', target: null }, null, { kind: 'jump', target: null }]);
+    expect(findNftChain(lab, 'fwd-offload')).toMatchObject({ type: 'filter', hook: 'forward', policy: 'accept' });
+    const json = parseNftJson(fixture('nft-1.1.6-j-list-ruleset.json'));
+    const jlab = findNftTable(json, 'inet', 'lab')!;
+    expect(jlab.sets.map((x) => [x.name, x.type])).toEqual([['seen', 'ip saddr . tcp dport'], ['per-host', 'ip saddr'], ['backends', 'tcp dport : verdict']]);
+    expect(jlab.others).toMatchObject([{ kind: 'tunnel', name: 'vxlan-t' }]);
+  });
+
+  it('refuse a chain binding that is never closed, and a size with anything but a count after it', () => {
+    expect(() => parseNftRuleset('table ip x {\n\tchain c {\n\t\tjump {\n\t\t\taccept\n')).toThrow(/line 3: expected `}` closing the anonymous chain/);
+    expect(() => parseNftRuleset('table ip x {\n\tset s {\n\t\ttype ipv4_addr\n\t\tsize 10\t# handle 3\n\t}\n}')).toThrow(/line 4: expected a set size, then maybe `# count N`/);
+  });
+
+  it('are total on these listings and their mutations', () => {
+    const commentsOnly = (s: string) => s.split('\n').every((l) => l.trim() === '' || (l.trimStart().startsWith('#') && !l.trimStart().startsWith('# Warning: ')));
+    const seeds = [
+      stored('nft-a-list-ruleset-no-xtables.txt'), fixture('nft-1.0.9-a-list-ruleset-no-xtables.txt'), stored('nft-s-list-ruleset.txt'),
+      fixture('nft-0.9.0-a-list-ruleset.txt'), fixture('nft-1.1.6-list-ruleset.txt'),
+    ];
+    expectTotal(parseNftRuleset, seeds, { blank: commentsOnly, numRuns: 200 });
+    const onlyMetainfo = (s: string) => {
+      try {
+        const d = JSON.parse(s) as { nftables?: unknown };
+        return Array.isArray(d.nftables) && d.nftables.every((x) => typeof x === 'object' && x !== null && Object.keys(x).join() === 'metainfo');
+      } catch {
+        return false;
+      }
+    };
+    expectTotal(parseNftJson, [stored('nft-j-list-ruleset.json'), fixture('nft-1.1.6-j-list-ruleset.json')], {
+      blank: onlyMetainfo, empty: { tables: [] }, numRuns: 200,
+      tokens: ['{"nftables":[', ']}', '{"metainfo":{}}', '{"table":{"family":"inet","name":"t"}}', '{"typeof":', ','],
     });
   });
 });
