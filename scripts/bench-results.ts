@@ -78,7 +78,7 @@ function coreSection(r: CoreResult): string[] {
     `| \`iptables-restore --test\` (reference) | ${fmt(r.medianMs.restoreTest)} ms | 1.00 |`,
     `| generate (lib/proxy) | ${fmt(r.medianMs.generate)} ms | ${r.ratioToRestoreTest.generate} |`,
     `| parse (lib/parse) | ${fmt(r.medianMs.parse)} ms | ${r.ratioToRestoreTest.parse} |`,
-    `| trace to the last service (lib/trace) | ${fmt(r.medianMs.trace)} ms | ${r.ratioToRestoreTest.trace} |`,
+    `| trace a pod's packet to the last service through nat and filter (lib/trace) | ${fmt(r.medianMs.trace)} ms | ${r.ratioToRestoreTest.trace} |`,
     '',
   ];
 }
