@@ -71,7 +71,7 @@ export async function ensurePrivateDir(path: string): Promise<void> {
   await checkAncestors(await realpath(path));
 }
 
-/** A folder inside a private folder: created 0700 if missing, and never a symlink. */
+/** A folder inside a private folder: created (or narrowed to) 0700, and never a symlink. */
 export async function ensurePrivateSubdir(path: string): Promise<void> {
   try {
     await mkdir(path, { mode: DIR_MODE });
@@ -82,6 +82,8 @@ export async function ensurePrivateSubdir(path: string): Promise<void> {
   if (!s.isDirectory() || s.isSymbolicLink() || s.uid !== euid()) {
     throw new UnsafePathError(path, 'is not a folder of ours', 'Remove it; the kit recreates it.');
   }
+  // One made by an earlier version, or by hand, with wider modes.
+  if ((s.mode & 0o777) !== DIR_MODE) await chmod(path, DIR_MODE);
 }
 
 /** Create a new file with `text`; fails if anything (a file, a symlink) is already there. */

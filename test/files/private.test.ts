@@ -6,7 +6,7 @@ import { projectPath } from '../../lib/project/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../../lib/exec/index.ts';
 import {
-  LockBusyError, UnsafePathError, ensurePrivateDir, isLocked, readOwnFile, replaceFile, takeLock, writeNewFile,
+  LockBusyError, UnsafePathError, ensurePrivateDir, ensurePrivateSubdir, isLocked, readOwnFile, replaceFile, takeLock, writeNewFile,
 } from '../../lib/files/index.ts';
 import { testRunTag } from '../helpers/netns.ts';
 
@@ -35,6 +35,9 @@ describe('private folders', () => {
     }
     await runner.run(['chmod', '0777', join(tmp, 'a', 'b')]);
     await ensurePrivateDir(join(tmp, 'a', 'b'));
+    expect((await stat(join(tmp, 'a', 'b'))).mode & 0o777).toBe(0o700);
+    await runner.run(['chmod', '0755', join(tmp, 'a', 'b')]);
+    await ensurePrivateSubdir(join(tmp, 'a', 'b'));
     expect((await stat(join(tmp, 'a', 'b'))).mode & 0o777).toBe(0o700);
   });
 
