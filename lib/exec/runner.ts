@@ -121,22 +121,23 @@ export class Runner {
   }
 
   /**
-   * Start a long-running process (a pod's server) detached from this one, its output in
-   * `logFile`, which must not exist yet (0600, never through a symlink). Returns its pid; the
-   * caller owns stopping it.
+   * Start a long-running process (a pod's server, a watcher) detached from this one, its output in
+   * `logFile`, which must not exist yet (0600, never through a symlink), or discarded when null.
+   * Returns its pid; the caller owns stopping it.
    */
-  async spawnDetached(argv: readonly string[], logFile: string, opts: { env?: Record<string, string> } = {}): Promise<number> {
+  async spawnDetached(argv: readonly string[], logFile: string | null, opts: { env?: Record<string, string> } = {}): Promise<number> {
     if (argv.length === 0) throw new Error('Runner.spawnDetached: empty argv');
     this.defaults.signal?.throwIfAborted();
     const [file, ...args] = argv;
-    this.defaults.echo?.(`${shellQuote(argv)} > ${shellQuote([logFile])} 2>&1 &`);
+    this.defaults.echo?.(`${shellQuote(argv)} ${logFile === null ? '> /dev/null' : `> ${shellQuote([logFile])}`} 2>&1 &`);
     // node:child_process rather than execa here: execa keeps a handle on the child, which would
     // hold this process open for as long as the pod runs.
     const { spawn } = await import('node:child_process');
     const { closeSync } = await import('node:fs');
-    const fd = openNewLog(logFile);
+    const fd = logFile === null ? null : openNewLog(logFile);
     try {
-      const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...this.commandEnv(opts.env) } });
+      const out = fd ?? 'ignore';
+      const child = spawn(file, args, { detached: true, stdio: ['ignore', out, out], env: { ...process.env, ...this.commandEnv(opts.env) } });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new MissingToolError(file) : e));
@@ -144,7 +145,7 @@ export class Runner {
       child.unref();
       return pid;
     } finally {
-      closeSync(fd);
+      if (fd !== null) closeSync(fd);
     }
   }
 

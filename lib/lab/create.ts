@@ -158,7 +158,7 @@ export async function removeLab(name: string, choice: BackendChoice = 'auto', r:
   }
   if (backend !== 'netns') {
     const { destroyKindLab, kindClustersUnavailable } = await import('./kind/index.ts');
-    if (backend === 'kind' || (await kindClustersUnavailable(r)) === null) removed.push(...(await destroyKindLab(name, r)));
+    if (backend === 'kind' || (await kindClustersUnavailable(r)) === null) removed.push(...(await destroyKindLab(name, r, { force: opts.force })));
   }
   return removed;
 }

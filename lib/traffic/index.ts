@@ -6,6 +6,7 @@ import { findTable, parseIptablesSave } from '../parse/index.ts';
 import { provenance, type Provenance } from '../provenance/index.ts';
 import { predictSplit, type SplitPrediction } from '../sim/split.ts';
 import { chiSquareTest, type ChiSquareResult } from '../sim/stats.ts';
+import { OptionError, knownKeys, received, text, wholeNumber } from '../options/index.ts';
 
 export interface TrafficOptions {
   /** The Service to call (default: default/httpbin). */
@@ -13,9 +14,40 @@ export interface TrafficOptions {
   service?: string;
   /** Port name, when the Service has several. */
   portName?: string;
+  /** What to ask httpbin (default /hostname, whose answer names the pod). */
   path?: string;
   requests: number;
   concurrency?: number;
+  /** Where the requests start: the client pod (default), another pod, or a node itself. */
+  from?: { pod: string } | { node: string };
+}
+
+const TRAFFIC_KEYS = ['namespace', 'service', 'portName', 'path', 'requests', 'concurrency', 'from'] as const;
+/** As many as one run of the load generator takes in a few minutes. */
+export const MAX_REQUESTS = 1_000_000;
+
+/** Options checked before anything runs: unknown keys and wrong values say what they received. */
+export function checkTrafficOptions(opts: unknown): Required<Pick<TrafficOptions, 'namespace' | 'service' | 'path' | 'requests' | 'concurrency'>> & Pick<TrafficOptions, 'portName' | 'from'> {
+  const where = 'measureTraffic';
+  const o = knownKeys(where, opts, TRAFFIC_KEYS);
+  const path = text(where, 'path', o.path, '/hostname');
+  if (!path.startsWith('/')) throw new OptionError(`${where}: path: expected a path starting with /, got ${received(o.path)}`);
+  let from: TrafficOptions['from'];
+  if (o.from !== undefined) {
+    const f = knownKeys(`${where}: from`, o.from, ['pod', 'node']);
+    const keys = Object.keys(f);
+    if (keys.length !== 1) throw new OptionError(`${where}: from: expected { pod: NAME } or { node: NAME }, got ${received(o.from)}`);
+    from = keys[0] === 'pod' ? { pod: text(where, 'from.pod', f.pod) } : { node: text(where, 'from.node', f.node) };
+  }
+  return {
+    namespace: text(where, 'namespace', o.namespace, 'default'),
+    service: text(where, 'service', o.service, 'httpbin'),
+    ...(o.portName !== undefined ? { portName: text(where, 'portName', o.portName) } : {}),
+    path,
+    requests: wholeNumber(where, 'requests', o.requests, 1, MAX_REQUESTS),
+    concurrency: wholeNumber(where, 'concurrency', o.concurrency, 1, 1000, 10),
+    ...(from ? { from } : {}),
+  };
 }
 
 export interface PodTally {
@@ -57,11 +89,11 @@ export interface TrafficMeasurement {
  * Send N requests from the client pod to a Service's ClusterIP:port, tally the answers per pod
  * from /hostname, and cross-check them with the kernel's own counts on the client's node.
  */
-export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<TrafficMeasurement> {
-  const namespace = opts.namespace ?? 'default';
-  const name = opts.service ?? 'httpbin';
-  const client = (await lab.pods({ app: 'curl' })).find((p) => p.ready);
-  if (!client) throw new Error(`lab ${lab.name} has no ready client pod (app=curl): apply labs/manifests/curl.yaml first`);
+export async function measureTraffic(lab: Lab, options: TrafficOptions): Promise<TrafficMeasurement> {
+  const opts = checkTrafficOptions(options);
+  const namespace = opts.namespace;
+  const name = opts.service;
+  const client = await clientOf(lab, opts.from);
   const ports = resolveServicePorts({ services: await lab.services(), endpointSlices: await lab.endpointSlices() }, { nodeName: client.node });
   const sp = ports.find((p) => p.namespace === namespace && p.name === name && (opts.portName === undefined || p.portName === opts.portName));
   if (!sp) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}${opts.portName ? ` with port ${opts.portName}` : ''}`);
@@ -84,10 +116,10 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
   await conntrack('-D');
   const sepBefore = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
   const result: LoadResult = await lab.load({
-    url: `http://${vip}${opts.path ?? '/hostname'}`,
+    url: `http://${vip}${opts.path}`,
     requests: opts.requests,
-    concurrency: opts.concurrency ?? 10,
-    from: { pod: client.name },
+    concurrency: opts.concurrency,
+    from: client.from,
   });
   const sepAfter = lab.mode === 'iptables' ? await sepCounters(lab, client.node) : null;
   const ct = await conntrack('-L');
@@ -114,7 +146,7 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
   const split = predictSplit(lab.mode, endpoints.length, result.ok);
   const random = lab.mode !== 'ipvs' && endpoints.length > 1 && result.ok > 0;
   return {
-    provenance: provenance({ source: 'measured', backend: lab.backend, mode: lab.mode, node: client.node, lab: lab.name, command: `kube-netlab traffic --name ${lab.name} --requests ${opts.requests}` }),
+    provenance: provenance({ source: 'measured', backend: lab.backend, mode: lab.mode, node: client.node, lab: lab.name, command: `kube-netlab traffic --name ${lab.name} --requests ${opts.requests}${options.from ? ` --from ${'node' in client.from ? client.from.node : client.from.pod}` : ''}` }),
     service: { namespace, name, clusterIP: sp.clusterIP, port: sp.port },
     node: client.node,
     total: result.total,
@@ -128,6 +160,21 @@ export async function measureTraffic(lab: Lab, opts: TrafficOptions): Promise<Tr
     chiSquare: random ? chiSquareTest(byPod.map((p) => p.answers), split.shares.map((s) => s.probability)) : null,
     skipped,
   };
+}
+
+/** Where requests start, and the node whose kernel picks the backend for them. */
+async function clientOf(lab: Lab, from: TrafficOptions['from']): Promise<{ node: string; from: { pod: string } | { node: string } }> {
+  if (from && 'node' in from) {
+    const node = (await lab.nodes()).find((n) => n.name === from.node);
+    if (!node) throw new OptionError(`measureTraffic: from.node: lab ${lab.name} has no node ${received(from.node)}`);
+    return { node: node.name, from: { node: node.name } };
+  }
+  const pods = await lab.pods();
+  const pod = from ? pods.find((p) => p.name === from.pod) : pods.find((p) => p.labels.app === 'curl' && p.ready);
+  if (!pod) {
+    throw new OptionError(from ? `measureTraffic: from.pod: lab ${lab.name} has no pod ${received(from.pod)}` : `lab ${lab.name} has no ready client pod (app=curl): apply labs/manifests/curl.yaml first`);
+  }
+  return { node: pod.node, from: { pod: pod.name } };
 }
 
 /** Packets counted by each KUBE-SEP chain's DNAT rule, keyed by its `ip:port` destination. */

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { captureNode, saveCapture } from '../../lib/capture/index.ts';
-import { runner, type Runner } from '../../lib/exec/index.ts';
+import { runner, stillRuns, type Runner } from '../../lib/exec/index.ts';
 import { CreateInterrupted, createLab, gcLabs, openLab, removeLab, type BackendChoice } from '../../lib/lab/create.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { kindGetClusters, parseKindClusters } from '../../lib/lab/kind/commands.ts';
 import { kindClustersUnavailable } from '../../lib/lab/kind/index.ts';
-import { listKindRecords } from '../../lib/lab/kind/state.ts';
+import { creatorLiveness, listKindRecords } from '../../lib/lab/kind/state.ts';
 import { inspectNetnsLabs } from '../../lib/lab/netns/index.ts';
 import type { Capabilities, Lab, LabNode } from '../../lib/lab/types.ts';
 import { checkLabName } from '../../lib/lab/types.ts';
@@ -13,6 +13,14 @@ import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
+
+/** Wait for a process to end: `PID`, or `PID:START` (its start time, so a reused pid is told apart). */
+async function waitUntilGone(spec: string): Promise<void> {
+  const m = /^(\d{1,10})(?::(\d{0,20}))?$/.exec(spec);
+  if (!m) throw new UsageError(`--when-gone must be PID or PID:START, got ${JSON.stringify(spec)}`);
+  const ref = { pid: Number(m[1]), start: m[2] ? m[2] : null };
+  while (stillRuns(ref)) await new Promise((resolve) => setTimeout(resolve, 500));
+}
 
 /** Signals that stop a command from outside: Ctrl-C, `kill`, a closed terminal. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -186,7 +194,8 @@ export const status: CommandSpec = {
     const kindClusters = (await kindClustersUnavailable(runner)) === null
       ? parseKindClusters((await runner.run(kindGetClusters(), { allowFailure: true })).stdout).map((c) => {
         const rec = records.find((x) => x.name === c);
-        return { name: c, kubeNetlab: rec !== undefined, mode: rec?.mode ?? null, status: rec?.status ?? null, createdAt: rec?.createdAt ?? null };
+        const heldBy = rec?.heldBy ? { pid: rec.heldBy.pid, alive: creatorLiveness(rec.heldBy) !== 'dead' } : null;
+        return { name: c, kubeNetlab: rec !== undefined, mode: rec?.mode ?? null, status: rec?.status ?? null, createdAt: rec?.createdAt ?? null, heldBy };
       })
       : [];
     if (args.values.json) return printJson(io, { labs: rows, kindClusters });
@@ -199,7 +208,7 @@ export const status: CommandSpec = {
     }
     for (const c of kindClusters) {
       io.out(c.kubeNetlab
-        ? `${c.name.padEnd(16)} kind/${(c.mode ?? '').padEnd(10)} ${(c.status ?? '').padEnd(9)} kind cluster (kubectl --context kind-${c.name}), since ${c.createdAt}`
+        ? `${c.name.padEnd(16)} kind/${(c.mode ?? '').padEnd(10)} ${(c.status ?? '').padEnd(9)} kind cluster (kubectl --context kind-${c.name}), since ${c.createdAt}${c.heldBy ? `, held by pid ${c.heldBy.pid} (${c.heldBy.alive ? 'running' : 'dead'})` : ''}`
         : `${c.name.padEnd(16)} kind cluster, no kube-netlab record of it (kubectl --context kind-${c.name})`);
     }
   },
@@ -207,9 +216,12 @@ export const status: CommandSpec = {
 
 export const gc: CommandSpec = {
   summary: 'remove what crashed runs and dead notebook kernels left: half-made labs, orphaned namespaces and kind clusters',
-  usage: 'gc [--backend netns|kind|auto] [--json]',
-  options: { backend: { type: 'string' } },
+  usage: 'gc [--backend netns|kind|auto] [--when-gone PID[:START]] [--json]',
+  options: { backend: { type: 'string' }, 'when-gone': { type: 'string' } },
   async run(args, io) {
+    // A notebook kernel starts `gc --when-gone <its pid>`, so its lab goes when the kernel does.
+    const whenGone = stringOption(args, 'when-gone');
+    if (whenGone !== undefined) await waitUntilGone(whenGone);
     const report = await gcLabs(runner, backendOption(args));
     if (args.values.json) return printJson(io, report);
     const n = report.netns;
@@ -228,13 +240,15 @@ export const gc: CommandSpec = {
 
 export const traffic: CommandSpec = {
   summary: 'send N requests from the client pod to a Service and tally the answers per pod, beside the prediction',
-  usage: 'traffic [--name NAME] [--requests N] [--concurrency C] [--service NS/NAME] [--json]',
-  options: { name: { type: 'string' }, requests: { type: 'string' }, concurrency: { type: 'string' }, service: { type: 'string' } },
+  usage: 'traffic [--name NAME] [--requests N] [--concurrency C] [--service NS/NAME] [--from POD|NODE] [--json]',
+  options: { name: { type: 'string' }, requests: { type: 'string' }, concurrency: { type: 'string' }, service: { type: 'string' }, from: { type: 'string' } },
   async run(args, io) {
     const lab = await openLab(nameOption(args));
     const [namespace, service] = (stringOption(args, 'service') ?? 'default/httpbin').split('/');
     if (!service) throw new UsageError('--service must be NAMESPACE/NAME');
-    const m = await measureTraffic(lab, { namespace, service, requests: intOption(args, 'requests', 1000), concurrency: intOption(args, 'concurrency', 10) });
+    const fromName = stringOption(args, 'from');
+    const from = fromName === undefined ? undefined : (await lab.nodes()).some((n) => n.name === fromName) ? { node: fromName } : { pod: fromName };
+    const m = await measureTraffic(lab, { namespace, service, requests: intOption(args, 'requests', 1000), concurrency: intOption(args, 'concurrency', 10), ...(from ? { from } : {}) });
     if (args.values.json) {
       // byPod as the issue's contract has it (pod → answers); the full tally, with the kernel's
       // own counts, under `pods`.

@@ -26,7 +26,7 @@ import {
   parseNodesJson, parsePodsJson, type Semver,
 } from './commands.ts';
 import {
-  OWNER_LABEL, kindConfigFile, kindStateDir, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
+  OWNER_LABEL, creatorLiveness, kindConfigFile, kindStateDir, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
   writeKindRecord, type KindRecord, type NodeMarker,
 } from './state.ts';
 
@@ -347,19 +347,19 @@ export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]
  * its nodes carry another owner label or none, or (without a record) none can be read.
  * Returns what it removed.
  */
-export async function destroyKindLab(name: string, r: Runner = defaultRunner): Promise<string[]> {
+export async function destroyKindLab(name: string, r: Runner = defaultRunner, opts: { force?: boolean } = {}): Promise<string[]> {
   checkLabName(name);
   await checkKind(r);
   await checkDocker(r);
   const lock = await lockKindLab(name, 'down', 180_000, r);
   try {
-    return await destroyLocked(name, r);
+    return await destroyLocked(name, r, opts.force ?? false);
   } finally {
     lock.release();
   }
 }
 
-async function destroyLocked(name: string, r: Runner): Promise<string[]> {
+async function destroyLocked(name: string, r: Runner, force: boolean): Promise<string[]> {
   const record = await readKindRecord(name);
   const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (!clusters.includes(name)) {
@@ -371,6 +371,9 @@ async function destroyLocked(name: string, r: Runner): Promise<string[]> {
   if (proof === 'not-ours' || (proof === 'unproven' && !record)) {
     const why = proof === 'not-ours' ? `its nodes carry no ${OWNER_LABEL} label${record ? ' of this lab' : ''}` : 'no record of it, and no node could be read';
     throw new Error(`kind cluster ${name} was not made by kube-netlab (${why}), so kube-netlab leaves it alone; \`kind delete cluster --name ${name}\` deletes it if you mean to`);
+  }
+  if (!force && record?.heldBy && record.heldBy.pid !== process.pid && creatorLiveness(record.heldBy) === 'alive') {
+    throw new Error(`lab ${name} is held by pid ${record.heldBy.pid} (a notebook kernel or script using it); stop that first, or remove it anyway with \`kube-netlab down --name ${name} --force\``);
   }
   await r.run(kindDelete(name), { timeoutMs: 180_000 });
   await removeKindRecord(name);
@@ -386,7 +389,13 @@ const SETTLE = { intervalMs: 1_000, maxMs: 20_000 };
 export class KindLab implements Lab {
   readonly backend = 'kind' as const;
 
+  private removed = false;
+
   constructor(readonly name: string, readonly mode: ProxyMode, private readonly r: Runner) {}
+
+  private alive(): void {
+    if (this.removed) throw new Error(`lab ${this.name} was removed`);
+  }
 
   private kubectl(argv: string[], opts: RunOptions = {}): Promise<ExecResult> {
     return this.r.run(argv, { timeoutMs: 60_000, ...opts });
@@ -402,12 +411,14 @@ export class KindLab implements Lab {
   }
 
   async capabilities(): Promise<Capabilities> {
+    this.alive();
     // /proc/net/ip_vs appears in a node's network namespace once the host kernel has ip_vs.
     const r = await this.exec(`${this.name}-control-plane`, ['test', '-e', '/proc/net/ip_vs'], { allowFailure: true, timeoutMs: QUICK });
     return { ipvs: r.exitCode === 0 };
   }
 
   async nodes(): Promise<LabNode[]> {
+    this.alive();
     return parseNodesJson((await this.kubectl(kubectlGetNodes(this.name))).stdout);
   }
 
@@ -416,6 +427,7 @@ export class KindLab implements Lab {
    * pod on the node instead, which shares the node's network namespace (the echo shows where).
    */
   async exec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+    this.alive();
     this.checkNode(node);
     if (IN_KUBE_PROXY_POD.has(argv[0])) return this.kubeProxyExec(node, argv, opts);
     return this.r.run(dockerExec(node, argv), opts);
@@ -423,12 +435,14 @@ export class KindLab implements Lab {
 
   /** argv in the kube-proxy pod on `node`: it ships ipset (and iptables) that the node image lacks. */
   async kubeProxyExec(node: string, argv: string[], opts?: RunOptions): Promise<ExecResult> {
+    this.alive();
     const pods = parsePodsJson((await this.kubectl(kubectlGetKubeProxyPod(this.name, this.checkNode(node)))).stdout);
     if (pods.length === 0) throw new Error(`no kube-proxy pod on ${node} (kubectl -n kube-system get pods -l k8s-app=kube-proxy)`);
     return this.r.run(kubectlExec(this.name, pods[0].name, argv, { namespace: 'kube-system' }), opts);
   }
 
   async apply(objects: K8sObject[]): Promise<SyncReport[]> {
+    this.alive();
     if (objects.length === 0) return [];
     const before = await this.snapshotAll();
     const list = { apiVersion: 'v1', kind: 'List', items: objects };
@@ -440,6 +454,7 @@ export class KindLab implements Lab {
   }
 
   async scale(deployment: string, replicas: number, namespace = 'default'): Promise<SyncReport[]> {
+    this.alive();
     const before = await this.snapshotAll();
     await this.kubectl(kubectlScale(this.name, deployment, replicas, namespace));
     await this.rollout(deployment, namespace);
@@ -455,6 +470,7 @@ export class KindLab implements Lab {
    * control plane's static pods) are left out, as a netns lab has none: they own no pod IP.
    */
   async pods(selector?: Record<string, string>): Promise<Pod[]> {
+    this.alive();
     return parsePodsJson((await this.kubectl(kubectlGetJson(this.name, ['pods'], { selector }))).stdout, { podNetworkOnly: true });
   }
 
@@ -463,14 +479,17 @@ export class KindLab implements Lab {
   }
 
   async services(): Promise<Service[]> {
+    this.alive();
     return (await this.cluster()).services;
   }
 
   async endpointSlices(): Promise<EndpointSlice[]> {
+    this.alive();
     return (await this.cluster()).endpointSlices;
   }
 
   async load(spec: LoadSpec): Promise<LoadResult> {
+    this.alive();
     const timeoutSeconds = Math.max(1, Math.ceil((spec.timeoutMs ?? 5_000) / 1000));
     const concurrency = spec.concurrency ?? 1;
     const argv = loadArgv({ url: spec.url, requests: spec.requests, concurrency, timeoutSeconds });
@@ -489,7 +508,9 @@ export class KindLab implements Lab {
   }
 
   async destroy(): Promise<void> {
-    await destroyKindLab(this.name, this.r);
+    if (this.removed) return;
+    await destroyKindLab(this.name, this.r, { force: true });
+    this.removed = true;
   }
 
   // -- what kube-proxy changed -------------------------------------------------------------
