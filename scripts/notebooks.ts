@@ -7,7 +7,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { MissingToolError, installHint, runner as defaultRunner, type Runner } from '../lib/exec/index.ts';
 import { PROJECT_ROOT as ROOT } from '../lib/project/index.ts';
 
@@ -44,6 +46,8 @@ export interface NotebookRun {
 
 export interface NotebookOptions {
   runner?: Runner;
+  /** Parameters to set in each notebook's parameters cell (`--replicas 5`). */
+  params?: ParamOverrides;
   notebooksDir?: string;
   outDir?: string;
   /** Run only notebooks whose file names start with one of these (e.g. `03`). */
@@ -122,9 +126,47 @@ async def _mark_failed_cell(cell, cell_index, execute_reply, **_):
     # cells below, above all the one that removes the lab, still run.
     await asyncio.sleep(0.5)
 
+async def _keep_execution_count(cell, cell_index, execute_reply, **_):
+    # tslab sends no execute_input, so its count reaches the notebook only through the reply.
+    count = execute_reply.get("content", {}).get("execution_count")
+    if isinstance(count, int):
+        cell.execution_count = count
+
 c.ExecutePreprocessor.allow_errors = True
 c.ExecutePreprocessor.on_cell_error = _mark_failed_cell
+c.ExecutePreprocessor.on_cell_executed = _keep_execution_count
 `;
+
+/**
+ * Injected into every rendered page: long code and output lines wrap at spaces (a rule of
+ * iptables-save is wider than a stream at 1280×720) instead of running off the side.
+ */
+const HTML_STYLE = `<style id="kube-netlab">
+pre, .highlight pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: break-word; }
+.jp-RenderedHTMLCommon table { margin: .5em 0; }
+</style>`;
+
+/** The keys a notebook's parameters cell sets, which `npm run notebooks -- --replicas 5` overrides. */
+export const PARAM_KEYS = ['mode', 'replicas', 'backend', 'requests', 'workers'] as const;
+export type ParamOverrides = Partial<Record<(typeof PARAM_KEYS)[number], string | number>>;
+
+/**
+ * The notebook with its parameters cell (the code cell tagged `parameters`) set to `overrides`:
+ * `const params = { mode: 'iptables', replicas: 3, … } as const;` keeps its other values.
+ */
+export function withParameters(notebookJson: string, overrides: ParamOverrides): string {
+  const nb = JSON.parse(notebookJson) as { cells: NbCell[] };
+  const cell = nb.cells.find((c) => c.cell_type === 'code' && ((c.metadata?.tags as string[] | undefined) ?? []).includes('parameters'));
+  if (!cell) throw new Error('the notebook has no cell tagged "parameters"');
+  let source = text(cell.source);
+  for (const [key, value] of Object.entries(overrides)) {
+    const literal = typeof value === 'number' ? String(value) : `'${value}'`;
+    const re = new RegExp(`(\\b${key}:\\s*)('[^']*'|\\d+)`);
+    source = re.test(source) ? source.replace(re, `$1${literal}`) : source.replace(/\{\s*/, `{ ${key}: ${literal}, `);
+  }
+  cell.source = source;
+  return `${JSON.stringify(nb, null, 1)}\n`;
+}
 
 interface NbCell {
   cell_type: string;
@@ -176,14 +218,23 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
     // A stale copy from an earlier run must not pass for this one.
     rmSync(executed, { force: true });
     rmSync(html, { force: true });
-    log(`==> ${relative(ROOT, source)}`);
+    const params = opts.params ?? {};
+    log(`==> ${relative(ROOT, source)}${Object.keys(params).length ? ` with ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}`);
+    // Other parameters: a copy beside the original (the kernel's folder is the notebook's), run and removed.
+    const input = Object.keys(params).length === 0 ? source : join(notebooksDir, `.params-${process.pid}-${file}`);
+    if (input !== source) writeFileSync(input, withParameters(readFileSync(source, 'utf8'), params));
     const t0 = performance.now();
-    const exec = await r.run(
-      [JUPYTER, 'nbconvert', '--to', 'notebook', '--execute', `--config=${config}`,
-        `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`, '--ExecutePreprocessor.timeout=600',
-        '--output-dir', outDir, source],
-      { allowFailure: true, timeoutMs: 60 * 60_000, env: jupyterEnv(), cwd: notebooksDir },
-    );
+    let exec;
+    try {
+      exec = await r.run(
+        [JUPYTER, 'nbconvert', '--to', 'notebook', '--execute', `--config=${config}`,
+          `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`, '--ExecutePreprocessor.timeout=600',
+          '--output-dir', outDir, '--output', file, input],
+        { allowFailure: true, timeoutMs: 60 * 60_000, env: jupyterEnv(), cwd: notebooksDir },
+      );
+    } finally {
+      if (input !== source) rmSync(input, { force: true });
+    }
     const seconds = (performance.now() - t0) / 1000;
     if (exec.exitCode !== 0 || !existsSync(executed)) {
       // A cell timeout or a dead kernel: nbconvert stops and writes nothing.
@@ -194,6 +245,7 @@ export async function runNotebooks(opts: NotebookOptions = {}): Promise<Notebook
     const failures = failedCells(readFileSync(executed, 'utf8'));
     // HTML even for a failed run: it is the easiest place to read what went wrong.
     await r.run([JUPYTER, 'nbconvert', '--to', 'html', '--output-dir', outDir, executed], { timeoutMs: 5 * 60_000, env: jupyterEnv() });
+    writeFileSync(html, readFileSync(html, 'utf8').replace('</head>', `${HTML_STYLE}\n</head>`));
     results.push({ notebook: source, executed, html, seconds, failures });
     log(`    ${failures.length === 0 ? 'ok' : `${failures.length} failed cell(s)`} in ${seconds.toFixed(1)}s; HTML: ${relative(ROOT, html)}`);
     if (failures.length > 0) {
@@ -255,13 +307,46 @@ ${body.join('\n')}
   return file;
 }
 
+/**
+ * `npm run jupyter`: the classic notebook server on notebooks/, with a token of our own, so the
+ * one line it prints first opens the first notebook directly (JUPYTER_IP, JUPYTER_PORT change
+ * where it listens; a port in use is an error rather than another port the line does not name).
+ */
+export async function serve(r: Runner = defaultRunner): Promise<number> {
+  await registerKernel(r);
+  const ip = process.env.JUPYTER_IP ?? '127.0.0.1';
+  const port = process.env.JUPYTER_PORT ?? '8888';
+  const token = randomBytes(24).toString('hex');
+  const first = readdirSync(join(ROOT, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort()[0] ?? '';
+  const host = ip === '0.0.0.0' ? '127.0.0.1' : ip;
+  console.log(`\nOpen http://${host}:${port}/notebooks/${encodeURI(first)}?token=${token}\n(all notebooks: http://${host}:${port}/tree?token=${token}; kernel "TypeScript" is tslab; Ctrl-C stops the server)\n`);
+  const res = await r.run(
+    [JUPYTER, 'notebook', '--no-browser', '--allow-root', `--ip=${ip}`, `--port=${port}`, '--NotebookApp.port_retries=0',
+      `--NotebookApp.token=${token}`, '--notebook-dir', join(ROOT, 'notebooks')],
+    { inherit: true, allowFailure: true, timeoutMs: 0, env: jupyterEnv() },
+  );
+  return res.exitCode === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--serve')) return serve();
   if (process.argv.includes('--register')) {
     const spec = await registerKernel();
     console.log(`tslab kernel registered: ${relative(ROOT, spec)}; Jupyter finds it with JUPYTER_PATH=${relative(ROOT, JUPYTER_DATA)}`);
     return 0;
   }
-  const run = await runNotebooks({ only: process.argv.slice(2).filter((a) => !a.startsWith('-')) });
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2),
+    options: Object.fromEntries(PARAM_KEYS.map((k) => [k, { type: 'string' as const }])),
+    allowPositionals: true,
+  });
+  const params: ParamOverrides = {};
+  for (const k of PARAM_KEYS) {
+    const v = values[k];
+    if (v === undefined) continue;
+    params[k] = /^\d+$/.test(v) ? Number(v) : /^[a-z]+$/.test(v) ? v : (() => { throw new Error(`--${k} must be a number or a word, got ${JSON.stringify(v)}`); })();
+  }
+  const run = await runNotebooks({ only: positionals, params });
   if (!run.ok) {
     console.error(`notebooks FAILED: ${run.message}`);
     return 1;

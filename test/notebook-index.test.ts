@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeIndex, type NotebookResult } from '../scripts/notebooks.ts';
+import { withParameters, writeIndex, type NotebookResult } from '../scripts/notebooks.ts';
 
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
@@ -36,5 +36,24 @@ describe('out/notebooks/index.html', () => {
     const page = readFileSync(join(dir, 'index.html'), 'utf8');
     expect(page).not.toContain('00-setup');
     expect(page).toContain('href="01-container-to-container.html"');
+  });
+});
+
+describe('the parameters cell', () => {
+  const nb = (source: string, tags = ['parameters']) => JSON.stringify({ cells: [
+    { cell_type: 'markdown', source: 'const params = { replicas: 1 }', metadata: {} },
+    { cell_type: 'code', source, metadata: { tags } },
+  ] });
+  const cellOf = (json: string) => (JSON.parse(json) as { cells: { source: string }[] }).cells[1].source;
+
+  it('takes new values, keeping the others and the cell\'s form', () => {
+    const src = "const params = { mode: 'iptables', replicas: 3, backend: 'auto', requests: 300 } as const;";
+    expect(cellOf(withParameters(nb(src), { replicas: 5, mode: 'nftables' })))
+      .toBe("const params = { mode: 'nftables', replicas: 5, backend: 'auto', requests: 300 } as const;");
+    expect(cellOf(withParameters(nb(src), { workers: 1 }))).toBe("const params = { workers: 1, mode: 'iptables', replicas: 3, backend: 'auto', requests: 300 } as const;");
+  });
+
+  it('refuses a notebook without a cell tagged parameters', () => {
+    expect(() => withParameters(nb('const x = 1;', []), { replicas: 5 })).toThrow('the notebook has no cell tagged "parameters"');
   });
 });

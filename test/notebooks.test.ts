@@ -32,6 +32,15 @@ describe('notebooks', () => {
     expect(run.results.length).toBeGreaterThanOrEqual(9);
   });
 
+  it('keeps execution counts, and its HTML wraps long lines', () => {
+    for (const r of run.results) {
+      const cells = (JSON.parse(readFileSync(r.executed, 'utf8')) as { cells: (Cell & { execution_count?: number | null })[] }).cells;
+      const counts = cells.filter((c) => c.cell_type === 'code').map((c) => c.execution_count);
+      expect(counts.every((n) => typeof n === 'number' && n > 0), r.notebook).toBe(true);
+      expect(readFileSync(r.html, 'utf8')).toContain('<style id="kube-netlab">');
+    }
+  });
+
   it('00 setup: doctor, a lab with pods, traffic, and the lab removed', () => {
     const { cells, html } = result('00-setup.ipynb');
     const code = cells.filter((c) => c.cell_type === 'code');

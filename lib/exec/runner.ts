@@ -17,6 +17,8 @@ export interface RunOptions {
   teeStderr?: boolean;
   /** An open descriptor of ours the command gets as its fd 3 (`flock 3` locks our open file). */
   lendFd?: number;
+  /** The command talks to our terminal directly (a server the user stops with Ctrl-C); nothing is captured. */
+  inherit?: boolean;
 }
 
 export interface ExecResult {
@@ -101,6 +103,7 @@ export class Runner {
       cancelSignal: opts.signal ?? this.defaults.signal,
       ...(opts.teeStderr ? { stderr: ['pipe', 'inherit'] as const } : {}),
       ...(opts.lendFd !== undefined ? { stdio: ['pipe', 'pipe', 'pipe', opts.lendFd] as Options['stdio'] } : {}),
+      ...(opts.inherit ? { stdio: 'inherit' as const } : {}),
       maxBuffer: 1024 * 1024 * 1024,
     });
     const durationMs = performance.now() - started;
