@@ -4,9 +4,9 @@
  * text and figures are only saved.
  */
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { display, saveFigure, type Figure } from '../plot/index.ts';
-import { projectPath } from '../project/index.ts';
+import { PROJECT_ROOT, projectPath } from '../project/index.ts';
 
 /** Where figures go: beside the notebooks' HTML (`npm run notebooks` writes out/notebooks/). */
 export const FIGURES_DIR = projectPath('out', 'notebooks', 'figures');
@@ -48,8 +48,9 @@ export function showTable(caption: string, header: readonly string[], rows: read
   console.log([caption, ...cells.map((r) => r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd())].join('\n'));
 }
 
-/** Show a figure and save it as `<name>.svg` and `<name>.png` in FIGURES_DIR. */
-export async function showFigure(fig: Figure, name: string): Promise<{ svgPath: string; pngPath: string }> {
+/** Show a figure and save it as `<name>.svg` and `<name>.png` in FIGURES_DIR, saying where. */
+export async function showFigure(fig: Figure, name: string): Promise<void> {
   display(fig);
-  return saveFigure(fig, join(FIGURES_DIR, name));
+  const saved = await saveFigure(fig, join(FIGURES_DIR, name));
+  console.log(`saved ${relative(PROJECT_ROOT, saved.svgPath)} and .png`);
 }
