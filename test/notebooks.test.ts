@@ -51,9 +51,17 @@ describe('notebooks', () => {
     expect(html).toContain('<svg');
   });
 
-  it('01 container-to-container and 02 pod-to-pod', () => {
-    expect(result('01-container-to-container.ipynb').html).toContain('lab nb01 removed');
-    expect(result('02-pod-to-pod.ipynb').html).toContain('lab nb02 removed');
+  it('01 container-to-container and 02 pod-to-pod: veths, host and block routes, the path, the labs removed', () => {
+    const one = result('01-container-to-container.ipynb').html;
+    expect(one).toContain('<caption>Veths per node</caption>');
+    expect(one).toContain('✓ one pod veth per pod on every node');
+    expect(one).toMatch(/✓ every answer from httpbin-[a-z0-9]+-[a-z0-9]+/);
+    expect(one).toContain('lab nb01 removed');
+    const two = result('02-pod-to-pod.ipynb').html;
+    expect(two).toContain('<caption>Nodes and their blocks</caption>');
+    expect(two).toContain('✓ the kit agrees');
+    expect(two).toMatch(/<caption>curl \(10\.244\.\d+\.\d+\) → httpbin-[a-z0-9]+-[a-z0-9]+ \(10\.244\.\d+\.\d+\)<\/caption>/);
+    expect(two).toContain('lab nb02 removed');
   });
 
   it('03 pod-to-service in iptables mode, with figures', () => {

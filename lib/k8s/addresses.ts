@@ -44,6 +44,15 @@ export function subnetAt(c: Ipv4Cidr, prefix: number, index: number): Ipv4Cidr {
   return { network: c.network + index * 2 ** (32 - prefix), prefix };
 }
 
+/**
+ * Which subnet of `c` the CIDR `sub` is, counting subnets of sub's own size: the inverse of
+ * subnetAt (`subnetIndex(c, subnetAt(c, 24, i)) === i`). Null when sub does not lie inside c.
+ */
+export function subnetIndex(c: Ipv4Cidr, sub: Ipv4Cidr): number | null {
+  if (sub.prefix < c.prefix || sub.network < c.network || sub.network >= c.network + cidrSize(c)) return null;
+  return (sub.network - c.network) / cidrSize(sub);
+}
+
 export function formatCidr(c: Ipv4Cidr): string {
   return `${intToIpv4(c.network)}/${c.prefix}`;
 }

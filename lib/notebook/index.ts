@@ -6,11 +6,14 @@
 export * from './setup.ts';
 export * from './expect.ts';
 export * from './show.ts';
+export * from './run-on.ts';
+export * from './pod-path.ts';
 export * from '../options/index.ts';
 export * from '../exec/index.ts';
 export * from '../k8s/index.ts';
 export * from '../lab/index.ts';
 export { diffLines } from '../lab/diff.ts';
+export * from '../lab/podnet.ts';
 export { netnsUnavailable } from '../lab/netns/index.ts';
 export { doctor } from '../lab/kind/doctor.ts';
 export { kubectlGetKubeProxyPod, parsePodsJson } from '../lab/kind/commands.ts';
