@@ -20,6 +20,7 @@ export * from '../plot/index.ts';
 export * from '../provenance/index.ts';
 export * from '../proxy/index.ts';
 export { formatProbability, savedProbability } from '../proxy/iptables.ts';
+export * from '../proxy/read.ts';
 export * from '../scale/index.ts';
 export * from '../sim/index.ts';
 export * from '../trace/index.ts';
