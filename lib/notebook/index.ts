@@ -11,6 +11,7 @@ export * from '../exec/index.ts';
 export * from '../k8s/index.ts';
 export * from '../lab/index.ts';
 export { diffLines } from '../lab/diff.ts';
+export * from '../lab/scale-diff.ts';
 export { netnsUnavailable } from '../lab/netns/index.ts';
 export { doctor } from '../lab/kind/doctor.ts';
 export { kubectlGetKubeProxyPod, parsePodsJson } from '../lab/kind/commands.ts';
