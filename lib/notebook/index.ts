@@ -23,6 +23,7 @@ export * from '../proxy/index.ts';
 export { formatProbability, savedProbability } from '../proxy/iptables.ts';
 export * from '../proxy/read.ts';
 export * from '../scale/index.ts';
+export * from '../scale/scratch-load.ts';
 export * from '../sim/index.ts';
 export * from '../trace/index.ts';
 export * from '../traffic/index.ts';
