@@ -63,6 +63,18 @@ describe('notebooks', () => {
     expect(html).toContain('lab nb03 removed');
   });
 
+  it('04 IPVS: the ipset and the nat rules read off the node, and each IPVS table and figure says whether it was predicted', () => {
+    const { html } = result('04-ipvs.ipynb');
+    expect(html).toContain('✓ one member per Service port');
+    expect(html).toContain('✓ KUBE-SERVICES names no ClusterIP');
+    expect(html).toContain('✓ nat rules: as predicted');
+    // Without IP_VS everything about virtual servers is labelled a prediction; with it, captured and measured.
+    expect(html).toMatch(/every IPVS table and figure below is PREDICTED|the virtual servers below are CAPTURED/);
+    expect(html).toMatch(/IPVS table, (PREDICTED by lib\/proxy|CAPTURED from)/);
+    expect(html).toMatch(/NOT MEASURED: no IP_VS|MEASURED: \d+ answers/);
+    expect(html).toContain('lab nb04 removed');
+  });
+
   it('04 IPVS and 05 nftables, with figures', () => {
     for (const [file, lab] of [['04-ipvs.ipynb', 'nb04'], ['05-nftables.ipynb', 'nb05']]) {
       const { html } = result(file);
