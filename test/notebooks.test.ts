@@ -92,6 +92,10 @@ describe('notebooks', () => {
     expect(html).toContain('0.20000000019');
     expect(html).toContain('numgen random mod 5');
     expect(html).toMatch(/CAPTURED from a private namespace[^<]*: 64,005 nat rules/);
+    // Each mode's diff matched the generator's, kind by kind, and IPVS mode touched no iptables rule.
+    expect(html.split('✓ captured = predicted, kind by kind').length - 1).toBe(2);
+    expect(html).toContain('✓ the scale changed no iptables rule');
+    expect(html).toContain('✓ the kernel holds what lib/sim predicts');
   });
 
   it('07 ingress and egress: masquerade, NodePort Cluster vs Local, LoadBalancer', () => {
