@@ -71,6 +71,18 @@ describe('notebooks', () => {
     expect(html).toContain('lab nb03 removed');
   });
 
+  it('04 IPVS: the ipset and the nat rules read off the node, and each IPVS table and figure says whether it was predicted', () => {
+    const { html } = result('04-ipvs.ipynb');
+    expect(html).toContain('✓ one member per Service port');
+    expect(html).toContain('✓ KUBE-SERVICES names no ClusterIP');
+    expect(html).toContain('✓ nat rules: as predicted');
+    // Without IP_VS everything about virtual servers is labelled a prediction; with it, captured and measured.
+    expect(html).toMatch(/every IPVS table and figure below is PREDICTED|the virtual servers below are CAPTURED/);
+    expect(html).toMatch(/IPVS table, (PREDICTED by lib\/proxy|CAPTURED from)/);
+    expect(html).toMatch(/NOT MEASURED: no IP_VS|MEASURED: \d+ answers/);
+    expect(html).toContain('lab nb04 removed');
+  });
+
   it('04 IPVS and 05 nftables, with figures', () => {
     for (const [file, lab] of [['04-ipvs.ipynb', 'nb04'], ['05-nftables.ipynb', 'nb05']]) {
       const { html } = result(file);
@@ -88,6 +100,10 @@ describe('notebooks', () => {
     expect(html).toContain('0.20000000019');
     expect(html).toContain('numgen random mod 5');
     expect(html).toMatch(/CAPTURED from a private namespace[^<]*: 64,005 nat rules/);
+    // Each mode's diff matched the generator's, kind by kind, and IPVS mode touched no iptables rule.
+    expect(html.split('✓ captured = predicted, kind by kind').length - 1).toBe(2);
+    expect(html).toContain('✓ the scale changed no iptables rule');
+    expect(html).toContain('✓ the kernel holds what lib/sim predicts');
   });
 
   it('07 ingress and egress: masquerade, NodePort Cluster vs Local, LoadBalancer', () => {
