@@ -220,7 +220,8 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     const x = x0(depth);
     const share = showShare ? `${fmtPercent(start.share)} ` : '';
     const shareW = share ? textWidth(share, FONT) + 4 : 0;
-    const avail = treeRight - x - TEXT_DX;
+    // Only outcome rows have bars beside them: chains may use the full width.
+    const avail = width - LEFT - x - TEXT_DX;
     const lines = chainLines(run, avail, avail - shareW);
     const mid = y + LINE / 2;
     if (stemX !== null) L.stems.push({ x1: stemX, y1: stemTop, x2: stemX, y2: mid }, { x1: stemX, y1: mid, x2: x, y2: mid });
