@@ -64,9 +64,15 @@ describe('notebooks', () => {
     expect(two).toContain('lab nb02 removed');
   });
 
-  it('03 pod-to-service in iptables mode, with figures', () => {
+  it('03 pod-to-service in iptables mode: the chains off the client\'s node, a packet traced through nat and filter, figures', () => {
     const { html } = result('03-pod-to-service-iptables.ipynb');
     expect(html).toContain('KUBE-SVC-FREKB6WNWYJLKTHC');
+    expect(html).toContain('✓ each KUBE-SEP name hashes its endpoint');
+    expect(html).toContain('✓ captured nat rules = predicted');
+    // The trace tree names the table of each hook the packet crosses.
+    for (const hook of ['nat PREROUTING', 'filter FORWARD', 'nat POSTROUTING']) expect(html).toContain(hook);
+    expect(html).toContain('✓ from outside the pod network every outcome is masqueraded');
+    expect(html).toContain('✓ KUBE-SEP packets match the answers');
     expect(html).toContain('<svg');
     expect(html).toContain('lab nb03 removed');
   });
@@ -90,6 +96,18 @@ describe('notebooks', () => {
       expect(html).toContain('<svg');
     }
     expect(result('05-nftables.ipynb').html).toContain('numgen');
+  });
+
+  it('05 nftables: the verdict map and numgen off the client\'s node, a packet traced through the ruleset, figures', () => {
+    const { html } = result('05-nftables.ipynb');
+    expect(html).toMatch(/numgen random mod \d+ vmap/);
+    expect(html).toContain('✓ one entry per endpoint, to its chain');
+    expect(html).toContain('✓ captured = predicted: chains, rules, sets, maps, elements');
+    // The trace crosses kube-proxy's base chains in prerouting, forward and postrouting.
+    for (const chain of ['nat-prerouting', 'filter-forward', 'nat-postrouting']) expect(html).toContain(chain);
+    expect(html).toMatch(/✓ each pod gets 1\/\d+, to within 2⁻³²/);
+    expect(html).toContain('<svg');
+    expect(html).toContain('lab nb05 removed');
   });
 
   it('06 scaling: the diff per mode beside the prediction, the split after scaling, the article\'s cluster counted', () => {

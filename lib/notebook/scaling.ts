@@ -191,13 +191,6 @@ export function realServerChange(run: ScaleRun): { captured: { before: number; a
   };
 }
 
-/** A snapshot's parsed `kind`; throws, saying why, when the capture has none. */
-export function captured<K extends CaptureKind>(s: Snapshot, kind: K): CaptureParsed[K] {
-  const parsed = parsedOf(s.cap, kind);
-  if (parsed === null) throw new Error(`no ${kind} captured on ${s.cap.provenance.node}: ${notCaptured(s, kind)}`);
-  return parsed;
-}
-
 /** A Service chain's jumps before and after a scale, each beside what kube-proxy writes and the kernel stores. */
 export function showJumps(chain: string, node: string, before: readonly ServiceJump[], after: readonly ServiceJump[]): void {
   const n = after.length;

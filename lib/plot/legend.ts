@@ -2,7 +2,7 @@ import { THEME } from './theme.ts';
 import { escapeXml, textWidth } from './svg.ts';
 
 /** How a legend entry's swatch is drawn; it should match the mark it explains. */
-export type SwatchKind = 'bar' | 'dot' | 'tick' | 'interval' | 'line' | 'dashed';
+export type SwatchKind = 'bar' | 'outline' | 'dot' | 'tick' | 'interval' | 'line' | 'dashed';
 
 export interface LegendItem {
   label: string;
@@ -18,6 +18,8 @@ function swatch(kind: SwatchKind, color: string): string {
   switch (kind) {
     case 'bar':
       return `<rect x="0" y="0" width="${SIZE}" height="${SIZE}" fill="${c}"/>`;
+    case 'outline':
+      return `<rect x="0.75" y="2" width="${SIZE - 1.5}" height="${SIZE - 4}" fill="white" stroke="${c}" stroke-width="1.5"/>`;
     case 'dot':
       return `<circle cx="${SIZE / 2}" cy="${SIZE / 2}" r="4" fill="${c}" stroke="white"/>`;
     case 'tick':

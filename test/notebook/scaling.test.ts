@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { createNetnsLab, type NetnsLab } from '../../lib/lab/netns/index.ts';
 import { kindMismatches, linesChanged } from '../../lib/lab/scale-diff.ts';
-import { captured, compareRun, ipsetChanges, ipvsDiffBars, nodeCounts, nodeCountsFigure, notCaptured, printDiff, realServerChange, scaleDiffFigure, scaleRun, servicePortOf, setMismatches, showJumps, showKinds, showNodeCounts, showSetChanges, showSplit, type ScalableLab, type ScaleRun } from '../../lib/notebook/scaling.ts';
+import { compareRun, ipsetChanges, ipvsDiffBars, nodeCounts, nodeCountsFigure, notCaptured, printDiff, realServerChange, scaleDiffFigure, scaleRun, servicePortOf, setMismatches, showJumps, showKinds, showNodeCounts, showSetChanges, showSplit, type ScalableLab, type ScaleRun } from '../../lib/notebook/scaling.ts';
+import { captured } from '../../lib/notebook/node.ts';
 import { onNode } from '../../lib/notebook/run-on.ts';
 import { svcChain } from '../../lib/proxy/names.ts';
 import { serviceJumps } from '../../lib/proxy/read.ts';
@@ -89,7 +90,7 @@ describe('scaling httpbin in an iptables-mode lab', () => {
   it('says why a kind was not captured, and refuses to make one up', () => {
     expect(notCaptured(run.after, 'iptables-save')).toBeNull();
     expect(notCaptured(run.after, 'nft')).toBe('nft was not captured');
-    expect(() => captured(run.after, 'nft')).toThrow(/no nft captured on .*: nft was not captured/);
+    expect(() => captured(run.after, 'nft')).toThrow(/no parsed nft from .*: not captured/);
     expect(() => servicePortOf(run.after.cluster, run.node.name, 'nope')).toThrow(/no Service port default\/nope/);
     expect(onNode(nb.lab, run.node.name)).toBe(`ip netns exec kn-${nb.lab.name}.${run.node.name}`);
     expect(onNode({ backend: 'kind', name: 'x' }, 'x-worker')).toBe('docker exec x-worker');

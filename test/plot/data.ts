@@ -4,7 +4,7 @@ import { provenance } from '../../lib/provenance/index.ts';
 import { builtinJumpsRestore, generateIptables } from '../../lib/proxy/index.ts';
 import { chiSquareTest, iptablesCounts, ipvsCounts, monteCarloSplit, nftablesCounts, predictSplit } from '../../lib/sim/index.ts';
 import type { RuleCountRow, ScalingPoint } from '../../lib/plot/index.ts';
-import { traceNat, type TraceResult } from '../../lib/trace/index.ts';
+import { traceIptables, traceNat, type IptablesTraceInput, type TraceResult } from '../../lib/trace/index.ts';
 import type { TrafficMeasurement } from '../../lib/traffic/index.ts';
 
 const AT = '2025-01-01T00:00:00.000Z';
@@ -52,6 +52,18 @@ export function traceResult(): TraceResult {
     nat, hook: 'PREROUTING', localAddresses: ['172.18.0.3'],
     packet: { protocol: 'tcp', src: '10.244.1.7', dst: sp.clusterIP, dport: sp.port, sport: 41000 },
   });
+}
+
+/** A pod's packet through nat and filter, as traceIptables follows it, to a Service with E endpoints. */
+export function fullTrace(endpoints: number): { input: IptablesTraceInput; result: TraceResult } {
+  const ports = resolveServicePorts(syntheticCluster({ services: 1, endpoints }), { nodeName: NODE });
+  const gen = generateIptables(ports, { nodeName: NODE, clusterCIDR: '10.244.0.0/16' });
+  const [sp] = ports;
+  const input: IptablesTraceInput = {
+    dump: parseIptablesSave(builtinJumpsRestore(gen.builtinJumps) + gen.restore), hook: 'PREROUTING', localAddresses: ['172.18.0.3'],
+    packet: { protocol: 'tcp', src: '10.244.1.7', dst: sp.clusterIP, dport: sp.port, sport: 41000 },
+  };
+  return { input, result: traceIptables(input) };
 }
 
 /** nat rules per mode for 10 services × 3 endpoints; "measured" is what a node held (made up: +2 from kind's own chains). */

@@ -1,11 +1,14 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Resvg } from '@resvg/resvg-js';
 import * as Plot from '@observablehq/plot';
 import {
-  bundledFontFiles, display, renderFigure, ruleCountsFigure, scalingFigure, toPng, traceTreeFigure, tracePaths, trafficSplitFigure,
+  bundledFontFiles, display, renderFigure, ruleCountsFigure, scalingFigure, toPng, traceChainLabels, traceTreeFigure, tracePaths, trafficSplitFigure,
 } from '../../lib/plot/index.ts';
+import { parseNftRuleset } from '../../lib/parse/index.ts';
+import { traceIptables, traceNftables } from '../../lib/trace/index.ts';
 import { provenance } from '../../lib/provenance/index.ts';
-import { ruleCountRows, scalingPoints, traceResult, trafficMeasurement } from './data.ts';
+import { fullTrace, ruleCountRows, scalingPoints, traceResult, trafficMeasurement } from './data.ts';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -25,6 +28,22 @@ function pngSize(png: Uint8Array): { width: number; height: number } {
 function decode(svg: string) {
   const img = new Resvg(svg, { font: { fontFiles: bundledFontFiles(), loadSystemFonts: false, defaultFontFamily: 'DejaVu Sans' } }).render();
   return { pixels: img.pixels, width: img.width, height: img.height };
+}
+
+/** Columns right of x (in SVG pixels) holding a dark pixel: text running out of the figure. */
+function darkColumnsRightOf(svg: string, x: number): number {
+  const { pixels, width, height } = decode(svg);
+  let n = 0;
+  for (let col = Math.ceil(x); col < width; col++) {
+    for (let y = 0; y < height; y++) {
+      const i = 4 * (y * width + col);
+      if (pixels[i + 3] > 0 && pixels[i] + pixels[i + 1] + pixels[i + 2] < 300) {
+        n++;
+        break;
+      }
+    }
+  }
+  return n;
 }
 
 describe('figures render to SVG with provenance, and measured apart from predicted', () => {
@@ -62,6 +81,64 @@ describe('figures render to SVG with provenance, and measured apart from predict
     for (const chain of ['PREROUTING', 'KUBE-SERVICES', 'KUBE-SVC-', 'KUBE-SEP-', '33.33%', 'DNAT → 10.244.']) expect(fig.svg).toContain(chain);
     expect(fig.svg).toContain('predicted · model/iptables');
     for (const o of result.outcomes) expect(fig.svg).toContain(o.dnat!);
+    expect(markTags(fig.svg, 'predicted')).toEqual(['rect', 'rect', 'rect']);
+    expect(markTags(fig.svg, 'measured')).toEqual([]);
+  });
+
+  it('trace tree: drawn top to bottom, so it keeps its width (legible at 1280×720) whatever the endpoints', () => {
+    for (const endpoints of [1, 3, 10]) {
+      const fig = traceTreeFigure(fullTrace(endpoints).result);
+      expect(fig.width).toBe(720);
+      expect(darkColumnsRightOf(fig.svg, fig.width - 8)).toBe(0);
+    }
+    expect(traceTreeFigure(fullTrace(3).result).height).toBeLessThan(traceTreeFigure(fullTrace(10).result).height);
+  });
+
+  it('trace tree: hooks start lines and name their table, as the full tracer walks nat and filter', () => {
+    const { result } = fullTrace(3);
+    expect(traceChainLabels(result.outcomes[0])).toEqual([
+      'nat PREROUTING', 'KUBE-SERVICES', expect.stringMatching(/^KUBE-SVC-/), expect.stringMatching(/^KUBE-SEP-/),
+      'filter FORWARD', 'KUBE-PROXY-FIREWALL', 'KUBE-FORWARD', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'nat POSTROUTING', 'KUBE-POSTROUTING',
+    ]);
+    // From the node: nat OUTPUT, then filter OUTPUT, each named by its own table.
+    const out = traceIptables({ ...fullTrace(3).input, hook: 'OUTPUT', packet: { ...result.packet, src: '172.18.0.3' } });
+    const labels = traceChainLabels(out.outcomes[0]);
+    expect(labels.filter((l) => l.endsWith('OUTPUT'))).toEqual(['nat OUTPUT', 'filter OUTPUT']);
+    expect(out.outcomes.every((o) => o.snat === 'MASQUERADE')).toBe(true);
+    const svg = traceTreeFigure(result).svg;
+    for (const hook of ['nat PREROUTING', 'filter FORWARD', 'nat POSTROUTING']) expect(svg).toContain(hook);
+  });
+
+  it('trace tree: an nftables trace, long chain names cut to fit', async () => {
+    const ruleset = parseNftRuleset(await readFile(new URL('../fixtures/nft-1.0.9-a-list-ruleset-no-xtables.txt', import.meta.url), 'utf8'));
+    const result = traceNftables({
+      ruleset, hook: 'PREROUTING', tables: ['ip kube-proxy'], localAddresses: ['172.18.0.3'],
+      packet: { protocol: 'tcp', src: '10.244.1.9', dst: '10.96.120.15', dport: 8000 },
+    });
+    expect(result.outcomes).toHaveLength(2);
+    const fig = traceTreeFigure(result, { width: 480 });
+    for (const s of ['nat-prerouting', 'services', 'service-ULMVA6XW-default∕httpbin', 'endpoint-5OJB2KTY-default', '50.00%']) {
+      expect(fig.svg.replaceAll('/', '∕')).toContain(s);
+    }
+    expect(darkColumnsRightOf(fig.svg, fig.width - 8)).toBe(0);
+  });
+
+  it('trace tree with measured answers: bars apart from the predicted shares, one per outcome', () => {
+    const m = trafficMeasurement();
+    const result = traceResult();
+    const fig = traceTreeFigure(result, { measured: m });
+    expect(markTags(fig.svg, 'predicted')).toEqual(['rect', 'rect', 'rect']);
+    expect(markTags(fig.svg, 'measured')).toEqual(['rect', 'rect', 'rect']);
+    expect(fig.svg).toMatch(/vs {2}measured · netns\/iptables ·\s*(<[^>]+>)*\s*kind-worker/);
+    expect(fig.svg).toContain('measured share of answers');
+    const total = m.byPod.reduce((a, p) => a + p.answers, 0);
+    for (const p of m.byPod) {
+      expect(fig.svg).toContain(`${p.answers} (${((100 * p.answers) / total).toFixed(2)}%)`);
+      expect(fig.svg).toContain(p.pod);
+    }
+    // A pod no outcome reaches is named, not silently dropped.
+    const extra = { ...m, byPod: [...m.byPod, { pod: 'stray', ip: '10.244.9.9', node: '', answers: 4, conntrack: null, sepPackets: null }] };
+    expect(traceTreeFigure(result, { measured: extra }).svg).toMatch(/\(stray\s*(<[^>]+>)*\s*answered but no outcome reaches it\)/);
   });
 
   it('scaling: predicted lines, measured dots', () => {
