@@ -6,6 +6,8 @@
 export * from './setup.ts';
 export * from './expect.ts';
 export * from './show.ts';
+export * from './commands.ts';
+export * from './tally.ts';
 export * from '../options/index.ts';
 export * from '../exec/index.ts';
 export * from '../k8s/index.ts';
@@ -15,6 +17,9 @@ export { netnsUnavailable } from '../lab/netns/index.ts';
 export { doctor } from '../lab/kind/doctor.ts';
 export { kubectlGetKubeProxyPod, parsePodsJson } from '../lab/kind/commands.ts';
 export * from '../capture/index.ts';
+export * from '../capture/iptables.ts';
+export * from '../capture/conntrack-watch.ts';
+export * from '../lab/network.ts';
 export * from '../parse/index.ts';
 export * from '../plot/index.ts';
 export * from '../provenance/index.ts';
