@@ -102,11 +102,13 @@ describe('notebooks', () => {
 
   it('08 scale lab: a live sweep beside its model, the recorded benchmark, and the published claims checked', () => {
     const { html } = result('08-scale-lab.ipynb');
-    expect(html).toContain('kernel counts equal lib/sim');
-    expect(html).toContain('every connection was DNATed; no namespace left behind');
+    expect(html).toContain('✓ kernel counts equal lib/sim&#39;s at every size');
+    expect(html).toContain('✓ every connection was DNATed; p50 ≤ p99');
+    expect(html).toContain('✓ no namespace left behind');
+    expect(html).toContain('<caption>kube-proxy at scale: 10 endpoints per service');
     expect(html).toContain('<svg');
     expect(html).toContain('NFTables mode for kube-proxy');
     expect(html).toMatch(/<td>(holds|does not hold|cannot tell)<\/td>/);
-    expect(html).toContain('nb08: no namespace left behind');
+    expect(html).toContain('✓ nb08: no namespace left behind');
   });
 });
