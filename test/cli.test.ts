@@ -83,6 +83,10 @@ describe('kube-netlab CLI', () => {
       expect(Object.values(json.byPod as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(90);
       expect(Object.keys(json.byPod).every((pod) => pod.startsWith('httpbin-'))).toBe(true);
       expect(json.provenance).toMatchObject({ source: 'measured', backend: 'netns', mode: 'nftables' });
+      expect(json.to).toMatchObject({ via: 'clusterIP', port: 8000 });
+      // --to NODE calls the Service's node port there: httpbin has none.
+      const toNode = await cli('traffic', '--name', name, '--requests', '5', '--to', `${name}-worker`);
+      expect(toNode.err).toMatch(/Service default\/httpbin is of type ClusterIP: it has no node port to call/);
       const out = join(dir, 'capture');
       const cap = await cli('capture', '--name', name, '--out', out);
       expect(cap.out).toContain(`captured 2 nodes of lab ${name}`);

@@ -130,17 +130,27 @@ describe('notebooks', () => {
     expect(html).toContain('<svg');
     expect(html).toMatch(/-A KIND-MASQ-AGENT [^<]*-j MASQUERADE/);
     expect(html).toMatch(/-A KUBE-NODEPORTS [^<]*-j KUBE-EXT-[A-Z0-9]{16}/);
-    // Local keeps the client's address: the pods answered the client node itself.
+    // Egress: conntrack's reply tuples are addressed to the node; the 0x4000 mark; the hairpin.
+    expect(html).toMatch(/✓ every reply is addressed to nb07-worker/);
+    expect(html).toContain('-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000');
+    expect(html).toMatch(/✓ only the branch that lands on httpbin-[a-z0-9-]+ itself is masqueraded/);
+    // Cluster hides the client; Local keeps the client's address: the pods answered the client node itself.
+    expect(html).toContain('✓ no pod saw the client&#39;s address');
     expect(html).toMatch(/the pods answered to 172\.18\.0\.\d+ \(the client&#39;s own address\)/);
+    // Local on a node without local pods drops; the LoadBalancer's source ranges drop a pod.
+    expect(html).toContain('✓ no request to the Local node port was answered');
+    expect(html).toContain('✓ KUBE-PROXY-FIREWALL dropped every attempt');
   });
 
   it('08 scale lab: a live sweep beside its model, the recorded benchmark, and the published claims checked', () => {
     const { html } = result('08-scale-lab.ipynb');
-    expect(html).toContain('kernel counts equal lib/sim');
-    expect(html).toContain('every connection was DNATed; no namespace left behind');
+    expect(html).toContain('✓ kernel counts equal lib/sim&#39;s at every size');
+    expect(html).toContain('✓ every connection was DNATed; p50 ≤ p99');
+    expect(html).toContain('✓ no namespace left behind');
+    expect(html).toContain('<caption>kube-proxy at scale: 10 endpoints per service');
     expect(html).toContain('<svg');
     expect(html).toContain('NFTables mode for kube-proxy');
     expect(html).toMatch(/<td>(holds|does not hold|cannot tell)<\/td>/);
-    expect(html).toContain('nb08: no namespace left behind');
+    expect(html).toContain('✓ nb08: no namespace left behind');
   });
 });

@@ -31,3 +31,11 @@ export type ManifestName = 'httpbin' | 'curl' | 'httpbin-nodeport' | 'httpbin-lb
 export async function loadManifest(name: ManifestName): Promise<K8sObject[]> {
   return parseManifests(await readFile(join(MANIFEST_DIR, `${name}.yaml`), 'utf8'), `labs/manifests/${name}.yaml`);
 }
+
+/**
+ * The objects with `spec` merged into every Service's spec, the others unchanged: a manifest's
+ * Services with, say, `loadBalancerSourceRanges` set, as `kubectl patch` would.
+ */
+export function withServiceSpec(objects: readonly K8sObject[], spec: Record<string, unknown>): K8sObject[] {
+  return objects.map((o) => (o.kind === 'Service' ? { ...o, spec: { ...(o.spec as Record<string, unknown> | undefined), ...spec } } : o));
+}

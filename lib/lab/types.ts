@@ -54,6 +54,8 @@ export interface LoadResult {
   durationMs: number;
   /** When the first successful answer arrived, from the start of the run. */
   firstOkMs: number | null;
+  /** Up to five distinct reasons requests failed (`connect ECONNREFUSED …`), where the backend reports them (netns). */
+  errorSamples?: string[];
 }
 
 export interface Capabilities {

@@ -15,8 +15,8 @@ export function onNode(lab: Where, node: string): string {
 
 /**
  * `ip netns exec kn-<lab>.pod.<pod>` on netns (a pod is a namespace, and the command runs from
- * the host's filesystem), `kubectl --context kind-<lab> exec <pod> -c <container> --` on kind.
+ * the host's filesystem), `kubectl --context kind-<lab> exec <pod> [-c <container>] --` on kind.
  */
-export function inPod(lab: Where, pod: string, container: string): string {
-  return lab.backend === 'kind' ? `kubectl --context kind-${lab.name} exec ${pod} -c ${container} --` : `ip netns exec ${podNs(lab.name, pod)}`;
+export function inPod(lab: Where, pod: string, container?: string): string {
+  return lab.backend === 'kind' ? `kubectl --context kind-${lab.name} exec ${pod}${container ? ` -c ${container}` : ''} --` : `ip netns exec ${podNs(lab.name, pod)}`;
 }

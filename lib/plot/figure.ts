@@ -21,20 +21,28 @@ export type FigureOptions = Omit<Plot.PlotOptions, 'document' | 'title' | 'subti
   caption?: string;
   /** Swatches explaining the marks, e.g. measured bars vs predicted ticks. */
   legend?: LegendItem[];
+  /**
+   * Every text of the figure this many times its usual size (default 1): title, subtitle, legend,
+   * caption, and Plot's axes and marks (unless `style` sets a font size), for figures that must
+   * stay legible on a shared screen.
+   */
+  textScale?: number;
 };
 
 const PAD = 12;
-const TITLE = 16;
-const SUBTITLE = 12;
-const CAPTION = 10.5;
+const TITLE_SIZE = 16;
+const SUBTITLE_SIZE = 12;
+const CAPTION_SIZE = 10.5;
+const LEGEND_SIZE = 11;
 
 /** Render Plot options to an SVG string, with no browser: linkedom supplies the document. */
 export function renderFigure(options: FigureOptions): Figure {
-  const { title, subtitle, caption, legend = [], ...plotOptions } = options;
+  const { title, subtitle, caption, legend = [], textScale = 1, ...plotOptions } = options;
   const width = plotOptions.width ?? THEME.width;
   const { document } = parseHTML('<!DOCTYPE html><html><head></head><body></body></html>');
+  const style = plotOptions.style ?? (textScale !== 1 ? { fontSize: `${THEME.fontSize * textScale}px` } : undefined);
   // Plot's DOM typings are the browser's; linkedom's document is close enough at run time.
-  const el = Plot.plot({ ...plotOptions, width, document: document as unknown as Document }) as unknown as Element;
+  const el = Plot.plot({ ...plotOptions, ...(style !== undefined ? { style } : {}), width, document: document as unknown as Document }) as unknown as Element;
   if (el.tagName.toLowerCase() !== 'svg') {
     throw new Error('Plot returned an HTML <figure> (a Plot legend, title or caption?); draw legends with the `legend` option of renderFigure instead');
   }
@@ -48,6 +56,7 @@ export function renderFigure(options: FigureOptions): Figure {
   while (el.firstChild) g.appendChild(el.firstChild);
 
   const inner = width - 2 * PAD;
+  const [TITLE, SUBTITLE, CAPTION, LEGEND] = [TITLE_SIZE, SUBTITLE_SIZE, CAPTION_SIZE, LEGEND_SIZE].map((f) => f * textScale);
   const head: string[] = [];
   let y = PAD;
   if (title) {
@@ -63,7 +72,7 @@ export function renderFigure(options: FigureOptions): Figure {
       head.push(`<text class="figure-subtitle" xml:space="preserve" x="${PAD}" y="${y}" font-size="${SUBTITLE}" fill="${THEME.muted}">${escapeXml(line)}</text>`);
     }
   }
-  const leg = legendSvg(legend, inner);
+  const leg = legendSvg(legend, inner, LEGEND);
   if (leg.height > 0) {
     y += 10;
     head.push(`<g transform="translate(${PAD},${y})">${leg.svg}</g>`);

@@ -25,9 +25,19 @@ export interface ScalingOptions {
   /** Log scales (default: both axes for counts and times; x only for latency). */
   log?: boolean;
   width?: number;
+  /** Height of the plot area, without title, legend and caption (default 380; a sweep's 280). */
+  height?: number;
+  /** Every text this many times its usual size (default 1; a sweep's 1.3, see SWEEP_FIGURE). */
+  textScale?: number;
   /** For a scale sweep: what to plot (default syncMs). Ignored for ScalingPoint lists. */
   metric?: ScalingMetric;
 }
+
+/**
+ * A sweep figure's default size: wide and short, with text 1.3 times the usual, so that each one
+ * fits a 1280×720 screen whole (about 960×470) and its smallest text is 13 px.
+ */
+export const SWEEP_FIGURE = { width: 960, height: 280, textScale: 1.3 } as const;
 
 interface Pct {
   p50: number;
@@ -84,7 +94,8 @@ export function scalingFigure(input: readonly ScalingPoint[] | ScaleSweepLike, o
     caption: opts.caption,
     width: opts.width,
     legend,
-    height: 380,
+    height: opts.height ?? 380,
+    textScale: opts.textScale,
     marginRight: 70,
     x: { type: log ? 'log' : 'linear', label: 'services →', grid: true },
     y: { type: log ? 'log' : 'linear', label: `↑ ${opts.yLabel ?? 'rules'}`, grid: true },
@@ -191,7 +202,8 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
   if (showFit) {
     marks.push(
       Plot.ruleX([fitMax], { stroke: THEME.interval, strokeDasharray: '4,3', className: 'fit-boundary' }),
-      Plot.text([fitMax], { x: (d: number) => d, frameAnchor: 'top', text: () => 'fitted ← | → predicted', dx: 4, dy: 4, textAnchor: 'start', fill: THEME.muted, className: 'fit-boundary-label' }),
+      // Centred, so that its bar sits on the boundary and it stays inside a panel whatever the boundary's place.
+      Plot.text([fitMax], { x: (d: number) => d, frameAnchor: 'top', text: () => 'fitted ← | → predicted', dy: 4, textAnchor: 'middle', fill: THEME.muted, stroke: 'white', strokeWidth: 3, paintOrder: 'stroke', className: 'fit-boundary-label' }),
     );
   }
   return renderFigure({
@@ -200,12 +212,18 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
     caption: opts.caption ?? (latency
       ? 'iptables walks KUBE-SERVICES rule by rule, so the last service pays for every rule above it; nftables looks the service up in a verdict map.'
       : undefined),
-    width: opts.width ?? (latency ? 760 : undefined),
+    width: opts.width ?? SWEEP_FIGURE.width,
     legend,
-    height: 380,
+    height: opts.height ?? SWEEP_FIGURE.height,
+    textScale: opts.textScale ?? SWEEP_FIGURE.textScale,
+    marginLeft: 60,
+    marginTop: 30,
     marginRight: latency ? 20 : 40,
-    x: { type: logX ? 'log' : 'linear', label: 'services →', grid: true },
-    y: { type: logY ? 'log' : 'linear', label: `↑ ${opts.yLabel ?? text.y}`, grid: true, ...(logY ? {} : { zero: true }) },
+    marginBottom: 40,
+    // inset: the first and last sizes' dots stay whole inside the frame.
+    x: { type: logX ? 'log' : 'linear', label: 'services →', grid: true, inset: 10 },
+    // nice: a log axis ends on a power of ten, so the highest dot sits inside the frame.
+    y: { type: logY ? 'log' : 'linear', label: `↑ ${opts.yLabel ?? text.y}`, grid: true, nice: true, ...(logY ? {} : { zero: true }) },
     ...(latency ? { fx: { label: null, domain: LAT_PANELS } } : {}),
     color: { domain: modes, range: modes.map((m) => MODE_COLORS[m]) },
     marks,

@@ -37,10 +37,11 @@ export function trafficSplitFigure(m: TrafficMeasurement, opts: TrafficSplitOpti
   const max = Math.max(1, ...rows.flatMap((r) => [r.answers, r.high]));
   const fit = m.chiSquare ? ` χ² = ${m.chiSquare.statistic.toFixed(2)}, p = ${m.chiSquare.pValue.toFixed(3)}.` : '';
   const svc = `${m.service.namespace}/${m.service.name}`;
+  const picked = m.node === null ? ', picked on whichever node the proxy reached' : m.node !== m.client ? `, picked on ${m.node}` : '';
   return renderFigure({
     title: opts.title ?? `Where ${m.ok} connections to ${svc} landed`,
     subtitle: `${provenanceLabel(m.provenance)}  vs  ${provenanceLabel(m.prediction.provenance)}`,
-    caption: `${m.ok} ok, ${m.errors} errors of ${m.total} requests to ${m.service.clusterIP}:${m.service.port} from ${m.node}.${fit} Model: ${m.prediction.split.basis}.`,
+    caption: `${m.ok} ok, ${m.errors} errors of ${m.total} requests to ${m.to.ip}:${m.to.port} from ${m.client}${picked}.${fit} Model: ${m.prediction.split.basis}.`,
     width: opts.width,
     legend: [
       { label: 'measured answers', swatch: 'bar', color: THEME.measured },
@@ -56,7 +57,9 @@ export function trafficSplitFigure(m: TrafficMeasurement, opts: TrafficSplitOpti
     marks: [
       Plot.barX(rows, { y: 'pod', x: 'answers', fill: THEME.measured, fillOpacity: 0.85, className: 'measured', insetTop: 6, insetBottom: 6 }),
       // Counts at the bar's base, clear of the predicted tick near its end.
-      Plot.text(rows, { x: 0, y: 'pod', text: (r: Row) => `${r.answers} answers`, textAnchor: 'start', dx: 5, dy: -3, fill: 'white', fontWeight: 'bold', className: 'measured-label' }),
+      Plot.text(rows, { x: 0, y: 'pod', text: (r: Row) => `${r.answers} answers`, textAnchor: 'start', dx: 5, dy: -3,
+        // White on a bar long enough to hold it; a short or empty bar gets it in the bar's colour.
+        fill: (r: Row) => (r.answers >= 0.3 * max ? 'white' : THEME.measured), fontWeight: 'bold', className: 'measured-label' }),
       // The interval sits on the bar's lower edge, so a bar that ends inside it is easy to see.
       Plot.ruleY(rows, { y: 'pod', x1: 'low', x2: 'high', stroke: THEME.predicted, strokeWidth: 2, dy: 12, className: 'predicted-interval' }),
       Plot.tickX(rows, { y: 'pod', x: 'low', stroke: THEME.predicted, strokeWidth: 1.5, insetTop: 21, insetBottom: 0, className: 'predicted-interval' }),

@@ -44,10 +44,17 @@ function line(fit: LineFit | null, x: string, unit: string): string {
   return `${fit.intercept.toFixed(2)} ${unit} ${fit.slope < 0 ? '−' : '+'} ${slope} ${unit}·${x}${r2}`;
 }
 
-/** The sweep as a table for people: measured, then [predicted]; then the model and what was skipped. */
-export function formatScaleTable(res: ScaleResult): string {
+export interface ScaleTable {
+  /** What the rows are: endpoints per service, pod subnet, kernel. */
+  caption: string;
+  header: string[];
+  rows: string[][];
+}
+
+/** The sweep's main table, one row per step: measured, then [predicted]. */
+export function scaleTable(res: ScaleResult): ScaleTable {
   const o = res.options;
-  const head = ['mode', 'services', 'fit', 'sync ms', 'change ms', 'first svc p50/p99 µs', 'last svc p50/p99 µs', 'kernel = lib/sim'];
+  const header = ['mode', 'services', 'fit', 'sync ms', 'change ms', 'first svc p50/p99 µs', 'last svc p50/p99 µs', 'kernel = lib/sim'];
   const rows = res.points.map((p) => [
     p.mode,
     String(p.services),
@@ -58,18 +65,21 @@ export function formatScaleTable(res: ScaleResult): string {
     `${pct(p.measured.lastServiceLatencyUs)} [${pct(p.predicted.lastServiceLatencyUs)}]`,
     countCell(p),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i === 1 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  const out = [
-    `kube-proxy at scale: ${o.endpoints} endpoints per service, pod subnet ${o.podSubnet}, kernel ${res.kernel}`,
+  return { caption: `kube-proxy at scale: ${o.endpoints} endpoints per service, pod subnet ${o.podSubnet}, kernel ${res.kernel}`, header, rows };
+}
+
+/** How to read the table: what each column measured, and what "fit" means. */
+export function scaleLegend(res: ScaleResult): string[] {
+  const o = res.options;
+  return [
     `measured [predicted]; sync and change: median of up to ${o.repeats} (fewer once a measurement passed ${Math.round(o.repeatBudgetMs / 1000)} s in a step; the samples are in --json); latency: connect() of ${o.samples} fresh connections per service from ${o.clientIP}, every one checked to be DNATed to an endpoint`,
     `fit "in": the model was fitted on this size (≤ ${res.model.fitMaxServices} services), so its value is in-sample; "out": a prediction`,
-    '',
-    fmt(head),
-    ...rows.map(fmt),
-    '',
-    'Model, least squares per mode (times as power laws, latency as lines):',
   ];
+}
+
+/** What follows the table: the model's lines, how each change was applied, what was skipped or not started. */
+export function scaleNotes(res: ScaleResult): string {
+  const out = ['Model, least squares per mode (times as power laws, latency as lines):'];
   for (const [mode, m] of Object.entries(res.model.modes)) {
     if (!m) continue;
     out.push(`  ${mode} (fitted on ${m.fittedOn.join(', ') || 'no sizes'} services)`);
@@ -91,4 +101,12 @@ export function formatScaleTable(res: ScaleResult): string {
   if (notStarted.length > 0) out.push('', 'Steps not started (raise --max-sync-seconds to run them):', ...notStarted);
   out.push('', `${res.points.length} steps in ${(res.durationMs / 1000).toFixed(1)} s; every namespace the sweep made is gone.`);
   return out.join('\n');
+}
+
+/** The sweep as text for people: the table's caption and legend, the table, then scaleNotes. */
+export function formatScaleTable(res: ScaleResult): string {
+  const { caption, header, rows } = scaleTable(res);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 1 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [caption, ...scaleLegend(res), '', fmt(header), ...rows.map(fmt), '', scaleNotes(res)].join('\n');
 }

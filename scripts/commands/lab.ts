@@ -240,27 +240,35 @@ export const gc: CommandSpec = {
 
 export const traffic: CommandSpec = {
   summary: 'send N requests from the client pod to a Service and tally the answers per pod, beside the prediction',
-  usage: 'traffic [--name NAME] [--requests N] [--concurrency C] [--service NS/NAME] [--from POD|NODE] [--json]',
-  options: { name: { type: 'string' }, requests: { type: 'string' }, concurrency: { type: 'string' }, service: { type: 'string' }, from: { type: 'string' } },
+  usage: 'traffic [--name NAME] [--requests N] [--concurrency C] [--service NS/NAME] [--from POD|NODE] [--to clusterip|loadbalancer|NODE] [--json]',
+  options: {
+    name: { type: 'string' }, requests: { type: 'string' }, concurrency: { type: 'string' }, service: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+  },
   async run(args, io) {
     const lab = await openLab(nameOption(args));
     const [namespace, service] = (stringOption(args, 'service') ?? 'default/httpbin').split('/');
     if (!service) throw new UsageError('--service must be NAMESPACE/NAME');
     const fromName = stringOption(args, 'from');
     const from = fromName === undefined ? undefined : (await lab.nodes()).some((n) => n.name === fromName) ? { node: fromName } : { pod: fromName };
-    const m = await measureTraffic(lab, { namespace, service, requests: intOption(args, 'requests', 1000), concurrency: intOption(args, 'concurrency', 10), ...(from ? { from } : {}) });
+    // --to NODE: the Service's node port on that node's address.
+    const toName = stringOption(args, 'to');
+    const to = toName === undefined || toName === 'clusterip' ? 'clusterIP' as const : toName === 'loadbalancer' ? 'loadBalancer' as const : { node: toName };
+    const m = await measureTraffic(lab, { namespace, service, requests: intOption(args, 'requests', 1000), concurrency: intOption(args, 'concurrency', 10), ...(from ? { from } : {}), to });
     if (args.values.json) {
       // byPod as the issue's contract has it (pod → answers); the full tally, with the kernel's
       // own counts, under `pods`.
       const { byPod, ...rest } = m;
       return printJson(io, { ...rest, byPod: Object.fromEntries(byPod.map((p) => [p.pod, p.answers])), pods: byPod });
     }
-    io.out(`${m.ok}/${m.total} answers from ${m.service.namespace}/${m.service.name} (${m.service.clusterIP}:${m.service.port}), ${m.requestsPerSecond.toFixed(0)} req/s, kernel on ${m.node} picked:`);
+    const picker = m.node === null ? 'the nodes the load balancer\'s proxy reached' : `kernel on ${m.node}`;
+    io.out(`${m.ok}/${m.total} answers from ${m.service.namespace}/${m.service.name} (${m.to.via} ${m.to.ip}:${m.to.port}), ${m.requestsPerSecond.toFixed(0)} req/s, ${picker} picked:`);
     for (const [i, p] of m.byPod.entries()) {
       const s = m.prediction.split.shares[i];
       io.out(`  ${p.pod.padEnd(28)} measured ${String(p.answers).padStart(6)}   conntrack ${String(p.conntrack ?? '-').padStart(6)}${p.sepPackets !== null ? `   KUBE-SEP packets ${String(p.sepPackets).padStart(6)}` : ''}   predicted ${s.expected.toFixed(0)} [${s.low}, ${s.high}]`);
     }
     if (m.chiSquare) io.out(`  chi-square ${m.chiSquare.statistic.toFixed(2)} on ${m.chiSquare.degreesOfFreedom} df, p = ${m.chiSquare.pValue.toFixed(3)}`);
+    if (m.repliesTo) io.out(`  conntrack on ${m.node}: the pods answered to ${m.repliesTo.join(', ')}${m.masqueraded !== null ? `; KUBE-POSTROUTING masqueraded ${m.masqueraded} packets` : ''}`);
+    for (const why of m.skipped) io.out(`  not cross-checked: ${why}`);
   },
 };
 

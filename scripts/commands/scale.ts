@@ -1,5 +1,6 @@
 import { KIND_DEFAULTS } from '../../lib/k8s/index.ts';
 import { ScaleOptionError, formatScaleTable, parseModeList, parseSizeList, resolveScaleOptions, runScaleSweep } from '../../lib/scale/index.ts';
+import { progressLine } from '../../lib/scale/live.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec } from '../cli.ts';
 
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
@@ -54,8 +55,8 @@ export const scale: CommandSpec = {
         signal: ac.signal,
         echo: args.values.echo ? (cmd) => io.err(`    $ ${cmd}`) : undefined,
         onProgress: (e) => {
-          if (e.phase === 'done' && e.message.startsWith('skipped')) io.err(`[${e.step}/${e.steps}] ${e.mode}, ${e.services} services: ${e.message}`);
-          if (e.phase === 'step') io.err(`[${e.step}/${e.steps}] ${e.mode}, ${e.services} services × ${e.endpoints} endpoints: ${e.message}`);
+          const line = progressLine(e);
+          if (line !== null) io.err(line);
         },
       });
       if (args.values.json) return printJson(io, result);

@@ -24,7 +24,10 @@ export function trafficMeasurement(requests = 300): TrafficMeasurement {
   return {
     provenance: provenance({ source: 'measured', backend: 'netns', mode: 'iptables', node: NODE, lab: 'plot-test', at: AT }),
     service: { namespace: sp.namespace, name: sp.name, clusterIP: sp.clusterIP, port: sp.port },
+    to: { via: 'clusterIP', ip: sp.clusterIP, port: sp.port },
+    client: 'curl-0',
     node: NODE,
+    countedOn: [NODE],
     total: requests,
     ok: requests,
     errors: 0,
@@ -34,8 +37,11 @@ export function trafficMeasurement(requests = 300): TrafficMeasurement {
     byPod: endpoints.map((e, i) => ({
       pod: e.podName ?? e.ip, ip: e.ip, node: e.nodeName ?? '', answers: answers[i], conntrack: answers[i], sepPackets: answers[i],
     })),
+    endpointsUsed: 'all',
     prediction: { provenance: provenance({ source: 'predicted', backend: null, mode: 'iptables', at: AT }), split },
     chiSquare: chiSquareTest(answers, split.shares.map((s) => s.probability)),
+    repliesTo: ['10.244.1.7'],
+    masqueraded: 0,
     skipped: [],
   };
 }

@@ -78,6 +78,22 @@ describe('scalingFigure draws a scale sweep: measured dots, predicted lines', ()
     expect(toPng(fig.svg).length).toBeGreaterThan(1000);
   });
 
+  it('fits a 1280×720 screen whole, its smallest text 13 px', () => {
+    for (const metric of ['syncMs', 'changeMs', 'latencyP50', 'rules'] as const) {
+      const fig = scalingFigure(sweep(), { metric, subtitle: 'recorded 2026-11-25 on Linux 6.18 (npx kube-netlab scale --modes iptables,nftables --services 10,100,1000)' });
+      expect(fig.width).toBeLessThanOrEqual(1000);
+      expect(fig.height).toBeLessThanOrEqual(500);
+      // An element's style outranks its font-size attribute (and Plot's stylesheet), as in a browser.
+      const sizes = [...fig.svg.matchAll(/<[a-z]+ [^>]*font-size[^>]*>/g)].map(([tag]) => Number(
+        (/style="[^"]*font-size:\s*([\d.]+)px/.exec(tag) ?? /font-size="([\d.]+)"/.exec(tag))![1],
+      ));
+      expect(sizes.length).toBeGreaterThan(3);
+      expect(Math.min(...sizes)).toBeGreaterThanOrEqual(13);
+    }
+    // Other figures keep their size unless asked.
+    expect(scalingFigure(sweep(), { metric: 'syncMs', width: 640, height: 380, textScale: 1 }).svg).toContain('font-size="16"');
+  });
+
   it('counts: the kernel against lib/sim, no fit boundary', () => {
     const fig = scalingFigure(sweep(), { metric: 'rules' });
     expect(fig.svg).toContain('captured (kernel)');
