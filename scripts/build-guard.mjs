@@ -1,4 +1,4 @@
-// The gate in front of the build. The bin, notebooks/load.mjs and the npm scripts run the
+// The gate in front of the build. The bin, notebooks/kit.js and the npm scripts run the
 // JavaScript that `npm run build` wrote to out/build/, never TypeScript compiled on the fly in a
 // folder another user can write (such as $TMPDIR). Before any of it loads, this checks that the
 // build is there and that nobody but you, root or the checkout's owner could have changed it.

@@ -132,13 +132,9 @@ describe('running as root with a $TMPDIR another user owns', () => {
     expect(snapshot(hostile)).toEqual(before);
   });
 
-  it('loads the kit through notebooks/load.mjs without executing or writing anything there', async () => {
-    const script = `const { load } = require('./notebooks/load.mjs');
-      (async () => {
-        const { createLab } = await load('../lib/lab/index.ts');
-        const { iptablesCounts } = await load('../lib/sim/index.ts');
-        console.log(typeof createLab, iptablesCounts({ services: 2000, endpoints: 10 }).nat.rules);
-      })().catch((e) => { console.error(e); process.exit(1); });`;
+  it('loads the notebooks\' kit (notebooks/kit.js) without executing or writing anything there', async () => {
+    const script = `const kit = require('./notebooks/kit.js');
+      console.log(typeof kit.createLab, kit.iptablesCounts({ services: 2000, endpoints: 10 }).nat.rules);`;
     const r = await node(['-e', script], { env, cwd: PROJECT_ROOT });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('function 64005');
@@ -156,7 +152,7 @@ describe('a build another user could have changed', () => {
 
   beforeAll(() => {
     copy = mkdtempSync(join(tmpdir(), 'kube-netlab-copy-'));
-    for (const p of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'lib', 'scripts', 'notebooks/load.mjs', 'out/build']) {
+    for (const p of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'lib', 'scripts', 'notebooks/kit.js', 'notebooks/package.json', 'out/build']) {
       cpSync(projectPath(p), copyPath(p), { recursive: true, preserveTimestamps: true });
     }
     chmodSync(copyPath('out'), 0o755);
@@ -216,7 +212,7 @@ describe('a build another user could have changed', () => {
     }
   });
 
-  it('refuses through the npm scripts\' preload and through notebooks/load.mjs too', async () => {
+  it('refuses through the npm scripts\' preload and through the notebooks\' kit too', async () => {
     const target = copyPath('out', 'build', 'lib', 'sim', 'counts.js');
     chmodSync(target, 0o666);
     try {
@@ -224,7 +220,7 @@ describe('a build another user could have changed', () => {
       expect(preload.exitCode).toBe(1);
       expect(preload.stdout).toBe('');
       expect(preload.stderr).toContain(`refusing to run kube-netlab's build: ${target} is world-writable`);
-      const load = await node(['-e', `require('./notebooks/load.mjs').load('../lib/sim/index.ts').then(() => console.log('loaded'), (e) => { console.error(e.message); process.exit(3); })`], { cwd: copy });
+      const load = await node(['-e', `try { require('./notebooks/kit.js'); console.log('loaded'); } catch (e) { console.error(e.message); process.exit(3); }`], { cwd: copy });
       expect(load.exitCode).toBe(3);
       expect(load.stdout).toBe('');
       expect(load.stderr).toContain(`${target} is world-writable`);
@@ -253,7 +249,7 @@ describe('a build another user could have changed', () => {
       const r = await bin();
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toBe(`kube-netlab is not built (${copyPath('out', 'build')} is missing or incomplete): run \`npm run build\` in ${copy} once (\`npm ci\` builds too)\n`);
-      const load = await node(['-e', `require('./notebooks/load.mjs').load('../lib/lab/index.ts').catch((e) => { console.error(e.message); process.exit(3); })`], { cwd: copy });
+      const load = await node(['-e', `try { require('./notebooks/kit.js'); } catch (e) { console.error(e.message); process.exit(3); }`], { cwd: copy });
       expect(load.exitCode).toBe(3);
       expect(load.stderr).toContain('kube-netlab is not built');
     } finally {

@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { installHint } from '../lib/exec/index.ts';
+import { projectPath } from '../lib/project/index.ts';
 import { JUPYTER, failedCells, runNotebooks, type NotebookRun } from '../scripts/notebooks.ts';
 
 type Cell = { cell_type: string; outputs?: { output_type: string }[] };
@@ -31,6 +33,20 @@ describe('notebooks', () => {
     expect(run.ok).toBe(true);
     expect(run.results.length).toBeGreaterThanOrEqual(9);
   });
+
+  it('runs a notebook with other parameters: 03 with 5 replicas', async () => {
+    const outDir = mkdtempSync(join(projectPath('out'), 'notebooks-5-'));
+    try {
+      const five = await runNotebooks({ only: ['03'], params: { replicas: 5 }, outDir, log: () => undefined });
+      expect(five.message).toBeUndefined();
+      const executed = readFileSync(five.results[0].executed, 'utf8');
+      expect(failedCells(executed)).toEqual([]);
+      expect(executed).toContain("replicas: 5");
+      expect(executed).toContain('httpbin × 5');
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 5 * 60_000);
 
   it('keeps execution counts, and its HTML wraps long lines', () => {
     for (const r of run.results) {
@@ -152,5 +168,26 @@ describe('notebooks', () => {
     expect(html).toContain('NFTables mode for kube-proxy');
     expect(html).toMatch(/<td>(holds|does not hold|cannot tell)<\/td>/);
     expect(html).toContain('✓ nb08: no namespace left behind');
+  });
+});
+
+// The cell rhythm of a teaching notebook, read off the notebooks themselves (no kernel needed).
+describe('every notebook', () => {
+  const files = readdirSync(projectPath('notebooks')).filter((f) => f.endsWith('.ipynb')).sort();
+  const code = (f: string) => (JSON.parse(readFileSync(projectPath('notebooks', f), 'utf8')) as { cells: (Cell & { source: string[] | string; metadata: { tags?: string[] } })[] }).cells
+    .filter((c) => c.cell_type === 'code');
+  const text = (c: { source: string[] | string }) => (Array.isArray(c.source) ? c.source.join('') : c.source);
+
+  it.each(files)('%s: a parameters cell, one import of the kit, short typed cells', (f) => {
+    const cells = code(f);
+    expect(cells[0].metadata.tags).toContain('parameters');
+    expect(text(cells[0])).toMatch(/^const params = \{ .* \} as const;$/);
+    expect(cells.some((c) => /from '\.\/kit';/.test(text(c)))).toBe(true);
+    const lines = cells.map((c) => text(c).split('\n').length).sort((a, b) => a - b);
+    expect(lines[Math.floor((lines.length - 1) / 2)], 'median lines per code cell').toBeLessThanOrEqual(6);
+    expect(lines.at(-1), 'longest code cell').toBeLessThanOrEqual(15);
+    const all = cells.map(text).join('\n');
+    expect(all.match(/\bany\b/g) ?? [], 'uses of any').toEqual([]);
+    expect(all).not.toContain('load.mjs');
   });
 });
