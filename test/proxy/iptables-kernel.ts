@@ -118,4 +118,13 @@ export function expectKernelHasAll(rules: IptablesRules, saved: Saved): void {
     const kube = Object.keys(saved[table]).filter((c) => c.startsWith('KUBE-') && !(c in written[table]) && saved[table][c].length > 0);
     expect(kube, `${table}: chains the restore did not write`).toEqual([]);
   }
+  // -I puts later jumps on top: the built-in chains hold them in reverse order.
+  for (const table of ['filter', 'nat'] as const) {
+    const builtin = new Map<string, string[]>();
+    for (const j of rules.builtinJumps.filter((x) => x.table === table)) {
+      const rule = ['-A', j.chain, ...j.args.map((a) => (a.includes(' ') ? `"${a}"` : a))].join(' ');
+      builtin.set(j.chain, [asSaved(rule, rules.family), ...(builtin.get(j.chain) ?? [])]);
+    }
+    for (const [chain, list] of builtin) expect(saved[table][chain], `${table} ${chain}`).toEqual(list);
+  }
 }
