@@ -52,6 +52,26 @@ function normalise(out: string): string {
   return out.split('\n').filter((l) => !l.startsWith('#') && !/^\s+valid_lft /.test(l)).map((l) => l.replace(/ \[\d+:\d+\]$/, '')).join('\n');
 }
 
+/**
+ * The slow steps of a build, from BuildKit's plain progress (`#7 [3/6] RUN …` … `#7 DONE 41.2s`),
+ * so that the test's cost says where it goes.
+ */
+function buildSteps(progress: string): [string, number][] {
+  const KINDS: [RegExp, string][] = [[/apt-get/, 'apt-get'], [/npm ci/, 'npm ci'], [/npm rebuild/, 'npm rebuild and the build'], [/exporting to image/, 'export']];
+  const names = new Map<string, string>();
+  const seconds = new Map<string, number>();
+  for (const line of progress.split('\n')) {
+    const head = /^#(\d+) (.*)$/.exec(line);
+    if (!head) continue;
+    const done = /^DONE ([\d.]+)s$/.exec(head[2]);
+    if (done && names.has(head[1])) seconds.set(names.get(head[1])!, Number(done[1]));
+    // A step's first line names it (`[3/6] RUN …`, `exporting to image`); its output follows.
+    const kind = /^(\[|exporting)/.test(head[2]) && !names.has(head[1]) ? KINDS.find(([re]) => re.test(head[2])) : undefined;
+    if (kind && !done) names.set(head[1], kind[1]);
+  }
+  return KINDS.map(([, k]) => k).filter((k) => seconds.has(k)).map((k) => [k, seconds.get(k)!]);
+}
+
 async function hostState(): Promise<string> {
   const parts: string[] = [];
   for (const argv of HOST_STATE) {
@@ -134,8 +154,9 @@ describe.skipIf(skip !== null)(`the kit in one container${skip ? ` (skipped: ${s
     if (!ca) console.log('container test: no CA bundle found; building without --secret id=ca');
     const [, ...args] = commands.build;
     const t0 = performance.now();
-    await dockerOrExplain(d, [...args.slice(0, -1), ...extra, args.at(-1)!], { timeoutMs: 30 * 60_000, cwd: projectPath() });
-    timings.build = `${((performance.now() - t0) / 1000).toFixed(0)} s`;
+    const build = await dockerOrExplain(d, [...args.slice(0, -1), ...extra, args.at(-1)!], { timeoutMs: 30 * 60_000, cwd: projectPath() });
+    const steps = buildSteps(build.stderr).map(([step, s]) => `${step} ${s.toFixed(0)} s`).join(', ');
+    timings.build = `${((performance.now() - t0) / 1000).toFixed(0)} s (${steps})`;
     const size = Number((await d.docker(['image', 'inspect', '--format', '{{.Size}}', 'kube-netlab'])).stdout.trim());
     timings.image = `${(size / 1e6).toFixed(0)} MB`;
     expect(size).toBeGreaterThan(0);
