@@ -16,7 +16,11 @@ APT_PACKAGES=(iproute2 iptables ipset nftables conntrack ipvsadm util-linux proc
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ "${1:-}" = --container-test ]; then APT_PACKAGES+=(docker.io debootstrap); fi
+if [ "${1:-}" = --container-test ]; then
+  APT_PACKAGES+=(debootstrap)
+  # A machine with Docker's own packages (docker-ce) has a dockerd, and docker.io conflicts with them.
+  command -v dockerd >/dev/null || APT_PACKAGES+=(docker.io)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
