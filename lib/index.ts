@@ -12,3 +12,4 @@ export * as provenance from './provenance/index.ts';
 export * as plot from './plot/index.ts';
 export * as scale from './scale/index.ts';
 export * as project from './project/index.ts';
+export * as container from './container/index.ts';

@@ -4,6 +4,7 @@ import {
   MissingToolError, ownerEnv, processRef, processesMarked, runner as defaultRunner, stopProcesses,
   type ExecResult, type RunOptions, type Runner,
 } from '../../exec/index.ts';
+import { missingContainerFlags } from '../../container/index.ts';
 import { formatCidr, parseIpv4Cidr, subnetAt } from '../../k8s/addresses.ts';
 import { resolveServicePorts } from '../../k8s/resolve.ts';
 import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
@@ -61,6 +62,10 @@ export function ipvsKernelAvailable(): boolean {
 export async function netnsUnavailable(r: Runner = defaultRunner): Promise<string | null> {
   if (process.platform !== 'linux') return 'network namespaces need Linux';
   if (process.getuid?.() !== 0) return 'network namespaces need root (run with sudo)';
+  // In a container started without the options labs need, name the options, not the sysctl or
+  // mount that would fail halfway through `up`.
+  const flags = missingContainerFlags();
+  if (flags) return flags;
   for (const tool of REQUIRED_TOOLS) {
     if (!(await r.has(tool))) return new MissingToolError(tool).message;
   }
