@@ -20,7 +20,8 @@ export class EnvRunner extends Runner {
 const SCRIPTS: Record<string, string> = {
   docker: `
 case "$1" in
-  info) if [ -f "$F/docker-down" ]; then
+  info) if [ -s "$F/docker-down" ]; then cat "$F/docker-down" >&2; exit 1; fi
+        if [ -f "$F/docker-down" ]; then
           echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1
         fi
         echo 28.2.2 ;;
@@ -37,12 +38,13 @@ case "$1" in
 esac`,
   kind: `
 nodes() { printf '%s\\n' "$1-control-plane" "$1-worker" "$1-worker2"; }
-# What kind's config action does: the config's node labels into each node's kubeadm.conf.
+# What kind's config action does: the config's node labels into each node's kubeadm.conf
+# (kubeadm v1beta3, as kind v0.29 writes it for Kubernetes 1.33).
 mark() {
   owner=$(sed -n 's/^ *kube-netlab\\/owner: *//p' "$2" | head -n 1)
   mkdir -p "$F/kubeadm"
   for n in $(nodes "$1"); do
-    printf 'nodeRegistration:\\n  kubeletExtraArgs:\\n    - name: "node-labels"\\n      value: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
+    printf 'apiVersion: kubeadm.k8s.io/v1beta3\\nkind: InitConfiguration\\nnodeRegistration:\\n  kubeletExtraArgs:\\n    node-labels: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
   done
 }
 touch "$F/clusters"

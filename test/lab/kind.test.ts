@@ -149,6 +149,9 @@ describe('kind backend: parsers', () => {
     expect(classifyDockerInfoFailure(await fixture('docker-info-daemon-down.stderr'))).toBe('daemon-unreachable');
     expect(classifyDockerInfoFailure(await fixture('docker-info-permission-denied.stderr'))).toBe('permission-denied');
     expect(classifyDockerInfoFailure('error during connect: Get "http://%2F%2F.%2Fpipe%2FdockerDesktopLinuxEngine/v1.47/info": open //./pipe/dockerDesktopLinuxEngine: The system cannot find the file specified.')).toBe('daemon-unreachable');
+    // Docker 29's client words it differently (moby client/request.go at docker-v29.0.0).
+    expect(classifyDockerInfoFailure(await fixture('docker29-info-daemon-down.stderr'))).toBe('daemon-unreachable');
+    expect(classifyDockerInfoFailure(await fixture('docker29-info-permission-denied.stderr'))).toBe('permission-denied');
     expect(classifyDockerInfoFailure('something else')).toBe('other');
     const exists = await fixture('kind-create-exists.stderr');
     expect(classifyKindFailure(exists)).toBe('cluster-exists');
@@ -216,12 +219,23 @@ describe('kind backend: failures through the real runner', () => {
   it('reports an unreachable docker daemon with the real docker CLI', async () => {
     // A socket path where no daemon can be, so the result doesn't depend on the machine.
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
-    const err = await preflight(r, 'nftables').catch((e: unknown) => e);
+    const err = await preflight(r).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
     expect((err as Error).message).toMatch(/Cannot connect to the Docker daemon/);
     expect((err as Error).message).toMatch(/fix: start it/);
     expect(await kindUnavailable(r)).toMatch(/^docker daemon unreachable; start it/);
+  });
+
+  it('reports a stopped daemon in Docker 29\'s words as unreachable too, not as "docker info failed"', async () => {
+    const fake = await fakeToolchain(join(tmp, 'fake-docker29'), ['docker']);
+    await fake.set('docker-down', await fixture('docker29-info-daemon-down.stderr'));
+    const err = await preflight(fake.runner).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackendUnavailableError);
+    expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
+    expect((err as Error).message).toMatch(/fix: start it \(`sudo systemctl start docker`, or open Docker Desktop\)/);
+    const report = await doctor(fake.runner);
+    expect(report.checks[0]).toMatchObject({ name: 'docker daemon', ok: false, detail: 'docker daemon unreachable' });
   });
 
   it('kubectl accepts every kubectl argv we build (stopping at the missing context)', async () => {
@@ -296,20 +310,25 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     r = fake.runner;
   });
 
-  it('refuses nftables with a kind older than v0.23', async () => {
+  it('refuses a kind older than v0.29.0 in every mode: the pinned node image is v0.29\'s', async () => {
     await reset('ok');
-    await set('kind-version', 'kind v0.22.0 go1.21.7 linux/amd64\n');
+    // kind v0.28.0 defaults to kindest/node v1.33.1 too, but with containerd 2.0 (another digest).
+    await set('kind-version', 'kind v0.28.0 go1.24.2 darwin/arm64\n');
     try {
-      const err = await createKindLab({ name: 'kntest', mode: 'nftables', runner: r }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(BackendUnavailableError);
-      expect((err as BackendUnavailableError).cause).toBe('kind too old');
-      expect((err as Error).message).toMatch(/kind v0\.22\.0 is older than v0\.23\.0/);
-      expect(await log()).not.toContain('kind create cluster --name kntest');
-      // iptables mode runs on that kind.
-      expect(await kindUnavailable(r, 'iptables')).toBeNull();
+      for (const mode of ['iptables', 'ipvs', 'nftables'] as const) {
+        const err = await createKindLab({ name: 'kntest', mode, runner: r }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(BackendUnavailableError);
+        expect((err as BackendUnavailableError).cause).toBe('kind too old');
+        expect((err as Error).message).toMatch(/kind v0\.28\.0 is older than v0\.29\.0, the release whose node image labs\/kind-\*\.yaml pin/);
+      }
+      expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
+      expect(await kindUnavailable(r)).toMatch(/^kind too old; install kind v0\.29\.0 or later/);
+      await set('kind-version', 'kind v0.29.0-alpha.5+abc go1.24.2 linux/arm64\n');
+      expect(await kindUnavailable(r)).toMatch(/^kind too old/);
     } finally {
       await set('kind-version', 'kind v0.29.0 go1.24.2 linux/amd64\n');
     }
+    expect(await kindUnavailable(r)).toBeNull();
   });
 
   it('refuses a name that is taken', async () => {

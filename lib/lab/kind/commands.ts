@@ -162,12 +162,14 @@ export function compareSemver(a: Semver, b: Semver): number {
 
 export const formatSemver = (v: Semver): string => `v${v.major}.${v.minor}.${v.patch}${v.pre ? `-${v.pre}` : ''}`;
 
-/** The oldest kind that creates clusters in each mode (nftables arrived in kind v0.23). */
-export const MIN_KIND: Readonly<Record<ProxyMode, Semver>> = {
-  iptables: { major: 0, minor: 20, patch: 0, pre: '' },
-  ipvs: { major: 0, minor: 20, patch: 0, pre: '' },
-  nftables: { major: 0, minor: 23, patch: 0, pre: '' },
-};
+/**
+ * The oldest kind the labs run on, in every mode. labs/kind-*.yaml pin the node image published
+ * with kind v0.29.0 (kindest/node:v1.33.1@sha256:0500722…, containerd 2.1 with config version 3;
+ * kind's pkg/apis/config/defaults/image.go at v0.29.0), and kind supports a node image only with
+ * the release that published it: kind ≤ v0.26 cannot even load images into it ("failed to detect
+ * containerd snapshotter", kind #3853 and #3871).
+ */
+export const MIN_KIND: Semver = { major: 0, minor: 29, patch: 0, pre: '' };
 
 /** Kernel modules IPVS mode needs in the (shared) host kernel. */
 export const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'] as const;
@@ -185,15 +187,19 @@ export type DockerProblem = 'daemon-unreachable' | 'permission-denied' | 'other'
 
 /**
  * Why `docker info` failed, from its stderr. A missing binary never gets here (the runner raises
- * MissingToolError). Messages are the docker CLI's own:
- * "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
- * "permission denied while trying to connect to the Docker daemon socket at unix:///…/docker.sock: …",
+ * MissingToolError). Messages are the docker CLI's own (moby client/request.go):
+ * Docker ≤ 28: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker
+ * daemon running?" and "permission denied while trying to connect to the Docker daemon socket at …";
+ * Docker 29 (docker-v29.0.0) for a socket that is not there: "failed to connect to the docker API
+ * at unix:///var/run/docker.sock; check if the path is correct and if the daemon is running: …",
+ * and "permission denied while trying to connect to the docker API at …";
  * "error during connect: …" (a DOCKER_HOST or Desktop pipe that does not answer).
  */
 export function classifyDockerInfoFailure(stderr: string): DockerProblem {
   const s = stderr.toLowerCase();
   if (s.includes('permission denied') && s.includes('docker')) return 'permission-denied';
-  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect') || s.includes('is the docker daemon running')) {
+  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect') || s.includes('is the docker daemon running')
+    || s.includes('failed to connect to the docker api') || s.includes('if the daemon is running')) {
     return 'daemon-unreachable';
   }
   return 'other';
@@ -210,7 +216,7 @@ export type KindFailure = 'docker-missing' | 'docker-unreachable' | 'cluster-exi
 export function classifyKindFailure(stderr: string): KindFailure {
   const s = stderr.toLowerCase();
   if (s.includes('already exist for a cluster with the name')) return 'cluster-exists';
-  if (s.includes('failed to get docker info') || s.includes('cannot connect to the docker daemon')) {
+  if (s.includes('failed to get docker info') || s.includes('cannot connect to the docker daemon') || s.includes('failed to connect to the docker api')) {
     return s.includes('executable file not found') ? 'docker-missing' : 'docker-unreachable';
   }
   if (s.includes('executable file not found') && s.includes('docker')) return 'docker-missing';

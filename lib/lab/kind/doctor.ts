@@ -11,7 +11,7 @@ import {
   IPVS_MODULES, MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
   kindVersion, parseKindClusters, parseKindVersion, parseKubectlVersion,
 } from './commands.ts';
-import { BackendUnavailableError, dockerUnavailable, kindConfigPath, preflight } from './index.ts';
+import { BackendUnavailableError, KIND_INSTALL, dockerUnavailable, kindConfigPath, preflight } from './index.ts';
 import { readKindRecord } from './state.ts';
 
 export interface DoctorCheck {
@@ -74,14 +74,14 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
 
   try {
     const v = parseKindVersion((await r.run(kindVersion(), { timeoutMs: 10_000 })).stdout);
-    const nft = compareSemver(v, MIN_KIND.nftables) >= 0;
+    const recent = compareSemver(v, MIN_KIND) >= 0;
     add({
-      name: 'kind', ok: nft,
-      detail: `kind ${formatSemver(v)}${nft ? '' : `: too old for nftables mode (needs ${formatSemver(MIN_KIND.nftables)})`}`,
-      fix: nft ? undefined : 'install kind v0.29.0 or later (kind.sigs.k8s.io/docs/user/quick-start)',
+      name: 'kind', ok: recent,
+      detail: `kind ${formatSemver(v)}${recent ? '' : `: older than ${formatSemver(MIN_KIND)}, the release whose node image the labs pin`}`,
+      fix: recent ? undefined : KIND_INSTALL,
     });
   } catch (e) {
-    add(toolProblem('kind', e, 'install kind v0.29.0 or later (kind.sigs.k8s.io/docs/user/quick-start)'));
+    add(toolProblem('kind', e, KIND_INSTALL));
   }
 
   try {

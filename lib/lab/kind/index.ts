@@ -52,7 +52,7 @@ export function kindConfigPath(mode: ProxyMode): string {
   return projectPath('labs', `kind-${mode}.yaml`);
 }
 
-const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';
+export const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';
 const QUICK = 10_000; // a CLI that answers at all answers in well under 10 s
 
 export interface Toolchain { docker: string; kind: Semver; kubectl: string }
@@ -61,9 +61,9 @@ export interface Toolchain { docker: string; kind: Semver; kubectl: string }
  * Docker's daemon, kind and kubectl, checked in that order with short timeouts; the first problem
  * throws a BackendUnavailableError that names its cause and its fix.
  */
-export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promise<Toolchain> {
+export async function preflight(r: Runner): Promise<Toolchain> {
   const docker = await checkDocker(r);
-  const kind = await checkKind(r, mode);
+  const kind = await checkKind(r);
   return { docker, kind, kubectl: await checkKubectl(r) };
 }
 
@@ -79,8 +79,8 @@ export async function checkDocker(r: Runner): Promise<string> {
   return docker;
 }
 
-/** kind's version, checked against what the mode needs (nftables: v0.23). */
-export async function checkKind(r: Runner, mode: ProxyMode = 'iptables'): Promise<Semver> {
+/** kind's version: v0.29.0 or later in every mode (see MIN_KIND). */
+export async function checkKind(r: Runner): Promise<Semver> {
   let kind: Semver;
   try {
     kind = parseKindVersion((await r.run(kindVersion(), { timeoutMs: QUICK })).stdout);
@@ -89,9 +89,9 @@ export async function checkKind(r: Runner, mode: ProxyMode = 'iptables'): Promis
     if (e instanceof CommandError) throw new BackendUnavailableError('kind does not run', KIND_INSTALL, e.stderr);
     throw e;
   }
-  if (compareSemver(kind, MIN_KIND[mode]) < 0) {
+  if (compareSemver(kind, MIN_KIND) < 0) {
     throw new BackendUnavailableError('kind too old', KIND_INSTALL,
-      `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND[mode])}, the first with kube-proxy ${mode} mode`);
+      `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND)}, the release whose node image labs/kind-*.yaml pin`);
   }
   return kind;
 }
@@ -124,8 +124,8 @@ export function dockerUnavailable(e: unknown): Error {
 }
 
 /** Why the kind backend cannot run here, or null when it can (for createLab's `auto`). */
-export async function kindUnavailable(r: Runner = defaultRunner, mode: ProxyMode = 'iptables'): Promise<string | null> {
-  return unavailable(() => preflight(r, mode));
+export async function kindUnavailable(r: Runner = defaultRunner): Promise<string | null> {
+  return unavailable(() => preflight(r));
 }
 
 /**
@@ -215,7 +215,7 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const progress = opts.onProgress ?? (() => undefined);
 
   progress('preflight: docker daemon, kind, kubectl');
-  const tools = await preflight(r, opts.mode);
+  const tools = await preflight(r);
   // Held until `kind create` has returned: two `up` of one name never write one record twice.
   const lock = await lockKindLab(name, 'up', 0, base);
   try {
