@@ -18,8 +18,11 @@ export class EnvRunner extends Runner {
 }
 
 const SCRIPTS: Record<string, string> = {
+  // `docker -v` as the docker CLI prints it (this machine's real CLI: "Docker version 28.2.2, build
+  // e6534b4"); the file docker-banner replaces it, as podman-docker's `docker` answers for podman.
   docker: `
 case "$1" in
+  -v) if [ -f "$F/docker-banner" ]; then cat "$F/docker-banner"; else echo 'Docker version 28.2.2, build e6534b4'; fi ;;
   info) if [ -s "$F/docker-down" ]; then cat "$F/docker-down" >&2; exit 1; fi
         if [ -f "$F/docker-down" ]; then
           echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1
@@ -81,6 +84,18 @@ case "$*" in
   *" exec "*) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
   *) echo "error: unexpected kubectl $*" >&2; exit 1 ;;
 esac`,
+  // `podman -v` and `nerdctl -v` as kind expects them (kind v0.29.0 providers/podman/util.go and
+  // providers/nerdctl/util.go: one line, "podman version 1.7.1-dev", "nerdctl version …").
+  podman: `
+case "$1" in
+  -v) echo 'podman version 5.4.0' ;;
+  *) echo "unexpected podman $*" >&2; exit 1 ;;
+esac`,
+  nerdctl: `
+case "$1" in
+  -v) echo 'nerdctl version 2.0.3' ;;
+  *) echo "unexpected nerdctl $*" >&2; exit 1 ;;
+esac`,
   // Answers like go-httpbin's /hostname (pretty-printed JSON), from one of three pods.
   curl: `
 w=''; url=''
@@ -105,7 +120,10 @@ export interface FakeToolchain {
  * Fake kind/kubectl/docker/curl in `dir`. Only the listed tools get a fake; the others are left
  * to PATH (pass e.g. ['kind'] and a PATH holding the real docker CLI).
  */
-export async function fakeToolchain(dir: string, tools: readonly string[] = Object.keys(SCRIPTS), fixtures?: Record<string, string>): Promise<FakeToolchain> {
+/** The fakes a kind lab needs (podman and nerdctl only where a test asks for them). */
+const LAB_TOOLS = ['docker', 'kind', 'kubectl', 'curl'];
+
+export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_TOOLS, fixtures?: Record<string, string>): Promise<FakeToolchain> {
   await mkdir(dir, { recursive: true });
   for (const name of tools) {
     const lg = name === 'curl' ? '' : `printf '%s\\n' "${name} \${*:1:12}" >> "$F/log"\n`;

@@ -92,9 +92,49 @@ describe('kube-netlab up --backend kind where it cannot run: fails fast, says wh
       'kube-netlab up: the kind backend cannot run here: kind not installed',
       '  fix: install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start', '',
     ].join('\n'));
-    expect(await fakeDocker.log()).toEqual(['docker info --format {{.ServerVersion}}']);
+    expect(await fakeDocker.log()).toEqual(['docker -v', 'docker info --format {{.ServerVersion}}']);
     expect(await stateFiles()).toEqual([]);
   });
+});
+
+describe('kube-netlab up --backend kind where kind would use podman or nerdctl: refuses and names it', () => {
+  let fakes: FakeToolchain;
+  beforeAll(async () => {
+    fakes = await fakeToolchain(join(tmp, 'fake-providers'), ['docker', 'kind', 'kubectl', 'podman', 'nerdctl']);
+  });
+
+  it('KIND_EXPERIMENTAL_PROVIDER=podman, with Docker installed and running', async () => {
+    await fakes.reset('ok');
+    const r = await cli(['up', '--backend', 'kind'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'podman' });
+    expect(r.code).toBe(1);
+    expect(said(r)).toBe([
+      'kube-netlab up: the kind backend cannot run here: kind would use podman',
+      '  kind picks podman: KIND_EXPERIMENTAL_PROVIDER=podman is set',
+      '  fix: kube-netlab runs its kind nodes through Docker only: unset KIND_EXPERIMENTAL_PROVIDER, and install Docker (Docker Desktop, Docker Engine or rootless Docker) so that `docker -v` prints "Docker version …"', '',
+    ].join('\n'));
+    // Nothing ran past the question kind asks itself: no docker info, no kind create.
+    expect(await fakes.log()).toEqual([]);
+    expect(await stateFiles()).toEqual([]);
+  });
+
+  it('`docker` is podman-docker\'s shim: kind would pick nerdctl first, then podman', async () => {
+    await fakes.reset('ok');
+    await fakes.set('docker-banner', 'podman version 5.4.0\n');
+    try {
+      const r = await cli(['up', '--backend', 'kind'], { PATH: fakes.path });
+      expect(r.code).toBe(1);
+      expect(said(r)).toMatch(/^kube-netlab up: the kind backend cannot run here: kind would use nerdctl\n {2}kind picks nerdctl: `nerdctl -v` answers \(`docker -v` printed "podman version 5\.4\.0", not Docker's banner\)\n/);
+      expect(await fakes.log()).toEqual(['docker -v', 'nerdctl -v']);
+      // What kind does with KIND_EXPERIMENTAL_PROVIDER=docker it would do here too: then docker it is.
+      const forced = await cli(['up', '--backend', 'kind', '--name', 'kntest'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'docker' });
+      expect(said(forced)).not.toMatch(/kind would use/);
+    } finally {
+      await rm(join(fakes.dir, 'docker-banner'), { force: true });
+      await runner.run([process.execPath, 'scripts/kube-netlab.mjs', 'down', '--name', 'kntest', '--backend', 'kind'], {
+        allowFailure: true, env: { PATH: fakes.path, XDG_STATE_HOME: join(tmp, 'state') },
+      });
+    }
+  }, 60_000);
 });
 
 describe('Ctrl-C during kube-netlab up --backend kind removes what was made', () => {

@@ -283,7 +283,7 @@ describe('kind backend: failures through the real runner', () => {
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
     // Nothing past the docker check ran: no kind create, so no delete either.
-    expect(echoed).toEqual(["docker info --format '{{.ServerVersion}}'"]);
+    expect(echoed).toEqual(['docker -v', "docker info --format '{{.ServerVersion}}'"]);
     expect(await netns()).toEqual(netnsBefore);
     expect(ours(readdirSync(tmpdir()))).toEqual(tmpBefore);
     expect(readdirSync(new URL('../../labs/', import.meta.url)).sort()).toEqual(labsBefore);
@@ -491,6 +491,14 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(by['kernel modules for IPVS mode']).toBeDefined();
     expect(report.ok).toBe(false);
 
+    // kind would run its nodes on nerdctl: the docker commands would come back empty.
+    const nerd = await doctor(new EnvRunner({ PATH: fake.path, KIND_EXPERIMENTAL_PROVIDER: 'nerdctl' }), { name: 'netlab' });
+    expect(nerd.checks.find((c) => c.name === 'kind node provider')).toMatchObject({
+      ok: false, detail: 'nerdctl: KIND_EXPERIMENTAL_PROVIDER=nerdctl is set', fix: expect.stringMatching(/^kube-netlab runs its kind nodes through Docker only: unset KIND_EXPERIMENTAL_PROVIDER/),
+    });
+    // An unknown value kind ignores ("ignoring unknown value"), and so does kube-netlab.
+    expect(await kindUnavailable(new EnvRunner({ PATH: fake.path, KIND_EXPERIMENTAL_PROVIDER: 'lxc' }))).toBeNull();
+
     const steps = await prefetch(r, { name: 'netlab' });
     expect(steps.map((x) => x.command)).toEqual([
       'docker pull kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f',
@@ -505,6 +513,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     const report = await doctor(new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` }));
     expect(report.checks[0]).toMatchObject({ name: 'docker daemon', ok: false, detail: 'docker daemon unreachable' });
     expect(report.checks.filter((c) => c.name.startsWith('image ')).every((c) => c.detail === 'not checked: docker daemon unreachable')).toBe(true);
-    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kubectl', 'kernel', 'cluster', 'image', 'image', 'image']);
+    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kind', 'kubectl', 'kernel', 'cluster', 'image', 'image', 'image']);
+    expect(report.checks[1]).toMatchObject({ name: 'kind node provider', ok: true, detail: 'docker: `docker -v` answers' });
   });
 });

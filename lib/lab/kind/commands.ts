@@ -104,6 +104,33 @@ export function labelSelector(sel: Record<string, string> | undefined): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The node provider kind picks (kind v0.29.0: pkg/internal/runtime/runtime.go reads
+// KIND_EXPERIMENTAL_PROVIDER; without it pkg/cluster/provider.go DetectNodeProvider takes the first
+// of docker, nerdctl (or finch), podman whose `<tool> -v` prints exactly one line starting
+// "Docker version", "nerdctl version", "finch version", "podman version", and falls back to docker).
+
+export type NodeProvider = 'docker' | 'podman' | 'nerdctl' | 'finch' | 'nerdctl.lima';
+
+/** The KIND_EXPERIMENTAL_PROVIDER values kind acts on; any other value it ignores. */
+export const KIND_PROVIDER_VALUES: readonly NodeProvider[] = ['docker', 'podman', 'nerdctl', 'finch', 'nerdctl.lima'];
+
+/** The order kind tries providers in, each with the banner `<tool> -v` must start with. */
+export const KIND_PROVIDER_PROBES: readonly { provider: NodeProvider; banner: string }[] = [
+  { provider: 'docker', banner: 'Docker version' },
+  { provider: 'nerdctl', banner: 'nerdctl version' },
+  { provider: 'finch', banner: 'finch version' },
+  { provider: 'podman', banner: 'podman version' },
+];
+
+export const toolVersionBanner = (tool: string): string[] => [tool, '-v'];
+
+/** Whether `<tool> -v` output is that tool's, as kind decides it: one line with the banner. */
+export function isProviderBanner(stdout: string, banner: string): boolean {
+  const out = stdout.split('\n').filter((l) => l !== '');
+  return out.length === 1 && out[0].startsWith(banner);
+}
+
+// ---------------------------------------------------------------------------------------------
 // docker
 
 export const dockerInfo = (): string[] => ['docker', 'info', '--format', '{{.ServerVersion}}'];

@@ -11,7 +11,7 @@ import {
   IPVS_MODULES, MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
   kindVersion, parseKindClusters, parseKindVersion, parseKubectlVersion,
 } from './commands.ts';
-import { BackendUnavailableError, KIND_INSTALL, dockerUnavailable, kindConfigPath, preflight } from './index.ts';
+import { BackendUnavailableError, KIND_INSTALL, dockerUnavailable, kindConfigPath, kindProvider, preflight, providerProblem } from './index.ts';
 import { readKindRecord } from './state.ts';
 
 export interface DoctorCheck {
@@ -71,6 +71,10 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     if (!(why instanceof BackendUnavailableError)) throw e;
     add({ name: 'docker daemon', ok: false, detail: why.cause, fix: why.fix });
   }
+
+  // The provider kind picks: anything but docker would leave kube-netlab's docker commands empty.
+  const picked = await kindProvider(r);
+  add({ name: 'kind node provider', ok: picked.provider === 'docker', detail: `${picked.provider}: ${picked.why}`, fix: providerProblem(picked)?.fix });
 
   try {
     const v = parseKindVersion((await r.run(kindVersion(), { timeoutMs: 10_000 })).stdout);

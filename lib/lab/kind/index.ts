@@ -19,11 +19,11 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import {
-  IPVS_MODULES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  IPVS_MODULES, KIND_PROVIDER_PROBES, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
   kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
-  parseNodesJson, parsePodsJson, type Semver,
+  isProviderBanner, parseNodesJson, parsePodsJson, toolVersionBanner, type NodeProvider, type Semver,
 } from './commands.ts';
 import {
   OWNER_LABEL, creatorLiveness, kindConfigFile, kindStateDir, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
@@ -58,13 +58,50 @@ const QUICK = 10_000; // a CLI that answers at all answers in well under 10 s
 export interface Toolchain { docker: string; kind: Semver; kubectl: string }
 
 /**
- * Docker's daemon, kind and kubectl, checked in that order with short timeouts; the first problem
- * throws a BackendUnavailableError that names its cause and its fix.
+ * The provider kind will use, then Docker's daemon, kind and kubectl, checked in that order with
+ * short timeouts; the first problem throws a BackendUnavailableError that names its cause and its fix.
  */
 export async function preflight(r: Runner): Promise<Toolchain> {
+  await checkProvider(r);
   const docker = await checkDocker(r);
   const kind = await checkKind(r);
   return { docker, kind, kubectl: await checkKubectl(r) };
+}
+
+/** Which node provider kind picks here, and why (see KIND_PROVIDER_PROBES). */
+export async function kindProvider(r: Runner): Promise<{ provider: NodeProvider; why: string }> {
+  const asked = r.defaults.env?.KIND_EXPERIMENTAL_PROVIDER ?? process.env.KIND_EXPERIMENTAL_PROVIDER ?? '';
+  const chosen = KIND_PROVIDER_VALUES.find((p) => p === asked);
+  if (chosen) return { provider: chosen, why: `KIND_EXPERIMENTAL_PROVIDER=${asked} is set` };
+  const seen: string[] = [];
+  for (const { provider, banner } of KIND_PROVIDER_PROBES) {
+    const res = await r.run(toolVersionBanner(provider), { allowFailure: true, timeoutMs: QUICK }).catch((e: unknown) => {
+      if (e instanceof MissingToolError) return null;
+      throw e;
+    });
+    if (res && res.exitCode === 0 && isProviderBanner(res.stdout, banner)) {
+      return { provider, why: `\`${provider} -v\` answers${seen.length ? ` (${seen.join('; ')})` : ''}` };
+    }
+    if (res && provider === 'docker') seen.push(`\`docker -v\` printed ${JSON.stringify(res.stdout.trim().split('\n')[0] ?? '')}, not Docker's banner`);
+  }
+  return { provider: 'docker', why: 'none of docker, nerdctl, finch or podman answers, so kind falls back to docker' };
+}
+
+/**
+ * kube-netlab drives the nodes through docker (exec, inspect, save); with another provider its
+ * captures would come back empty, so it refuses up front and names the provider kind would pick.
+ */
+export function providerProblem(p: { provider: NodeProvider; why: string }): BackendUnavailableError | null {
+  if (p.provider === 'docker') return null;
+  const unset = p.why.startsWith('KIND_EXPERIMENTAL_PROVIDER') ? 'unset KIND_EXPERIMENTAL_PROVIDER, and ' : '';
+  return new BackendUnavailableError(`kind would use ${p.provider}`,
+    `kube-netlab runs its kind nodes through Docker only: ${unset}install Docker (Docker Desktop, Docker Engine or rootless Docker) so that \`docker -v\` prints "Docker version …"`,
+    `kind picks ${p.provider}: ${p.why}`);
+}
+
+export async function checkProvider(r: Runner): Promise<void> {
+  const problem = providerProblem(await kindProvider(r));
+  if (problem) throw problem;
 }
 
 /** The daemon's version, or a BackendUnavailableError that says why docker can't be used. */
@@ -135,6 +172,7 @@ export async function kindUnavailable(r: Runner = defaultRunner): Promise<string
 export async function kindClustersUnavailable(r: Runner = defaultRunner): Promise<string | null> {
   return unavailable(async () => {
     await checkKind(r);
+    await checkProvider(r);
     await checkDocker(r);
   });
 }
@@ -350,6 +388,7 @@ export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]
 export async function destroyKindLab(name: string, r: Runner = defaultRunner, opts: { force?: boolean } = {}): Promise<string[]> {
   checkLabName(name);
   await checkKind(r);
+  await checkProvider(r);
   await checkDocker(r);
   const lock = await lockKindLab(name, 'down', 180_000, r);
   try {
