@@ -6,7 +6,7 @@
  * and whether the nodes' kernel has IP_VS (the file `ip_vs`).
  * Everything else (the runner, the load script in a real sh, parsing) runs for real.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runner } from '../../lib/exec/index.ts';
 
@@ -30,6 +30,15 @@ case "$1" in
         echo 28.2.2 ;;
   pull) echo "Status: Downloaded newer image for $2" ;;
   image) if grep -qxF "$5" "$F/images" 2>/dev/null; then echo sha256:0f3b; else echo "Error: No such image: $5" >&2; exit 1; fi ;;
+  # docker inspect --type container --format '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}' N…:
+  # one line per container that exists; for the others, the daemon's error and exit 1 (as the real
+  # CLI 28.2.2 does against Docker Engine 20.10.24 here).
+  inspect) shift 5; rc=0
+           for n in "$@"; do
+             if [ -f "$F/mounts/$n" ]; then echo "/$n $(cat "$F/mounts/$n")"
+             else echo "Error response from daemon: No such container: $n" >&2; rc=1; fi
+           done
+           exit $rc ;;
   exec) node="$2"; shift 2
         if [ "$1" = cat ] && [ "$2" = /kind/kubeadm.conf ]; then
           if [ -f "$F/kubeadm/$node" ]; then cat "$F/kubeadm/$node"
@@ -50,6 +59,13 @@ mark() {
     printf 'apiVersion: kubeadm.k8s.io/v1beta3\\nkind: InitConfiguration\\nnodeRegistration:\\n  kubeletExtraArgs:\\n    node-labels: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
   done
 }
+# What kind's provision step does: node containers, each with the config's extraMounts besides
+# kind's own (/var, /lib/modules).
+containers() {
+  tok=$(sed -n 's#^ *containerPath: /kube-netlab/owner/##p' "$2" | head -n 1)
+  mkdir -p "$F/mounts"
+  for n in $(nodes "$1"); do echo "/var /lib/modules\${tok:+ /kube-netlab/owner/$tok}" > "$F/mounts/$n"; done
+}
 touch "$F/clusters"
 case "$1" in
   version) cat "$F/kind-version" ;;
@@ -57,15 +73,28 @@ case "$1" in
          if [ -s "$F/clusters" ]; then cat "$F/clusters"; else echo "No kind clusters found." >&2; fi
        elif grep -qxF "$4" "$F/clusters"; then nodes "$4"
        else echo "No kind nodes found for cluster \\"$4\\"." >&2; fi ;;
-  create) grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
-          case "$(cat "$F/create")" in
+  # create modes: ok; fail (create.stderr); hang (made, then never returns); early (nodes made,
+  # killed before the config step wrote kubeadm.conf); pulling (still pulling the node image: no
+  # node yet); late (hang, and when killed a docker run already under way adds a node 0.4 s later).
+  create) mode=$(cat "$F/create")
+          [ "$mode" = pulling ] && exec sleep 30
+          grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
+          containers "$4" "$6"
+          case "$mode" in
             ok) mark "$4" "$6"; echo "Creating cluster \\"$4\\" ..." >&2 ;;
             fail) cat "$F/create.stderr" >&2; exit 1 ;;
             hang) mark "$4" "$6"; exec sleep 30 ;;
+            early) exec sleep 30 ;;
+            late) mark "$4" "$6"
+                  # The orphaned docker run writes to kind's pipes, not ours: detach its output.
+                  trap '(sleep 0.4; grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"; containers "$4" "$6") >/dev/null 2>&1 & kill $pid; exit 143' TERM INT
+                  sleep 30 & pid=$!
+                  : > "$F/create.trapped"
+                  wait $pid ;;
           esac ;;
   load) echo "Image: \\"$3\\" with ID \\"sha256:0f3b\\" not yet present on node \\"$6-worker\\", loading..." >&2 ;;
   delete) grep -vxF "$4" "$F/clusters" > "$F/clusters.new"; mv "$F/clusters.new" "$F/clusters"
-          rm -f "$F/kubeadm/$4-control-plane" "$F/kubeadm/$4-worker" "$F/kubeadm/$4-worker2"
+          for n in $(nodes "$4"); do rm -f "$F/kubeadm/$n" "$F/mounts/$n"; done
           echo "Deleting cluster \\"$4\\" ..." >&2 ;;
   *) echo "ERROR: unknown command \\"$1\\" for \\"kind\\"" >&2; exit 1 ;;
 esac`,
@@ -104,6 +133,9 @@ printf '{\\n  "hostname": "httpbin-%d"\\n}\\n' $((RANDOM % 3))
 printf '%s' "\${w//%\\{http_code\\}/200}"`,
 };
 
+/** How the fake `kind create` behaves (see its script). */
+export type CreateMode = 'ok' | 'fail' | 'hang' | 'early' | 'pulling' | 'late';
+
 export interface FakeToolchain {
   dir: string;
   /** PATH with the fakes first, then the system's (sh, sed, grep, sleep …). */
@@ -113,7 +145,7 @@ export interface FakeToolchain {
   /** Every fake command run so far, as `tool arg…` (curl excepted). */
   log(): Promise<string[]>;
   /** A fresh log, no clusters, and how the next `kind create` behaves. */
-  reset(create: 'ok' | 'fail' | 'hang', stderr?: string): Promise<void>;
+  reset(create: CreateMode, stderr?: string): Promise<void>;
 }
 
 /**
@@ -146,6 +178,7 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_
       await set('create', create);
       await set('create.stderr', stderr);
       await set('clusters', '');
+      for (const d of ['mounts', 'kubeadm']) await rm(join(dir, d), { recursive: true, force: true });
     },
   };
 }

@@ -241,6 +241,28 @@ describe('kube-netlab gc and down for kind: which clusters go (fake kind and doc
     expect(again.decisions.map((d) => `${d.name} ${d.action}`)).toEqual(['busy keep', 'impostor keep', 'mine keep', 'mute keep', 'running keep']);
   });
 
+  it('deletes a create that died before kind wrote kubeadm.conf: the owner mount proves it', async () => {
+    await rm(join(tmp, 'state'), { recursive: true, force: true });
+    const early = record('early');
+    const other = record('other');
+    for (const rec of [early, other]) await writeKindRecord(rec);
+    await clusters({ early: null, other: null, stranger: null });
+    // Node containers as `docker run` made them: kind's mounts, and the kit's owner mount (or another kit's).
+    await mkdir(join(fake.dir, 'mounts'), { recursive: true });
+    for (const n of nodesOf('early')) await writeFile(join(fake.dir, 'mounts', n), `/var /lib/modules /kube-netlab/owner/${early.owner}`);
+    for (const n of nodesOf('other')) await writeFile(join(fake.dir, 'mounts', n), '/var /lib/modules /kube-netlab/owner/kn9999999999999999');
+    const report = await gcKind(fake.runner);
+    expect(Object.fromEntries(report.decisions.map((d) => [d.name, d.action]))).toEqual({ early: 'delete', other: 'forget', stranger: 'keep' });
+    expect(report.deleted).toEqual(['early']);
+    const log = await fake.log();
+    expect(log.filter((l) => l.startsWith('kind delete'))).toEqual(['kind delete cluster --name early']);
+    // Proven from the outside: nothing was run inside the nodes, and the stranger's were not even inspected.
+    expect(log.some((l) => l.startsWith('docker exec'))).toBe(false);
+    expect(log.some((l) => l.includes('stranger-'))).toBe(false);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('other\nstranger\n');
+    await rm(join(fake.dir, 'mounts'), { recursive: true, force: true });
+  });
+
   it('down removes its own lab, even half-made, and refuses anyone else\'s cluster', async () => {
     await rm(join(tmp, 'state'), { recursive: true, force: true });
     const mute = record('mute');

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,7 +161,22 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     expect(r.code).toBe(130);
     expect(r.err).toContain('SIGINT: stopping, and removing what was made');
     expect(r.err).toMatch(/kube-netlab up: kind create cluster kntest interrupted \(SIGINT or abort\); the half-made cluster was deleted\n$/);
-    expect((await fake.log()).slice(-1)).toEqual(['kind delete cluster --name kntest']);
+    expect((await fake.log()).slice(-3)).toEqual(['kind delete cluster --name kntest', 'kind get nodes --name kntest', 'kind get nodes --name kntest']);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+    expect(await stateFiles()).toEqual([]);
+  }, 60_000);
+
+  it('kill -9 before kind configured the nodes: `gc` proves them kube-netlab\'s by their mount and deletes them', async () => {
+    await fake.reset('early');
+    let pid = 0;
+    const run = cli(['up', '--backend', 'kind', '--name', 'kntest'], { PATH: fake.path }, (p) => (pid = p));
+    await until('kind create', async () => (await fake.log()).some((l) => l.startsWith('kind create')));
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    // No node has /kind/kubeadm.conf: before the owner mount, gc kept such a cluster forever.
+    expect(existsSync(join(fake.dir, 'kubeadm', 'kntest-worker'))).toBe(false);
+    const gc = await cli(['gc', '--backend', 'kind'], { PATH: fake.path });
+    expect(gc.out).toMatch(/^kind: {2}deleted kntest: half-made or orphaned: its creator, pid \d+, died before `kind create` finished$/m);
     expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
     expect(await stateFiles()).toEqual([]);
   }, 60_000);

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -13,8 +14,8 @@ import {
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
 import { doctor, kernelModules, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
-import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord } from '../../lib/lab/kind/state.ts';
-import { EnvRunner, fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
+import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
+import { EnvRunner, fakeToolchain, type CreateMode, type FakeToolchain } from './kind-fakes.ts';
 
 const FIXTURES = new URL('../fixtures/kind/', import.meta.url);
 const fixture = (name: string) => readFile(new URL(name, FIXTURES), 'utf8');
@@ -273,7 +274,7 @@ describe('kind backend: failures through the real runner', () => {
   it('createKindLab fails fast and leaves nothing behind', async () => {
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
     // Other test files run alongside and make their own namespaces and temp files: look for ours.
-    const ours = (names: string[]) => names.filter((n) => n.includes('kntest') || (n.includes('kind') && !tmp.endsWith(n))).sort();
+    const ours = (names: string[]) => names.filter((n) => n.includes('kntest')).sort();
     const netns = async () => ours((await runner.run(['ip', 'netns', 'list'], { allowFailure: true })).stdout.split('\n'));
     const netnsBefore = await netns();
     const tmpBefore = ours(readdirSync(tmpdir()));
@@ -295,7 +296,9 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
   let r: EnvRunner;
   const log = () => fake.log();
   const set = (file: string, text: string) => fake.set(file, text);
-  const reset = (create: 'ok' | 'fail' | 'hang', stderr = '') => fake.reset(create, stderr);
+  const reset = (create: CreateMode, stderr = '') => fake.reset(create, stderr);
+  /** A delete that checks, twice after a pause, that no node came back (see deleteUntilGone). */
+  const deleted = (name: string) => [`kind delete cluster --name ${name}`, `kind get nodes --name ${name}`, `kind get nodes --name ${name}`];
 
   beforeAll(async () => {
     fake = await fakeToolchain(join(tmp, 'fake'), undefined, {
@@ -344,7 +347,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect((err as Error).message).toMatch(/^kind create cluster kntest failed: failed to create cluster: command "docker run --name netlab-worker/);
     expect((err as Error).message).toMatch(/the half-made cluster was deleted$/);
     const l = await log();
-    expect(l.slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect(l.slice(-4)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, ...deleted('kntest')]);
     expect(kindConfigFile('kntest').startsWith(join(tmp, 'state', 'kube-netlab', 'kind'))).toBe(true);
     expect(await readKindRecord('kntest')).toBeNull();
     expect(existsSync(kindConfigFile('kntest'))).toBe(false);
@@ -374,13 +377,65 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     const owner = (await readKindRecord('kntest'))!.owner;
     expect(cfg.nodes.map((n: { role: string; labels: Record<string, string> }) => `${n.role} ${n.labels[OWNER_LABEL]}`))
       .toEqual(['control-plane', 'worker', 'worker', 'worker'].map((role) => `${role} ${owner}`));
+    // The token is mounted too, so that it is on the containers from `docker run` on.
+    for (const n of cfg.nodes) expect(n.extraMounts).toEqual([{ hostPath: '/lib/modules', containerPath: `/kube-netlab/owner/${owner}`, readOnly: true }]);
     ac.abort();
     const err = await p;
     expect((err as Error).message).toMatch(/interrupted .* the half-made cluster was deleted/);
     expect(performance.now() - t0).toBeLessThan(10_000);
-    expect((await log()).slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect((await log()).slice(-4)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
     expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+  });
+
+  it('a node that appears after `kind delete` (a docker run kind had started) is deleted too, before the record goes', async () => {
+    await reset('late');
+    await rm(join(fake.dir, 'create.trapped'), { force: true });
+    const ac = new AbortController();
+    const p = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: ac.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !existsSync(join(fake.dir, 'create.trapped')); i++) await new Promise((res) => setTimeout(res, 50));
+    ac.abort();
+    expect((await p as Error).message).toMatch(/interrupted .* the half-made cluster was deleted/);
+    // Deleted once, found again 0.4 s later, deleted again; then two looks found nothing.
+    expect((await log()).filter((l) => l.startsWith('kind delete') || l.startsWith('kind get nodes')))
+      .toEqual(['kind delete cluster --name kntest', 'kind get nodes --name kntest', ...deleted('kntest')]);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+    expect(await readKindRecord('kntest')).toBeNull();
+  });
+
+  it('a second create of the same name in this process stops at the record, and leaves the first one\'s alone', async () => {
+    // The lab lock is re-entrant within a process; kind still pulls the node image, so no node exists yet.
+    await reset('pulling');
+    const first = new AbortController();
+    const p1 = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: first.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !(await log()).some((l) => l.startsWith('kind create')); i++) await new Promise((res) => setTimeout(res, 50));
+    const owner = (await readKindRecord('kntest'))!.owner;
+    const second = new AbortController();
+    const p2 = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: second.signal }).catch((e: unknown) => e);
+    const quick = await Promise.race([p2, new Promise((res) => setTimeout(() => res('still running'), 5_000))]);
+    second.abort();
+    try {
+      expect((quick as Error).message).toBe(`lab kntest is being created by pid ${process.pid} (this process): wait for that \`up\` to finish, or pick another --name`);
+      expect(await readKindRecord('kntest')).toMatchObject({ owner, status: 'creating' });
+      expect((await log()).filter((l) => l.startsWith('kind create'))).toHaveLength(1);
+    } finally {
+      first.abort();
+      await p1;
+      await p2;
+    }
+    expect(await readKindRecord('kntest')).toBeNull();
+  });
+
+  it('forgets a stale record (its creator died, no cluster) and creates the lab', async () => {
+    await reset('ok');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid as number;
+    await writeKindRecord({
+      version: 1, name: 'kntest', backend: 'kind', mode: 'iptables', owner: 'kn0000000000000001', status: 'creating',
+      creator: { pid: dead, start: null, host: hostname() }, createdAt: '2026-01-01T00:00:00.000Z',
+    });
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+    expect((await readKindRecord('kntest'))!.owner).not.toBe('kn0000000000000001');
+    await lab.destroy();
   });
 
   it('in IPVS mode, waits for kube-proxy to load ip_vs, and removes a cluster whose kernel has none', async () => {
@@ -388,7 +443,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     const err = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r, ipvsWaitMs: 300 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as Error).message).toMatch(/^the kind backend cannot run here: kernel has no IP_VS\n {2}kube-proxy in IPVS mode cannot run: \/proc\/net\/ip_vs stayed absent on the nodes for 0 s; the half-made cluster was deleted\n {2}fix: load the modules on the Docker host: `sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh nf_conntrack`/);
-    expect((await log()).slice(-2)).toEqual(['docker exec kntest-control-plane test -e /proc/net/ip_vs', 'kind delete cluster --name kntest']);
+    expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane test -e /proc/net/ip_vs', ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
     await reset('ok');
     await set('ip_vs', '');
@@ -458,8 +513,10 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(ipset.stdout).toContain('KUBE-CLUSTER-IP');
 
     await lab.destroy();
-    // The owner label was read off the nodes before the delete.
-    expect((await log()).slice(-2)).toEqual(['docker exec netlab-worker2 cat /kind/kubeadm.conf', 'kind delete cluster --name netlab']);
+    // The owner was read off the nodes' mounts before the delete: no need to look inside them.
+    expect((await log()).slice(-3)).toEqual(['kind get nodes --name netlab',
+      'docker inspect --type container --format {{.Name}}{{range .Mounts}} {{.Destination}}{{end}} netlab-control-plane netlab-worker netlab-worker2',
+      'kind delete cluster --name netlab']);
     expect(await readKindRecord('netlab')).toBeNull();
   });
 

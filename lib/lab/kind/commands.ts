@@ -137,6 +137,12 @@ export const dockerInfo = (): string[] => ['docker', 'info', '--format', '{{.Ser
 export const dockerPull = (image: string): string[] => ['docker', 'pull', image];
 export const dockerImageInspect = (image: string): string[] => ['docker', 'image', 'inspect', '--format', '{{.Id}}', image];
 
+/** Each container's name and mount destinations, one line each: `/<name> /var /lib/modules …`. */
+export function dockerInspectMounts(containers: readonly string[]): string[] {
+  if (containers.length === 0) throw new Error('dockerInspectMounts: no containers');
+  return ['docker', 'inspect', '--type', 'container', '--format', '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}', ...containers];
+}
+
 export function dockerExec(node: string, argv: readonly string[]): string[] {
   if (argv.length === 0) throw new Error('dockerExec: empty argv');
   return ['docker', 'exec', node, ...argv];

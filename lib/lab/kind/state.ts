@@ -4,21 +4,26 @@
  * Two pieces of evidence, both needed before anything is deleted:
  * - a record, written before `kind create cluster` runs: the lab, its creator process, and a
  *   random owner token;
- * - the same token on the cluster's nodes: the generated kind config gives every node the label
- *   `kube-netlab/owner=<token>` (kind's node `labels:`), which kind writes into each node's
- *   /kind/kubeadm.conf as the kubelet's node-labels before kubeadm runs.
+ * - the same token on the cluster's nodes, twice: the generated kind config gives every node a
+ *   read-only mount at /kube-netlab/owner/<token> (kind's `extraMounts`, part of the container
+ *   from `docker run` on, so even a create killed at once leaves nodes that say whose they are),
+ *   and the label `kube-netlab/owner=<token>` (kind's node `labels:`), which kind writes into each
+ *   node's /kind/kubeadm.conf; clusters made before the mount existed carry only the label.
  * A user's own kind cluster has neither, so `gc` and `down` leave it alone.
  */
 import { randomBytes } from 'node:crypto';
 import { pidAlive, processRef, processStart, stillRuns } from '../../exec/process.ts';
 import { readdir, rm } from 'node:fs/promises';
-import { ensurePrivateDir, readOwnFile, replaceFile } from '../../files/index.ts';
+import { ensurePrivateDir, readOwnFile, replaceFile, writeNewFile } from '../../files/index.ts';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ProxyMode } from '../../proxy/modes.ts';
 
 /** The node label (kind config `nodes[].labels`) that carries a cluster's owner token. */
 export const OWNER_LABEL = 'kube-netlab/owner';
+
+/** Where in every node the owner token is mounted: `/kube-netlab/owner/<token>` (kind `extraMounts`). */
+export const OWNER_MOUNT_DIR = '/kube-netlab/owner';
 
 export interface KindRecord {
   version: 1;
@@ -74,6 +79,22 @@ export async function readKindRecord(name: string): Promise<KindRecord | null> {
 export async function writeKindRecord(rec: KindRecord): Promise<void> {
   await ensurePrivateDir(kindStateDir());
   await replaceFile(recordPath(rec.name), `${JSON.stringify(rec, null, 2)}\n`);
+}
+
+/**
+ * The record of a lab about to be created, made with O_EXCL: of two `up`s of one name, the second
+ * finds the first's record and stops (it never overwrites it, nor later deletes it).
+ * Returns false when a record is already there.
+ */
+export async function createKindRecord(rec: KindRecord): Promise<boolean> {
+  await ensurePrivateDir(kindStateDir());
+  try {
+    await writeNewFile(recordPath(rec.name), `${JSON.stringify(rec, null, 2)}\n`);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
 }
 
 export async function removeKindRecord(name: string): Promise<void> {
@@ -145,6 +166,24 @@ export function markerOf(node: string, res: { exitCode: number; stdout: string; 
   }
   if (text.includes('kind: KubeletConfiguration')) return { node, state: 'unmarked' };
   return { node, state: 'unreadable', why: '/kind/kubeadm.conf is not complete yet' };
+}
+
+/**
+ * The owner token mounted in each node, from `docker inspect --format '{{.Name}}{{range .Mounts}}
+ * {{.Destination}}{{end}}' N…` (one line per container: `/<name> <destination>…`). A node missing
+ * from the output (gone, or never made) is left out; a node without the mount maps to null.
+ */
+export function ownerMounts(stdout: string): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  const prefix = `${OWNER_MOUNT_DIR}/`;
+  for (const line of stdout.split('\n')) {
+    const [name, ...dests] = line.trim().split(/\s+/);
+    if (!name?.startsWith('/')) continue;
+    const mount = dests.find((d) => d.startsWith(prefix));
+    const token = mount?.slice(prefix.length) ?? '';
+    out.set(name.slice(1), /^[a-z0-9]{1,63}$/.test(token) ? token : null);
+  }
+  return out;
 }
 
 export type Proof = 'ours' | 'not-ours' | 'unproven';
