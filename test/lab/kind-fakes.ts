@@ -2,13 +2,15 @@
  * Stand-ins for kind, kubectl and docker, for the kind backend's tests. kind and a Docker engine
  * cannot run on the machines these tests run on, so small bash scripts answer with the exit
  * codes, stdout and stderr the real tools give, and keep the little state kind keeps: which
- * clusters exist, each node's /kind/kubeadm.conf (where kind writes the config's node labels),
- * and whether the nodes' kernel has IP_VS (the file `ip_vs`).
+ * clusters exist, each node's /kind/kubeadm.conf (where kind writes the config's node labels) and
+ * mounts, Docker's image store (`images`), what was loaded into the nodes (`loaded`), and
+ * whether the nodes' kernel has IP_VS loaded (`ip_vs`) or cannot load it (`no-ip-vs`).
  * Everything else (the runner, the load script in a real sh, parsing) runs for real.
  */
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runner } from '../../lib/exec/index.ts';
+import { labImages } from '../../lib/lab/kind/images.ts';
 
 /** The real runner, with extra environment for every command (PATH, DOCKER_HOST). */
 export class EnvRunner extends Runner {
@@ -28,8 +30,19 @@ case "$1" in
           echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1
         fi
         echo 28.2.2 ;;
-  pull) echo "Status: Downloaded newer image for $2" ;;
+  # The image store is the file images, one reference a line: pull adds to it, save reads it.
+  # pull-fails: Docker Hub's answer once the anonymous rate limit is reached (docs.docker.com/docker-hub/usage/pulls).
+  pull) if [ -f "$F/pull-fails" ]; then echo 'Error response from daemon: toomanyrequests: You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit' >&2; exit 1; fi
+        grep -qxF "$2" "$F/images" 2>/dev/null || echo "$2" >> "$F/images"
+        echo "Status: Downloaded newer image for $2" ;;
   image) if grep -qxF "$5" "$F/images" 2>/dev/null; then echo sha256:0f3b; else echo "Error: No such image: $5" >&2; exit 1; fi ;;
+  # docker version --format '{{.Server.Os}}/{{.Server.Arch}} {{.Server.APIVersion}}' (docker/cli
+  # cli/command/system/version.go fields; Docker 28.2.2 speaks API 1.50); docker-server overrides it.
+  version) if [ -f "$F/docker-server" ]; then cat "$F/docker-server"; else echo 'linux/amd64 1.50'; fi ;;
+  # docker save [--platform P] -o FILE IMAGE…: the archive here lists "P IMAGE" per image.
+  save) shift; p=all; [ "$1" = --platform ] && { p=$2; shift 2; }; out=$2; shift 2
+        for i in "$@"; do grep -qxF "$i" "$F/images" 2>/dev/null || { echo "Error response from daemon: No such image: $i" >&2; exit 1; }; done
+        for i in "$@"; do echo "$p $i"; done > "$out" ;;
   # docker inspect --type container --format '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}' N…:
   # one line per container that exists; for the others, the daemon's error and exit 1 (as the real
   # CLI 28.2.2 does against Docker Engine 20.10.24 here).
@@ -44,6 +57,11 @@ case "$1" in
           if [ -f "$F/kubeadm/$node" ]; then cat "$F/kubeadm/$node"
           else echo "cat: /kind/kubeadm.conf: No such file or directory" >&2; exit 1; fi
         elif [ "$1" = test ] && [ "$3" = /proc/net/ip_vs ]; then [ -f "$F/ip_vs" ]
+        # kmod's modprobe when the kernel has no such module (tools/modprobe.c: "Module %s not found
+        # in directory %s"); otherwise the modules load, and /proc/net/ip_vs appears.
+        elif [ "$1" = modprobe ]; then
+          if [ -f "$F/no-ip-vs" ]; then echo "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit" >&2; exit 1; fi
+          : > "$F/ip_vs"
         elif [ "$1" = iptables-save ]; then cat "$F/rules"
         else exec "$@"; fi ;;
   *) echo "unexpected docker $*" >&2; exit 1 ;;
@@ -78,6 +96,10 @@ case "$1" in
   # node yet); late (hang, and when killed a docker run already under way adds a node 0.4 s later).
   create) mode=$(cat "$F/create")
           [ "$mode" = pulling ] && exec sleep 30
+          # kind's ensureNodeImages (providers/docker/images.go at v0.29.0): \`docker inspect
+          # --type=image\`, and \`docker pull\` only when that fails; logged as the pull kind runs.
+          img=$(sed -n 's/^ *image: *//p' "$6" | head -n 1)
+          if ! grep -qxF "$img" "$F/images" 2>/dev/null; then echo "docker pull $img" >> "$F/log"; echo "$img" >> "$F/images"; fi
           grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
           containers "$4" "$6"
           case "$mode" in
@@ -92,7 +114,9 @@ case "$1" in
                   : > "$F/create.trapped"
                   wait $pid ;;
           esac ;;
-  load) echo "Image: \\"$3\\" with ID \\"sha256:0f3b\\" not yet present on node \\"$6-worker\\", loading..." >&2 ;;
+  # kind load image-archive FILE --name N: every node imports the archive (here: noted in loaded).
+  load) [ "$2" = image-archive ] && [ -s "$3" ] || { echo "ERROR: failed to load image: unable to open $3" >&2; exit 1; }
+        sed "s#^#$5 #" "$3" >> "$F/loaded" ;;
   delete) grep -vxF "$4" "$F/clusters" > "$F/clusters.new"; mv "$F/clusters.new" "$F/clusters"
           for n in $(nodes "$4"); do rm -f "$F/kubeadm/$n" "$F/mounts/$n"; done
           echo "Deleting cluster \\"$4\\" ..." >&2 ;;
@@ -103,6 +127,12 @@ esac`,
 case "$*" in
   "version --client -o json") echo '{"clientVersion":{"gitVersion":"v1.33.1"}}' ;;
   "get nodes -o json") cat "$F/nodes.json" ;;
+  # kubectl wait and rollout status as kubectl prints them (pkg/cmd/wait: "%s condition met",
+  # "timed out waiting for the condition on %s"; polymorphichelpers/rollout_status.go for a DaemonSet).
+  "wait --for=condition=Ready nodes --all --timeout="*)
+    if [ -f "$F/nodes-unready" ]; then sleep 0.2; echo 'error: timed out waiting for the condition on nodes/kntest-worker2' >&2; exit 1; fi
+    echo 'node/kntest-control-plane condition met' ;;
+  "-n kube-system rollout status daemonset/kube-proxy --timeout="*) echo 'daemon set "kube-proxy" successfully rolled out' ;;
   "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
   "get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName="*) cat "$F/kube-proxy-pods.json" ;;
   "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
@@ -178,6 +208,10 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_
       await set('create', create);
       await set('create.stderr', stderr);
       await set('clusters', '');
+      // Docker's store holds the node image (kind pulled it before), nothing else; `loaded` is empty.
+      await set('images', `${(await labImages()).node}\n`);
+      await set('loaded', '');
+      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready']) await rm(join(dir, f), { force: true });
       for (const d of ['mounts', 'kubeadm']) await rm(join(dir, d), { recursive: true, force: true });
     },
   };

@@ -187,7 +187,7 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     try {
       let pid = 0;
       const run = cli(['up', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path }, (p) => (pid = p));
-      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status')));
+      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status deployment/')));
       expect(await readKindRecord('netlab')).toMatchObject({ status: 'up' });
       const t0 = performance.now();
       process.kill(pid, 'SIGINT');
@@ -213,7 +213,7 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
       const p = upLab({
         backend: 'kind', mode: 'iptables', workers: 2, replicas: 3, name: 'netlab', runner: fake.runner, onProgress: (s) => steps.push(s), signal: ac.signal,
       }).catch((e: unknown) => e);
-      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status')));
+      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status deployment/')));
       ac.abort();
       const err = await p;
       expect(err).toBeInstanceOf(UpInterrupted);
@@ -226,19 +226,29 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     }
   });
 
-  it('a deploy that fails removes the lab too, and says both', async () => {
+  it('a deploy that fails keeps the cluster and says how to go on; `up` again continues with it', async () => {
     await fake.reset('ok');
-    // kubectl apply fails: no such command in the fake for this input.
+    // Reading the cluster back fails: kubectl prints no JSON.
     await fake.set('cluster.json', 'not json');
     try {
       const err = await upLab({ backend: 'kind', mode: 'iptables', workers: 2, replicas: 3, name: 'netlab', runner: fake.runner, onProgress: () => undefined })
         .catch((e: unknown) => e);
-      expect((err as Error).message).toMatch(/is not valid JSON; lab netlab removed$/);
-      expect(await readKindRecord('netlab')).toBeNull();
-      expect(kindConfigFile('netlab')).toContain(join(tmp, 'state'));
-      expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+      expect((err as Error).message).toMatch(/is not valid JSON; the cluster is kept: `kube-netlab up --name netlab` again continues with it, `kube-netlab down --name netlab` deletes it$/);
+      expect(await readKindRecord('netlab')).toMatchObject({ status: 'up', kept: 'a failed deploy' });
+      expect((await fake.log()).some((l) => l.startsWith('kind delete'))).toBe(false);
+      expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('netlab\n');
     } finally {
       await fake.set('cluster.json', await readFile(new URL('kind-httpbin.kubectl.json', FIX), 'utf8'));
     }
-  });
+    await fake.set('log', '');
+    const again = await cli(['up', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path });
+    expect(again.code).toBe(0);
+    expect(again.err).toContain('cluster netlab is kube-netlab\'s, kept after a failed deploy: continuing with it');
+    expect(again.out).toMatch(/^lab netlab is up on kind/);
+    expect((await fake.log()).some((l) => l.startsWith('kind create'))).toBe(false);
+    expect((await readKindRecord('netlab'))?.kept).toBeUndefined();
+    const down = await cli(['down', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path });
+    expect(down.out).toBe('removed lab netlab: kind cluster netlab\n');
+    expect(await stateFiles()).toEqual([]);
+  }, 60_000);
 });

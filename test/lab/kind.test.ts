@@ -2,18 +2,18 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadImage,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
-import { doctor, kernelModules, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
+import { doctor, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
 import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
 import { EnvRunner, fakeToolchain, type CreateMode, type FakeToolchain } from './kind-fakes.ts';
 
@@ -42,8 +42,7 @@ describe('kind backend: argv', () => {
     expect(kindDelete('netlab')).toEqual(['kind', 'delete', 'cluster', '--name', 'netlab']);
     expect(kindGetClusters()).toEqual(['kind', 'get', 'clusters']);
     expect(kindGetNodes('netlab')).toEqual(['kind', 'get', 'nodes', '--name', 'netlab']);
-    expect(kindLoadImage('netlab', ['docker.io/mccutchen/go-httpbin:v2.15.0', 'curlimages/curl:8.16.0']))
-      .toEqual(['kind', 'load', 'docker-image', 'docker.io/mccutchen/go-httpbin:v2.15.0', 'curlimages/curl:8.16.0', '--name', 'netlab']);
+    expect(kindLoadArchive('netlab', '/tmp/x/images.tar')).toEqual(['kind', 'load', 'image-archive', '/tmp/x/images.tar', '--name', 'netlab']);
   });
 
   it('pins the kind-N context on every kubectl call', () => {
@@ -191,9 +190,18 @@ describe('kind backend: parsers', () => {
     expect([...programmedDestinations('ipvs', ruleLines('ipvs', 'TCP  0A60780F:1F40 rr \n  -> 0AF40102:1F90      Masq    1      0          0\n'))]).toEqual(['10.244.1.2:8080']);
   });
 
-  it('reads the IPVS kernel modules from /proc/modules or /sys/module', () => {
-    const proc = 'ip_vs_rr 12288 1 - Live 0x0000000000000000\nip_vs 221184 3 ip_vs_rr, Live 0x0000000000000000\n';
-    expect(kernelModules(proc, (m) => m === 'nf_conntrack')).toEqual({ ip_vs: true, ip_vs_rr: true, ip_vs_wrr: false, ip_vs_sh: false, nf_conntrack: true });
+  it('asks for ip_vs and the scheduler in use only', () => {
+    expect(ipvsModules()).toEqual(['ip_vs', 'ip_vs_rr']);
+    expect(ipvsModules('wrr')).toEqual(['ip_vs', 'ip_vs_wrr']);
+    expect(() => ipvsModules('rr nf_conntrack')).toThrow(/short lower-case name/);
+  });
+
+  it('saves only the nodes\' platform when the daemon can (API 1.48, Docker 28), all it has otherwise', () => {
+    expect(parseDockerServerPlatform('linux/arm64 1.51\n')).toEqual({ platform: 'linux/arm64', api: '1.51' });
+    expect(() => parseDockerServerPlatform('Client: Docker Engine')).toThrow(/expected "<os>\/<arch> <api version>"/);
+    expect([saveTakesPlatform('1.47'), saveTakesPlatform('1.48'), saveTakesPlatform('1.52'), saveTakesPlatform('2.0')]).toEqual([false, true, true, true]);
+    expect(dockerSave(['a:1', 'b:2'], '/d/images.tar', 'linux/arm64')).toEqual(['docker', 'save', '--platform', 'linux/arm64', '-o', '/d/images.tar', 'a:1', 'b:2']);
+    expect(dockerSave(['a:1'], '/d/images.tar', null)).toEqual(['docker', 'save', '-o', '/d/images.tar', 'a:1']);
   });
 });
 
@@ -263,7 +271,8 @@ describe('kind backend: failures through the real runner', () => {
 
   it('the docker CLI accepts every docker argv we build (stopping at the missing daemon)', async () => {
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
-    for (const argv of [dockerInfo(), dockerExec('kntest-worker', ['test', '-e', '/proc/net/ip_vs']), dockerImageInspect('curlimages/curl:8.16.0'), dockerPull('curlimages/curl:8.16.0')]) {
+    for (const argv of [dockerInfo(), dockerExec('kntest-worker', ['test', '-e', '/proc/net/ip_vs']), dockerImageInspect('curlimages/curl:8.16.0'), dockerPull('curlimages/curl:8.16.0'),
+      dockerServerPlatform(), dockerSave(['curlimages/curl:8.16.0'], join(tmp, 'images.tar'), 'linux/amd64')]) {
       const { exitCode, stderr } = await r.run(argv, { allowFailure: true, timeoutMs: 15_000 });
       expect(exitCode).not.toBe(0);
       expect(stderr).not.toMatch(/unknown (flag|shorthand)|unknown command/);
@@ -438,22 +447,121 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     await lab.destroy();
   });
 
-  it('in IPVS mode, waits for kube-proxy to load ip_vs, and removes a cluster whose kernel has none', async () => {
+  it('in IPVS mode, loads ip_vs and ip_vs_rr from inside a node, and removes a cluster whose kernel has none', async () => {
     await reset('ok');
+    // The kernel Docker runs on has no ip_vs (kmod's words, as on a Docker Desktop VM without it).
+    await set('no-ip-vs', '');
     const err = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r, ipvsWaitMs: 300 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendUnavailableError);
-    expect((err as Error).message).toMatch(/^the kind backend cannot run here: kernel has no IP_VS\n {2}kube-proxy in IPVS mode cannot run: \/proc\/net\/ip_vs stayed absent on the nodes for 0 s; the half-made cluster was deleted\n {2}fix: load the modules on the Docker host: `sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh nf_conntrack`/);
-    expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane test -e /proc/net/ip_vs', ...deleted('kntest')]);
+    expect((err as Error).message).toBe([
+      'the kind backend cannot run here: kernel has no IP_VS',
+      '  `modprobe -a ip_vs ip_vs_rr` in kntest-control-plane failed: modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit; the half-made cluster was deleted',
+      '  fix: use --mode iptables or --mode nftables (they need no extra module); on a Linux host whose kernel has the modules packaged separately, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`) and try again',
+    ].join('\n'));
+    expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr', ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
+    // Loadable: loaded in the node, then /proc/net/ip_vs, then kube-proxy Ready, in that order.
     await reset('ok');
-    await set('ip_vs', '');
+    const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
+    expect(await lab.capabilities()).toEqual({ ipvs: true });
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
+    const l = await log();
+    const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
+    expect(at('docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr')).toBeGreaterThan(at('kubectl --context kind-kntest wait --for=condition=Ready nodes --all'));
+    expect(at('docker exec kntest-control-plane test -e /proc/net/ip_vs')).toBeGreaterThan(at('docker exec kntest-control-plane modprobe'));
+    expect(at('kubectl --context kind-kntest -n kube-system rollout status daemonset/kube-proxy')).toBeGreaterThan(at('docker exec kntest-control-plane test -e /proc/net/ip_vs'));
+    expect(l.some((x) => x.includes('modprobe') && !x.endsWith('modprobe -a ip_vs ip_vs_rr'))).toBe(false);
+    await lab.destroy();
+  });
+
+  it('waits for every node to be Ready and keeps a cluster whose nodes are slow; `up` again continues with it', async () => {
+    await reset('ok');
+    await set('nodes-unready', '');
+    const err = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, nodesReadyMs: 1_000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('not every node of kntest is Ready after 1 s: error: timed out waiting for the condition on nodes/kntest-worker2; '
+      + 'the cluster is kept: `kube-netlab up --name kntest` again continues with it, `kube-netlab down --name kntest` deletes it');
+    expect((await log()).some((l) => l.startsWith('kind delete'))).toBe(false);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('kntest\n');
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', kept: 'nodes not ready' });
+    // Another mode is not this lab: refused, not reused.
+    await expect(createKindLab({ name: 'kntest', mode: 'nftables', runner: r })).rejects.toThrow(/kind cluster kntest already exists: it is a kube-netlab lab \(up, mode iptables\)/);
+    await rm(join(fake.dir, 'nodes-unready'));
+    await set('log', '');
+    const progress: string[] = [];
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, onProgress: (s) => progress.push(s) });
+    expect(progress).toContain('cluster kntest is kube-netlab\'s, kept after nodes not ready: continuing with it');
+    expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
+    const rec = await readKindRecord('kntest');
+    expect(rec?.status).toBe('up');
+    expect(rec?.kept).toBeUndefined();
+    await lab.destroy();
+  });
+
+  it('after prefetch, a fresh cluster pulls nothing: kind finds its node image, the workloads are side-loaded', async () => {
+    const { workloads, node } = await labImages();
+    await reset('ok');
+    await set('images', '');
+    const steps = await prefetch(r);
+    expect(steps.map((x) => x.command)).toEqual([node, ...workloads].map((i) => `docker pull ${i}`));
+    await set('log', '');
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+    const l = await log();
+    // The measure: pulls during a fresh `up` once prefetch has run.
+    expect(l.filter((x) => x.includes(' pull '))).toEqual([]);
+    const save = l.find((x) => x.startsWith('docker save'))!;
+    expect(save).toMatch(new RegExp(`^docker save --platform linux/amd64 -o /\\S+/kube-netlab-images-\\w+/images\\.tar ${workloads.join(' ').replace(/[.]/g, '\\.')}$`));
+    const archive = save.split(' ')[5];
+    expect(l).toContain(`kind load image-archive ${archive} --name kntest`);
+    // The archive lived in a private temp folder, gone once loaded.
+    expect(existsSync(dirname(archive))).toBe(false);
+    expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe(workloads.map((i) => `kntest linux/amd64 ${i}\n`).join(''));
+    // Loaded before anything could be deployed, and the manifests let the kubelet use them.
+    expect(l.findIndex((x) => x.startsWith('kind load'))).toBeLessThan(l.length);
+    const { loadManifest } = await import('../../lib/lab/manifests.ts');
+    for (const m of ['httpbin', 'curl'] as const) {
+      for (const o of await loadManifest(m)) {
+        for (const c of (o.spec as { template?: { spec?: { containers?: { image: string; imagePullPolicy?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) {
+          expect(c.imagePullPolicy).toBe('IfNotPresent');
+          expect(c.image).toMatch(/:v?\d+\.\d+\.\d+$/);
+        }
+      }
+    }
+    await lab.destroy();
+  });
+
+  it('without prefetch, the first cluster pulls each image once and the next pulls none; an old daemon saves without --platform', async () => {
+    const { workloads, node } = await labImages();
+    await reset('ok');
+    await set('images', '');
+    await set('docker-server', 'linux/arm64 1.47\n');
     try {
-      const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
-      expect(await lab.capabilities()).toEqual({ ipvs: true });
-      expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
+      const first = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+      expect((await log()).filter((x) => x.includes(' pull '))).toEqual([node, ...workloads].map((i) => `docker pull ${i}`));
+      expect((await log()).find((x) => x.startsWith('docker save'))).toMatch(/^docker save -o \S+ /);
+      await first.destroy();
+      await set('log', '');
+      const second = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+      expect((await log()).filter((x) => x.includes(' pull '))).toEqual([]);
+      await second.destroy();
+    } finally {
+      await rm(join(fake.dir, 'docker-server'), { force: true });
+    }
+  });
+
+  it('a side-load that fails does not cost the cluster: it says why, and the nodes pull the images themselves', async () => {
+    await reset('ok');
+    // Docker Hub refuses the pull (its rate-limit answer); kind still finds its node image.
+    await set('pull-fails', '');
+    try {
+      const progress: string[] = [];
+      const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, onProgress: (s) => progress.push(s) });
+      expect(await readKindRecord('kntest')).toMatchObject({ status: 'up' });
+      expect(progress).toContain('side-loading failed (docker pull docker.io/mccutchen/go-httpbin:v2.15.0: Error response from daemon: toomanyrequests: '
+        + 'You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit); the nodes will pull the images themselves');
+      expect((await log()).some((l) => l.startsWith('kind load'))).toBe(false);
       await lab.destroy();
     } finally {
-      await rm(join(fake.dir, 'ip_vs'));
+      await rm(join(fake.dir, 'pull-fails'), { force: true });
     }
   });
 
@@ -545,7 +653,8 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     });
     expect(by['image curlimages/curl:8.16.0'].ok).toBe(true);
     expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: 'docker pull docker.io/mccutchen/go-httpbin:v2.15.0' });
-    expect(by['kernel modules for IPVS mode']).toBeDefined();
+    // Nothing read from this host's /proc/modules (a Mac has none): checked inside a node by `up`.
+    expect(by['IPVS mode']).toMatchObject({ ok: true, detail: expect.stringContaining('`docker exec <node> modprobe -a ip_vs ip_vs_rr`') });
     expect(report.ok).toBe(false);
 
     // kind would run its nodes on nerdctl: the docker commands would come back empty.
@@ -557,20 +666,23 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(await kindUnavailable(new EnvRunner({ PATH: fake.path, KIND_EXPERIMENTAL_PROVIDER: 'lxc' }))).toBeNull();
 
     const steps = await prefetch(r, { name: 'netlab' });
-    expect(steps.map((x) => x.command)).toEqual([
+    const commands = steps.map((x) => x.command);
+    expect(commands.slice(0, 3)).toEqual([
       'docker pull kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f',
       'docker pull docker.io/mccutchen/go-httpbin:v2.15.0',
       'docker pull curlimages/curl:8.16.0',
-      'kind load docker-image docker.io/mccutchen/go-httpbin:v2.15.0 curlimages/curl:8.16.0 --name netlab',
     ]);
+    expect(commands[3]).toMatch(/^docker save --platform linux\/amd64 -o \S+\/images\.tar docker\.io\/mccutchen\/go-httpbin:v2\.15\.0 curlimages\/curl:8\.16\.0$/);
+    expect(commands[4]).toMatch(/^kind load image-archive \S+\/images\.tar --name netlab$/);
     expect(steps.every((x) => x.ok)).toBe(true);
+    expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe('netlab linux/amd64 docker.io/mccutchen/go-httpbin:v2.15.0\nnetlab linux/amd64 curlimages/curl:8.16.0\n');
   });
 
   it('doctor says the docker daemon is unreachable with the real docker CLI', async () => {
     const report = await doctor(new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` }));
     expect(report.checks[0]).toMatchObject({ name: 'docker daemon', ok: false, detail: 'docker daemon unreachable' });
     expect(report.checks.filter((c) => c.name.startsWith('image ')).every((c) => c.detail === 'not checked: docker daemon unreachable')).toBe(true);
-    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kind', 'kubectl', 'kernel', 'cluster', 'image', 'image', 'image']);
+    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kind', 'kubectl', 'IPVS', 'cluster', 'image', 'image', 'image']);
     expect(report.checks[1]).toMatchObject({ name: 'kind node provider', ok: true, detail: 'docker: `docker -v` answers' });
   });
 });

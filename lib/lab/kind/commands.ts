@@ -35,10 +35,8 @@ export const kindGetClusters = (): string[] => ['kind', 'get', 'clusters'];
 export const kindGetNodes = (name: string): string[] => ['kind', 'get', 'nodes', '--name', name];
 export const kindVersion = (): string[] => ['kind', 'version'];
 
-export function kindLoadImage(name: string, images: readonly string[]): string[] {
-  if (images.length === 0) throw new Error('kindLoadImage: no images');
-  return ['kind', 'load', 'docker-image', ...images, '--name', name];
-}
+/** Load an image archive (from `docker save`) into every node of cluster `name`. */
+export const kindLoadArchive = (name: string, file: string): string[] => ['kind', 'load', 'image-archive', file, '--name', name];
 
 // ---------------------------------------------------------------------------------------------
 // kubectl: always with --context, so a lab never acts on whatever cluster is current.
@@ -80,6 +78,14 @@ export function kubectlGetJson(cluster: string, resources: readonly string[], o:
 }
 
 export const kubectlGetNodes = (cluster: string): string[] => kubectl(cluster, 'get', 'nodes', '-o', 'json');
+
+/** Wait until every node's Ready condition is True (`kubectl wait` exits 1 on its timeout). */
+export const kubectlWaitNodesReady = (cluster: string, timeout: string): string[] =>
+  kubectl(cluster, 'wait', '--for=condition=Ready', 'nodes', '--all', `--timeout=${timeout}`);
+
+/** Wait until a DaemonSet runs a ready, current pod on every node it should. */
+export const kubectlRolloutStatusDaemonSet = (cluster: string, name: string, namespace: string, timeout: string): string[] =>
+  kubectl(cluster, '-n', namespace, 'rollout', 'status', `daemonset/${name}`, `--timeout=${timeout}`);
 
 /** The kube-proxy ConfigMap kubeadm writes; its `config.conf` names the mode. */
 export const kubectlGetKubeProxyConfig = (cluster: string): string[] =>
@@ -135,6 +141,37 @@ export function isProviderBanner(stdout: string, banner: string): boolean {
 
 export const dockerInfo = (): string[] => ['docker', 'info', '--format', '{{.ServerVersion}}'];
 export const dockerPull = (image: string): string[] => ['docker', 'pull', image];
+
+/**
+ * The daemon's platform and API version, `linux/arm64 1.51` (docker/cli's `docker version`
+ * template fields Server.Os, Server.Arch (Go's GOARCH names) and Server.APIVersion).
+ */
+export const dockerServerPlatform = (): string[] => ['docker', 'version', '--format', '{{.Server.Os}}/{{.Server.Arch}} {{.Server.APIVersion}}'];
+
+export interface DockerServer { platform: string; api: string }
+
+export function parseDockerServerPlatform(stdout: string): DockerServer {
+  const m = /^([a-z0-9]+\/[a-z0-9]+) (\d+\.\d+)$/.exec(stdout.trim());
+  if (!m) throw new Error(`docker version: expected "<os>/<arch> <api version>", got ${JSON.stringify(stdout.trim())}`);
+  return { platform: m[1], api: m[2] };
+}
+
+/** `docker save --platform` needs API 1.48 (Docker 28); older daemons keep one platform per image anyway. */
+export function saveTakesPlatform(api: string): boolean {
+  const [major, minor] = api.split('.').map(Number);
+  return major > 1 || (major === 1 && minor >= 48);
+}
+
+/**
+ * `docker save` of `images` into `file`, only the nodes' platform when the daemon can: a
+ * multi-platform index whose other platforms are not in the store is what makes kind's
+ * `load docker-image` (`ctr images import --all-platforms`) fail on Docker's containerd image
+ * store and on Docker Desktop (kind #3795).
+ */
+export function dockerSave(images: readonly string[], file: string, platform: string | null): string[] {
+  if (images.length === 0) throw new Error('dockerSave: no images');
+  return ['docker', 'save', ...(platform ? ['--platform', platform] : []), '-o', file, ...images];
+}
 export const dockerImageInspect = (image: string): string[] => ['docker', 'image', 'inspect', '--format', '{{.Id}}', image];
 
 /** Each container's name and mount destinations, one line each: `/<name> /var /lib/modules …`. */
@@ -204,8 +241,17 @@ export const formatSemver = (v: Semver): string => `v${v.major}.${v.minor}.${v.p
  */
 export const MIN_KIND: Semver = { major: 0, minor: 29, patch: 0, pre: '' };
 
-/** Kernel modules IPVS mode needs in the (shared) host kernel. */
-export const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'] as const;
+/**
+ * The IPVS scheduler the labs' kube-proxy uses: labs/kind-ipvs.yaml sets none, and kube-proxy
+ * then takes rr (pkg/proxy/ipvs/proxier.go, defaultScheduler).
+ */
+export const IPVS_SCHEDULER = 'rr';
+
+/** The modules IPVS mode loads: ip_vs and the scheduler in use, nothing else (kube-proxy checks the same). */
+export function ipvsModules(scheduler: string = IPVS_SCHEDULER): string[] {
+  if (!/^[a-z]{1,8}$/.test(scheduler)) throw new Error(`IPVS scheduler ${JSON.stringify(scheduler)}: expected a short lower-case name (rr, wrr, sh …)`);
+  return ['ip_vs', `ip_vs_${scheduler}`];
+}
 
 /** `kubectl version --client -o json` → `v1.33.1`. */
 export function parseKubectlVersion(stdout: string): string {

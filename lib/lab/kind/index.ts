@@ -19,7 +19,7 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import {
-  IPVS_MODULES, KIND_PROVIDER_PROBES, dockerInspectMounts, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  KIND_PROVIDER_PROBES, dockerInspectMounts, ipvsModules, kubectlRolloutStatusDaemonSet, kubectlWaitNodesReady, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
   kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
@@ -204,8 +204,10 @@ export interface KindLabOptions {
   signal?: AbortSignal;
   /** The process whose life this lab shares (a notebook kernel): gc deletes the lab once it has died. */
   heldBy?: number;
-  /** IPVS mode: how long kube-proxy gets to load the ip_vs modules once the cluster is up (60 s). */
+  /** IPVS mode: how long /proc/net/ip_vs gets to appear in the nodes after modprobe (60 s). */
   ipvsWaitMs?: number;
+  /** How long every node gets to be Ready after `kind create` (300 s). */
+  nodesReadyMs?: number;
 }
 
 /**
@@ -277,8 +279,9 @@ async function createLocked(
   const existing = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (existing.includes(name)) {
     const ours = await readKindRecord(name).catch(() => null);
+    if (ours?.kept && (await resumable(r, ours, opts))) return resume(opts, ours, r, progress);
     throw new Error(`kind cluster ${name} already exists: ${ours
-      ? `it is a kube-netlab lab (${ours.status}); use it, or remove it with \`kube-netlab down --name ${name}\``
+      ? `it is a kube-netlab lab (${ours.status}${ours.mode !== opts.mode ? `, mode ${ours.mode}` : ''}); use it, or remove it with \`kube-netlab down --name ${name}\``
       : `use it, or pick another --name (kube-netlab did not make it, so it will not delete it: \`kind delete cluster --name ${name}\` does)`}`);
   }
 
@@ -301,29 +304,26 @@ async function createLocked(
     await removeKindRecord(name);
     if (!(await createKindRecord(record))) throw new Error(`lab ${name}: another \`up\` of this name began just now; pick another --name`);
   }
-  const ac = new AbortController();
-  let interrupted = false;
+  const stop = interruption(opts.signal);
   let started = false;
-  const onSigint = () => {
-    interrupted = true;
-    ac.abort();
-  };
-  // From here on Ctrl-C stops kind and removes what it made, instead of killing this process.
-  process.once('SIGINT', onSigint);
-  if (opts.signal?.aborted) onSigint();
-  opts.signal?.addEventListener('abort', onSigint, { once: true });
+  let made = false;
   try {
     await ensurePrivateDir(dirname(config));
     await replaceFile(config, await kindClusterConfig(opts.mode, workers, owner));
     progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
-    if (interrupted) throw new Error('interrupted');
+    if (stop.interrupted()) throw new Error('interrupted');
     // Image pulls on a first run take minutes; --wait bounds the rest.
     started = true;
-    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { signal: ac.signal, timeoutMs: 20 * 60_000 });
-    if (interrupted) throw new Error('interrupted');
-    if (opts.mode === 'ipvs') await waitForIpvs(new KindLab(name, opts.mode, r), opts.ipvsWaitMs ?? 60_000, () => interrupted, progress);
+    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { signal: stop.signal, timeoutMs: 20 * 60_000 });
+    made = true;
+    await prepare(new KindLab(name, opts.mode, r.withSignal(stop.signal)), opts, stop.interrupted, progress);
   } catch (e) {
     const theirs = e instanceof CommandError && classifyKindFailure(e.stderr) === 'cluster-exists';
+    // kind made the cluster and only readiness failed (a slow laptop): keep minutes of work.
+    if (made && !stop.interrupted() && !(e instanceof BackendUnavailableError)) {
+      await writeKindRecord({ ...record, status: 'up', kept: 'nodes not ready' });
+      throw new Error(`${(e as Error).message}; ${keptAdvice(name)}`, { cause: e });
+    }
     // Never delete a cluster that was there before us (a race with another create), nor one
     // another process may have made by this name before our kind even started.
     const cleaned = started && !opts.retain && !theirs;
@@ -339,7 +339,7 @@ async function createLocked(
       : opts.retain ? `its nodes are kept (--retain): \`kube-netlab down --name ${name}\` removes them`
         : deleted ? 'the half-made cluster was deleted'
           : cleaned ? `deleting the half-made cluster failed: \`kube-netlab gc\` retries` : '';
-    if (interrupted) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
+    if (stop.interrupted()) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
     if (e instanceof BackendUnavailableError) throw new BackendUnavailableError(e.cause, e.fix, `${e.detail}${after ? `; ${after}` : ''}`);
     if (e instanceof CommandError) {
       const why = classifyKindFailure(e.stderr);
@@ -350,29 +350,118 @@ async function createLocked(
     }
     throw e;
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    opts.signal?.removeEventListener('abort', onSigint);
+    stop.release();
   }
   await writeKindRecord({ ...record, status: 'up' });
   progress(`cluster ${name} is up (context ${`kind-${name}`})`);
   return new KindLab(name, opts.mode, r);
 }
 
+/** Note on lab `name`'s record why it was kept (a failed deploy), so that `up` again continues with it. */
+export async function keepKindLab(name: string, why: string): Promise<void> {
+  const rec = await readKindRecord(name);
+  if (rec) await writeKindRecord({ ...rec, kept: why });
+}
+
+/** What to do with a cluster kept after a failure that did not spoil it. */
+export function keptAdvice(name: string): string {
+  return `the cluster is kept: \`kube-netlab up --name ${name}\` again continues with it, \`kube-netlab down --name ${name}\` deletes it`;
+}
+
 /**
- * kube-proxy in IPVS mode loads ip_vs into the host kernel the nodes share (its image has
- * modprobe, kind mounts /lib/modules), and exits when it can't: then no Service works. Wait for
- * /proc/net/ip_vs on the nodes; without it, say so instead of leaving a lab that can't work.
+ * Ctrl-C (SIGINT) or `signal` during a create: noted, and `signal` aborts the running command;
+ * the create then cleans up instead of this process dying mid-way.
  */
-async function waitForIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
-  progress('wait for kube-proxy to load the IPVS modules (/proc/net/ip_vs on the nodes)');
+function interruption(outer?: AbortSignal): { signal: AbortSignal; interrupted: () => boolean; release: () => void } {
+  const ac = new AbortController();
+  const onStop = () => ac.abort();
+  // From here on Ctrl-C stops kind and removes what it made, instead of killing this process.
+  process.once('SIGINT', onStop);
+  if (outer?.aborted) onStop();
+  outer?.addEventListener('abort', onStop, { once: true });
+  return {
+    signal: ac.signal,
+    interrupted: () => ac.signal.aborted,
+    release: () => {
+      process.removeListener('SIGINT', onStop);
+      outer?.removeEventListener('abort', onStop);
+    },
+  };
+}
+
+/**
+ * A lab kept after a failed deploy or readiness wait, that this `up` may continue with: same
+ * mode, nobody else holding it, and its nodes proven the record's.
+ */
+async function resumable(r: Runner, rec: KindRecord, opts: KindLabOptions): Promise<boolean> {
+  if (rec.status !== 'up' || rec.mode !== opts.mode) return false;
+  if (rec.heldBy && rec.heldBy.pid !== opts.heldBy && creatorLiveness(rec.heldBy) === 'alive') return false;
+  return proveOwnership(rec, await readMarkers(r, rec.name)) === 'ours';
+}
+
+async function resume(opts: KindLabOptions, rec: KindRecord, r: Runner, progress: (s: string) => void): Promise<KindLab> {
+  progress(`cluster ${rec.name} is kube-netlab's, kept after ${rec.kept}: continuing with it`);
+  const stop = interruption(opts.signal);
+  try {
+    await prepare(new KindLab(rec.name, rec.mode, r.withSignal(stop.signal)), opts, stop.interrupted, progress);
+  } catch (e) {
+    throw new Error(`${stop.interrupted() ? 'interrupted' : (e as Error).message}; ${keptAdvice(rec.name)}`, { cause: e });
+  } finally {
+    stop.release();
+  }
+  const { kept: _done, ...clean } = rec;
+  await writeKindRecord({ ...clean, ...(opts.heldBy !== undefined ? { heldBy: { ...processRef(opts.heldBy), host: thisCreator().host } } : {}) });
+  progress(`cluster ${rec.name} is up (context kind-${rec.name})`);
+  return new KindLab(rec.name, rec.mode, r);
+}
+
+/**
+ * After `kind create`: every node Ready (kind's --wait covers only the control plane, and its
+ * timeout is not an error), IPVS loaded in ipvs mode, kube-proxy Ready on every node, and the
+ * workloads' images side-loaded from Docker's image store.
+ */
+async function prepare(lab: KindLab, opts: KindLabOptions, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
+  const r = lab.runner;
+  const readyS = Math.round((opts.nodesReadyMs ?? 300_000) / 1000);
+  progress(`wait for every node to be Ready (up to ${readyS} s)`);
+  try {
+    await r.run(kubectlWaitNodesReady(lab.name, `${readyS}s`), { timeoutMs: readyS * 1000 + 30_000 });
+  } catch (e) {
+    if (!(e instanceof CommandError) || interrupted()) throw e;
+    throw new Error(`not every node of ${lab.name} is Ready after ${readyS} s: ${e.stderr.trim().split('\n').at(-1) ?? e.message}`, { cause: e });
+  }
+  if (opts.mode === 'ipvs') await loadIpvs(lab, opts.ipvsWaitMs ?? 60_000, interrupted, progress);
+  progress('wait for kube-proxy to be Ready on every node');
+  await r.run(kubectlRolloutStatusDaemonSet(lab.name, 'kube-proxy', 'kube-system', '180s'), { timeoutMs: 200_000 });
+  if (interrupted()) throw new Error('interrupted');
+  const { labImages, sideLoadImages } = await import('./images.ts');
+  const images = (await labImages()).workloads;
+  progress(`side-load ${images.join(', ')} from Docker's image store (docker save, kind load image-archive)`);
+  const steps = await sideLoadImages(r, lab.name, images).catch((e: unknown) => [{ command: 'side-load', ok: false, detail: (e as Error).message }]);
+  if (interrupted()) throw new Error('interrupted');
+  const failed = steps.find((x) => !x.ok);
+  if (failed) progress(`side-loading failed (${failed.command}: ${failed.detail}); the nodes will pull the images themselves`);
+}
+
+/**
+ * IPVS mode needs ip_vs and the scheduler's module in the kernel Docker runs on (Docker Desktop's
+ * VM on macOS and Windows). They are loaded from inside a node, whose image has kmod and gets
+ * /lib/modules from kind, so this works wherever that kernel ships them; then /proc/net/ip_vs
+ * must appear in the nodes.
+ */
+async function loadIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
+  const node = `${lab.name}-control-plane`;
+  const mods = ipvsModules();
+  progress(`load ${mods.join(' ')} from inside ${node} (docker exec ${node} modprobe -a ${mods.join(' ')})`);
+  const loaded = await lab.exec(node, ['modprobe', '-a', ...mods], { allowFailure: true, timeoutMs: QUICK });
+  const unavailable = (detail: string) => new BackendUnavailableError('kernel has no IP_VS',
+    'use --mode iptables or --mode nftables (they need no extra module); on a Linux host whose kernel has the modules packaged separately, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`) and try again',
+    detail);
+  if (loaded.exitCode !== 0) throw unavailable(`\`modprobe -a ${mods.join(' ')}\` in ${node} failed: ${loaded.stderr.trim().split('\n').at(-1) ?? ''}`);
   const deadline = Date.now() + waitMs;
   while (!(await lab.capabilities()).ipvs) {
     if (interrupted()) throw new Error('interrupted');
-    if (Date.now() >= deadline) {
-      throw new BackendUnavailableError('kernel has no IP_VS',
-        `load the modules on the Docker host: \`sudo modprobe -a ${IPVS_MODULES.join(' ')}\` (WSL2 and Docker Desktop kernels often lack them; iptables and nftables modes need none)`,
-        `kube-proxy in IPVS mode cannot run: /proc/net/ip_vs stayed absent on the nodes for ${Math.round(waitMs / 1000)} s`);
-    }
+    if (Date.now() >= deadline) throw unavailable(`/proc/net/ip_vs stayed absent on the nodes for ${Math.round(waitMs / 1000)} s after modprobe`);
     await new Promise((res) => setTimeout(res, Math.min(2_000, waitMs)));
   }
 }
@@ -476,6 +565,11 @@ export class KindLab implements Lab {
   private removed = false;
 
   constructor(readonly name: string, readonly mode: ProxyMode, private readonly r: Runner) {}
+
+  /** The runner its commands go through. */
+  get runner(): Runner {
+    return this.r;
+  }
 
   private alive(): void {
     if (this.removed) throw new Error(`lab ${this.name} was removed`);

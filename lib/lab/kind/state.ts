@@ -34,6 +34,8 @@ export interface KindRecord {
   owner: string;
   /** `creating` until kind create returned; `retained` when a failed create kept its nodes. */
   status: 'creating' | 'up' | 'retained';
+  /** Why an `up` lab was kept after a failure that did not spoil it (nodes slow to be Ready, a failed deploy); `up` again continues with it. */
+  kept?: string;
   /** The process that ran `kind create`: pid, its start time (/proc, so a reused pid is told apart), host. */
   creator: { pid: number; start: string | null; host: string };
   /** The process whose life this lab shares (a notebook kernel); gc deletes the lab once it has died. */
