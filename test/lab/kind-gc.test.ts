@@ -50,7 +50,10 @@ function kubeadmConf(labels: string): string {
     '    node-ip: "172.18.0.3"', `    node-labels: "${labels}"`, '---', 'apiVersion: kubelet.config.k8s.io/v1beta1', 'kind: KubeletConfiguration', 'cgroupRoot: /kubelet', '',
   ].join('\n');
 }
-/** The same as kind v0.32 and later write it for newer Kubernetes: kubeadm v1beta4, kubeletExtraArgs a list. */
+/**
+ * The same in kubeadm v1beta4, whose kubeletExtraArgs is a list of name/value pairs. kind v0.29
+ * writes v1beta3 (above); this shape is here so that a kind that moves to v1beta4 is still read.
+ */
 function kubeadmConfV1beta4(labels: string): string {
   return [
     'apiVersion: kubeadm.k8s.io/v1beta4', 'kind: InitConfiguration', 'nodeRegistration:', '  kubeletExtraArgs:',
@@ -64,7 +67,7 @@ describe('kind ownership: the evidence, read purely', () => {
     expect(markerOf('n1', ok(kubeadmConf('kube-netlab/owner=kn0123456789abcdef')))).toEqual({ node: 'n1', state: 'marked', owner: 'kn0123456789abcdef' });
     // kind joins several labels with commas, in Go map order.
     expect(markerOf('n1', ok(kubeadmConf('tier=lab,kube-netlab/owner=kn1,zone=a')))).toMatchObject({ state: 'marked', owner: 'kn1' });
-    // kubeadm v1beta4 (kind v0.32 and later) puts node-labels in a list.
+    // kubeadm v1beta4 (not what kind v0.29 writes) puts node-labels in a list.
     expect(markerOf('n1', ok(kubeadmConfV1beta4('kube-netlab/owner=kn77')))).toMatchObject({ state: 'marked', owner: 'kn77' });
     expect(markerOf('n1', ok(kubeadmConfV1beta4('')))).toEqual({ node: 'n1', state: 'unmarked' });
     expect(markerOf('n1', ok(kubeadmConf('')))).toEqual({ node: 'n1', state: 'unmarked' });
