@@ -93,7 +93,8 @@ case "$1" in
        else echo "No kind nodes found for cluster \\"$4\\"." >&2; fi ;;
   # create modes: ok; fail (create.stderr); hang (made, then never returns); early (nodes made,
   # killed before the config step wrote kubeadm.conf); pulling (still pulling the node image: no
-  # node yet); late (hang, and when killed a docker run already under way adds a node 0.4 s later).
+  # node yet); late (hang, and when killed a docker run already under way adds a node 0.4 s later);
+  # late-other (the same, but the node that appears carries no owner mount).
   create) mode=$(cat "$F/create")
           [ "$mode" = pulling ] && exec sleep 30
           # kind's ensureNodeImages (providers/docker/images.go at v0.29.0): \`docker inspect
@@ -107,6 +108,12 @@ case "$1" in
             fail) cat "$F/create.stderr" >&2; exit 1 ;;
             hang) mark "$4" "$6"; exec sleep 30 ;;
             early) exec sleep 30 ;;
+            # late-other: what comes back is someone else's node of that name (no owner mount).
+            late-other) mark "$4" "$6"
+                  trap '(sleep 0.4; grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"; containers "$4" /dev/null) >/dev/null 2>&1 & kill $pid; exit 143' TERM INT
+                  sleep 30 & pid=$!
+                  : > "$F/create.trapped"
+                  wait $pid ;;
             late) mark "$4" "$6"
                   # The orphaned docker run writes to kind's pipes, not ours: detach its output.
                   trap '(sleep 0.4; grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"; containers "$4" "$6") >/dev/null 2>&1 & kill $pid; exit 143' TERM INT
@@ -164,7 +171,7 @@ printf '%s' "\${w//%\\{http_code\\}/200}"`,
 };
 
 /** How the fake `kind create` behaves (see its script). */
-export type CreateMode = 'ok' | 'fail' | 'hang' | 'early' | 'pulling' | 'late';
+export type CreateMode = 'ok' | 'fail' | 'hang' | 'early' | 'pulling' | 'late' | 'late-other';
 
 export interface FakeToolchain {
   dir: string;

@@ -14,7 +14,7 @@ import {
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
 import { doctor, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
-import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
+import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, removeKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
 import { EnvRunner, fakeToolchain, type CreateMode, type FakeToolchain } from './kind-fakes.ts';
 
 const FIXTURES = new URL('../fixtures/kind/', import.meta.url);
@@ -412,6 +412,24 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(await readKindRecord('kntest')).toBeNull();
   });
 
+  it('a node that appears after `kind delete` but is not provably the lab\'s is left alone, and the record kept for gc', async () => {
+    await reset('late-other');
+    await rm(join(fake.dir, 'create.trapped'), { force: true });
+    const ac = new AbortController();
+    const p = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: ac.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !existsSync(join(fake.dir, 'create.trapped')); i++) await new Promise((res) => setTimeout(res, 50));
+    ac.abort();
+    expect((await p as Error).message).toMatch(/interrupted .* deleting the half-made cluster failed: `kube-netlab gc` retries$/);
+    const l = await log();
+    // Deleted once; what came back was looked at (no owner mount, no kubeadm.conf) and not deleted.
+    expect(l.filter((x) => x.startsWith('kind delete'))).toEqual(['kind delete cluster --name kntest']);
+    expect(l.slice(l.lastIndexOf('kind get nodes --name kntest')).sort()).toEqual(['kind get nodes --name kntest',
+      'docker inspect --type container --format {{.Name}}{{range .Mounts}} {{.Destination}}{{end}} kntest-control-plane kntest-worker kntest-worker2',
+      ...['kntest-control-plane', 'kntest-worker', 'kntest-worker2'].map((n) => `docker exec ${n} cat /kind/kubeadm.conf`)].sort());
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'creating' });
+    await removeKindRecord('kntest');
+  });
+
   it('a second create of the same name in this process stops at the record, and leaves the first one\'s alone', async () => {
     // The lab lock is re-entrant within a process; kind still pulls the node image, so no node exists yet.
     await reset('pulling');
@@ -456,7 +474,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect((err as Error).message).toBe([
       'the kind backend cannot run here: kernel has no IP_VS',
       '  `modprobe -a ip_vs ip_vs_rr` in kntest-control-plane failed: modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit; the half-made cluster was deleted',
-      '  fix: use --mode iptables or --mode nftables (they need no extra module); on a Linux host whose kernel has the modules packaged separately, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`) and try again',
+      '  fix: use --mode iptables or --mode nftables (they need no extra module); on a Linux host, `sudo modprobe -a ip_vs ip_vs_rr` first (rootless Docker cannot load modules itself), and if modprobe finds none, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`)',
     ].join('\n'));
     expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr', ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
@@ -503,6 +521,9 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     await set('images', '');
     const steps = await prefetch(r);
     expect(steps.map((x) => x.command)).toEqual([node, ...workloads].map((i) => `docker pull ${i}`));
+    // Run again (at the venue): nothing is fetched.
+    expect((await prefetch(r)).map((x) => x.detail)).toEqual(Array(3).fill("already in Docker's image store"));
+    expect((await log()).filter((x) => x.includes(' pull '))).toHaveLength(3);
     await set('log', '');
     const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
     const l = await log();
@@ -667,11 +688,13 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
 
     const steps = await prefetch(r, { name: 'netlab' });
     const commands = steps.map((x) => x.command);
+    // curl was in the store already: looked at, not pulled again.
     expect(commands.slice(0, 3)).toEqual([
       'docker pull kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f',
       'docker pull docker.io/mccutchen/go-httpbin:v2.15.0',
-      'docker pull curlimages/curl:8.16.0',
+      "docker image inspect --format '{{.Id}}' curlimages/curl:8.16.0",
     ]);
+    expect(steps[2].detail).toBe("already in Docker's image store");
     expect(commands[3]).toMatch(/^docker save --platform linux\/amd64 -o \S+\/images\.tar docker\.io\/mccutchen\/go-httpbin:v2\.15\.0 curlimages\/curl:8\.16\.0$/);
     expect(commands[4]).toMatch(/^kind load image-archive \S+\/images\.tar --name netlab$/);
     expect(steps.every((x) => x.ok)).toBe(true);

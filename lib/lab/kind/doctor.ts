@@ -122,7 +122,8 @@ function toolProblem(name: string, e: unknown, fix: string): DoctorCheck {
 export type PrefetchStep = ImageStep;
 
 /**
- * Pull every image a kind lab runs into Docker's image store, once, before the workshop: from
+ * Pull every image a kind lab runs into Docker's image store, once (what is there already is left
+ * as it is, so running it again at the venue fetches nothing), before the workshop: from
  * then on `up` and the notebooks side-load the workloads' images into each new cluster from there,
  * and kind finds its node image there, so a fresh cluster pulls nothing. With `name`, also load
  * them into that existing cluster.
@@ -131,7 +132,8 @@ export async function prefetch(r: Runner = defaultRunner, opts: { name?: string 
   await preflight(r);
   const images = await labImages();
   const steps: PrefetchStep[] = [];
-  for (const image of [images.node, ...images.workloads]) steps.push((await ensureImage(r, image, { always: true }))!);
+  // Pinned references: one already in the store is that very image, so it is not fetched again.
+  for (const image of [images.node, ...images.workloads]) steps.push((await ensureImage(r, image))!);
   if (opts.name && steps.every((x) => x.ok)) {
     const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: 10_000 })).stdout);
     if (clusters.includes(opts.name)) steps.push(...(await sideLoadImages(r, opts.name, images.workloads)));

@@ -37,7 +37,7 @@ export async function gcKind(r: Runner = defaultRunner, probe: HostProbe = thisH
     let d = decideGc({ name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers });
     if (d.action === 'delete') {
       // Its creator died, but the kind it ran may still be adding nodes: delete until none come back.
-      if (await deleteUntilGone(r, name)) {
+      if (await deleteUntilGone(r, name, record?.owner)) {
         await removeKindRecord(name);
         report.deleted.push(name);
       } else {

@@ -40,9 +40,13 @@ export interface ImageStep { command: string; ok: boolean; detail: string }
 const step = (res: { command: string; exitCode: number; stderr: string }, done: string): ImageStep =>
   ({ command: res.command, ok: res.exitCode === 0, detail: res.exitCode === 0 ? done : res.stderr.trim().split('\n').at(-1) ?? '' });
 
-/** Pull `image` into Docker's store unless it is there already (then nothing is fetched). */
-export async function ensureImage(r: Runner, image: string, opts: { always?: boolean } = {}): Promise<ImageStep | null> {
-  if (!opts.always && (await r.run(dockerImageInspect(image), { allowFailure: true, timeoutMs: 10_000 })).exitCode === 0) return null;
+/**
+ * Pull `image` into Docker's store unless it is there already: then nothing is fetched, and the
+ * step says so (`docker image inspect`), or is null with `quiet`.
+ */
+export async function ensureImage(r: Runner, image: string, opts: { quiet?: boolean } = {}): Promise<ImageStep | null> {
+  const have = await r.run(dockerImageInspect(image), { allowFailure: true, timeoutMs: 10_000 });
+  if (have.exitCode === 0) return opts.quiet ? null : { command: have.command, ok: true, detail: "already in Docker's image store" };
   return step(await r.run(dockerPull(image), { allowFailure: true, timeoutMs: 20 * 60_000 }), 'pulled');
 }
 
@@ -55,7 +59,7 @@ export async function ensureImage(r: Runner, image: string, opts: { always?: boo
 export async function sideLoadImages(r: Runner, name: string, images: readonly string[]): Promise<ImageStep[]> {
   const steps: ImageStep[] = [];
   for (const image of images) {
-    const pulled = await ensureImage(r, image);
+    const pulled = await ensureImage(r, image, { quiet: true });
     if (pulled) steps.push(pulled);
     if (pulled && !pulled.ok) return steps;
   }

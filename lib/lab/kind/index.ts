@@ -330,7 +330,7 @@ async function createLocked(
     let deleted = false;
     if (cleaned) {
       progress(`delete the half-made cluster ${name}`);
-      deleted = await deleteUntilGone(r, name);
+      deleted = await deleteUntilGone(r, name, owner);
     }
     // Keep the record while our nodes may still exist (retained, or kind delete failed): gc needs it.
     if (theirs || deleted || !started) await removeKindRecord(name);
@@ -455,7 +455,7 @@ async function loadIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean
   progress(`load ${mods.join(' ')} from inside ${node} (docker exec ${node} modprobe -a ${mods.join(' ')})`);
   const loaded = await lab.exec(node, ['modprobe', '-a', ...mods], { allowFailure: true, timeoutMs: QUICK });
   const unavailable = (detail: string) => new BackendUnavailableError('kernel has no IP_VS',
-    'use --mode iptables or --mode nftables (they need no extra module); on a Linux host whose kernel has the modules packaged separately, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`) and try again',
+    `use --mode iptables or --mode nftables (they need no extra module); on a Linux host, \`sudo modprobe -a ${mods.join(' ')}\` first (rootless Docker cannot load modules itself), and if modprobe finds none, install them (Ubuntu: \`sudo apt-get install linux-modules-extra-$(uname -r)\`)`,
     detail);
   if (loaded.exitCode !== 0) throw unavailable(`\`modprobe -a ${mods.join(' ')}\` in ${node} failed: ${loaded.stderr.trim().split('\n').at(-1) ?? ''}`);
   const deadline = Date.now() + waitMs;
@@ -484,7 +484,10 @@ export async function openKindLab(name: string, r: Runner = defaultRunner): Prom
  * kube-netlab's) is asked for its /kind/kubeadm.conf. Read-only.
  */
 export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]> {
-  const nodes = parseKindNodes((await r.run(kindGetNodes(name), { timeoutMs: QUICK })).stdout);
+  return markersOf(r, parseKindNodes((await r.run(kindGetNodes(name), { timeoutMs: QUICK })).stdout));
+}
+
+async function markersOf(r: Runner, nodes: readonly string[]): Promise<NodeMarker[]> {
   if (nodes.length === 0) return [];
   // Exits 1 when a container went away meanwhile; the others are still printed.
   const mounts = ownerMounts((await r.run(dockerInspectMounts(nodes), { allowFailure: true, timeoutMs: QUICK })).stdout);
@@ -498,17 +501,23 @@ export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]
 /**
  * `kind delete cluster`, then look again, twice, a second apart: a `docker run` kind had started
  * before it was stopped can add a node after the delete listed them (kind has no signal handler).
- * True once two looks found no node; false when the delete failed or nodes kept coming back.
+ * A node that comes back is deleted again only when it provably is `owner`'s (when given).
+ * True once two looks found no node; false when the delete failed, nodes kept coming back, or a
+ * node that came back is not `owner`'s.
  */
-export async function deleteUntilGone(r: Runner, name: string): Promise<boolean> {
-  const look = async () => {
+export async function deleteUntilGone(r: Runner, name: string, owner?: string): Promise<boolean> {
+  const look = async (): Promise<string[] | null> => {
     await new Promise((res) => setTimeout(res, 1_000));
     const res = await r.run(kindGetNodes(name), { allowFailure: true, timeoutMs: QUICK });
-    return res.exitCode === 0 && parseKindNodes(res.stdout).length === 0;
+    return res.exitCode === 0 ? parseKindNodes(res.stdout) : null;
   };
   for (let round = 0; round < 5; round++) {
     if ((await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 })).exitCode !== 0) return false;
-    if ((await look()) && (await look())) return true;
+    let nodes = await look();
+    if (nodes?.length === 0) nodes = await look();
+    if (nodes?.length === 0) return true;
+    if (nodes === null) return false;
+    if (owner && proveOwnership({ owner }, await markersOf(r, nodes)) !== 'ours') return false;
   }
   return false;
 }
