@@ -237,6 +237,10 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
       expect(await readKindRecord('netlab')).toMatchObject({ status: 'up', kept: 'a failed deploy' });
       expect((await fake.log()).some((l) => l.startsWith('kind delete'))).toBe(false);
       expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('netlab\n');
+      // createLab (the notebooks' way in too) side-loaded the images before the deploy.
+      const l = await fake.log();
+      expect(l.findIndex((x) => x.startsWith('kind load image-archive '))).toBeGreaterThan(-1);
+      expect(l.findIndex((x) => x.startsWith('kind load image-archive '))).toBeLessThan(l.findIndex((x) => x.includes(' apply -f -')));
     } finally {
       await fake.set('cluster.json', await readFile(new URL('kind-httpbin.kubectl.json', FIX), 'utf8'));
     }

@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
@@ -255,6 +255,7 @@ describe('kind backend: failures through the real runner', () => {
       kubectlApply('kntest'), kubectlScale('kntest', 'httpbin', 3), kubectlRolloutStatus('kntest', 'httpbin'),
       kubectlGetJson('kntest', ['services', 'endpointslices']), kubectlGetJson('kntest', ['pods'], { selector: { app: 'curl' } }),
       kubectlGetKubeProxyPod('kntest', 'kntest-worker'), kubectlExec('kntest', 'curl-x', ['sh', '-c', 'true'], { container: 'curl' }),
+      kubectlWaitNodesReady('kntest', '300s'), kubectlRolloutStatusDaemonSet('kntest', 'kube-proxy', 'kube-system', '180s'),
     ];
     for (const argv of argvs) {
       const res = await r.run(argv, { allowFailure: true, input: '', timeoutMs: 15_000 }).catch((e: unknown) => e);
@@ -673,7 +674,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
       fix: 'pick another --name, or `kind delete cluster --name netlab` if you no longer need it',
     });
     expect(by['image curlimages/curl:8.16.0'].ok).toBe(true);
-    expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: 'docker pull docker.io/mccutchen/go-httpbin:v2.15.0' });
+    expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: '`npx kube-netlab prefetch` pulls it, once, into Docker\'s image store' });
     // Nothing read from this host's /proc/modules (a Mac has none): checked inside a node by `up`.
     expect(by['IPVS mode']).toMatchObject({ ok: true, detail: expect.stringContaining('`docker exec <node> modprobe -a ip_vs ip_vs_rr`') });
     expect(report.ok).toBe(false);

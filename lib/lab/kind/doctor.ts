@@ -105,8 +105,8 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     const res = await r.run(dockerImageInspect(image), { allowFailure: true, timeoutMs: 10_000 });
     add({
       name: `image ${image}`, ok: res.exitCode === 0,
-      detail: res.exitCode === 0 ? 'present' : 'not pulled yet (the first `up` pulls it, which takes minutes on a conference network)',
-      fix: res.exitCode === 0 ? undefined : `docker pull ${image}`,
+      detail: res.exitCode === 0 ? "in Docker's image store" : 'not pulled yet (the first `up` pulls it, which takes minutes on a conference network)',
+      fix: res.exitCode === 0 ? undefined : "`npx kube-netlab prefetch` pulls it, once, into Docker's image store",
     });
   }
   return { checks, ok: checks.every((c) => c.ok) };
