@@ -140,6 +140,8 @@ case "$*" in
     if [ -f "$F/nodes-unready" ]; then sleep 0.2; echo 'error: timed out waiting for the condition on nodes/kntest-worker2' >&2; exit 1; fi
     echo 'node/kntest-control-plane condition met' ;;
   "-n kube-system rollout status daemonset/kube-proxy --timeout="*) echo 'daemon set "kube-proxy" successfully rolled out' ;;
+  "-n kube-system get configmap kube-proxy -o json")
+    if [ -f "$F/kube-proxy-cm.json" ]; then cat "$F/kube-proxy-cm.json"; else echo 'Error from server (NotFound): configmaps "kube-proxy" not found' >&2; exit 1; fi ;;
   "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
   "get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName="*) cat "$F/kube-proxy-pods.json" ;;
   "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
@@ -218,7 +220,7 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_
       // Docker's store holds the node image (kind pulled it before), nothing else; `loaded` is empty.
       await set('images', `${(await labImages()).node}\n`);
       await set('loaded', '');
-      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready']) await rm(join(dir, f), { force: true });
+      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready', 'kube-proxy-cm.json']) await rm(join(dir, f), { force: true });
       for (const d of ['mounts', 'kubeadm']) await rm(join(dir, d), { recursive: true, force: true });
     },
   };

@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
@@ -190,9 +190,13 @@ describe('kind backend: parsers', () => {
     expect([...programmedDestinations('ipvs', ruleLines('ipvs', 'TCP  0A60780F:1F40 rr \n  -> 0AF40102:1F90      Masq    1      0          0\n'))]).toEqual(['10.244.1.2:8080']);
   });
 
-  it('asks for ip_vs and the scheduler in use only', () => {
+  it('asks for ip_vs and the scheduler in use only', async () => {
     expect(ipvsModules()).toEqual(['ip_vs', 'ip_vs_rr']);
     expect(ipvsModules('wrr')).toEqual(['ip_vs', 'ip_vs_wrr']);
+    // The scheduler in use, from kube-proxy's ConfigMap (kubeadm's, as kind writes it: empty means rr).
+    const cm = await fixture('kube-proxy-configmap.json');
+    expect(parseKubeProxyScheduler(cm, parseYaml)).toBe('rr');
+    expect(parseKubeProxyScheduler(cm.replace('scheduler: \\"\\"', 'scheduler: sh'), parseYaml)).toBe('sh');
     expect(() => ipvsModules('rr nf_conntrack')).toThrow(/short lower-case name/);
   });
 
@@ -479,17 +483,19 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     ].join('\n'));
     expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr', ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
-    // Loadable: loaded in the node, then /proc/net/ip_vs, then kube-proxy Ready, in that order.
+    // Loadable: loaded in the node, then /proc/net/ip_vs, then kube-proxy Ready, in that order;
+    // the scheduler is the one kube-proxy's ConfigMap names.
     await reset('ok');
+    await set('kube-proxy-cm.json', (await fixture('kube-proxy-configmap.json')).replace('scheduler: \\"\\"', 'scheduler: wrr'));
     const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
     expect(await lab.capabilities()).toEqual({ ipvs: true });
     expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
     const l = await log();
     const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
-    expect(at('docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr')).toBeGreaterThan(at('kubectl --context kind-kntest wait --for=condition=Ready nodes --all'));
+    expect(at('docker exec kntest-control-plane modprobe -a ip_vs ip_vs_wrr')).toBeGreaterThan(at('kubectl --context kind-kntest wait --for=condition=Ready nodes --all'));
     expect(at('docker exec kntest-control-plane test -e /proc/net/ip_vs')).toBeGreaterThan(at('docker exec kntest-control-plane modprobe'));
     expect(at('kubectl --context kind-kntest -n kube-system rollout status daemonset/kube-proxy')).toBeGreaterThan(at('docker exec kntest-control-plane test -e /proc/net/ip_vs'));
-    expect(l.some((x) => x.includes('modprobe') && !x.endsWith('modprobe -a ip_vs ip_vs_rr'))).toBe(false);
+    expect(l.some((x) => x.includes('modprobe') && !x.endsWith('modprobe -a ip_vs ip_vs_wrr'))).toBe(false);
     await lab.destroy();
   });
 

@@ -241,10 +241,7 @@ export const formatSemver = (v: Semver): string => `v${v.major}.${v.minor}.${v.p
  */
 export const MIN_KIND: Semver = { major: 0, minor: 29, patch: 0, pre: '' };
 
-/**
- * The IPVS scheduler the labs' kube-proxy uses: labs/kind-ipvs.yaml sets none, and kube-proxy
- * then takes rr (pkg/proxy/ipvs/proxier.go, defaultScheduler).
- */
+/** kube-proxy's IPVS scheduler when its configuration names none (labs/kind-ipvs.yaml sets none). */
 export const IPVS_SCHEDULER = 'rr';
 
 /** The modules IPVS mode loads: ip_vs and the scheduler in use, nothing else (kube-proxy checks the same). */
@@ -400,6 +397,18 @@ export function parseKubeProxyMode(configMapJson: string, parseYaml: (s: string)
   if (mode === '' || mode === 'iptables') return 'iptables';
   if (mode === 'ipvs' || mode === 'nftables') return mode;
   throw new Error(`kube-proxy ConfigMap: unknown mode ${JSON.stringify(mode)}`);
+}
+
+/**
+ * The IPVS scheduler in kube-proxy's ConfigMap (`ipvs.scheduler`); kube-proxy takes rr when it
+ * is empty (pkg/proxy/ipvs/proxier.go), as kubeadm and kind leave it.
+ */
+export function parseKubeProxyScheduler(configMapJson: string, parseYaml: (s: string) => unknown): string {
+  const cm = parseJsonObject(configMapJson, 'kube-proxy ConfigMap');
+  const conf = isObject(cm.data) ? cm.data['config.conf'] : undefined;
+  if (typeof conf !== 'string') throw new Error('kube-proxy ConfigMap has no data["config.conf"]');
+  const ipvs = (parseYaml(conf) as Json | null)?.ipvs;
+  return str(ipvs, 'scheduler') || IPVS_SCHEDULER;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import {
-  KIND_PROVIDER_PROBES, dockerInspectMounts, ipvsModules, kubectlRolloutStatusDaemonSet, kubectlWaitNodesReady, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  IPVS_SCHEDULER, KIND_PROVIDER_PROBES, dockerInspectMounts, ipvsModules, parseKubeProxyScheduler, kubectlRolloutStatusDaemonSet, kubectlWaitNodesReady, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
   kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
@@ -444,14 +444,16 @@ async function prepare(lab: KindLab, opts: KindLabOptions, interrupted: () => bo
 }
 
 /**
- * IPVS mode needs ip_vs and the scheduler's module in the kernel Docker runs on (Docker Desktop's
+ * IPVS mode needs ip_vs and the module of the scheduler in use in the kernel Docker runs on (Docker Desktop's
  * VM on macOS and Windows). They are loaded from inside a node, whose image has kmod and gets
  * /lib/modules from kind, so this works wherever that kernel ships them; then /proc/net/ip_vs
  * must appear in the nodes.
  */
 async function loadIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
   const node = `${lab.name}-control-plane`;
-  const mods = ipvsModules();
+  // The scheduler kube-proxy will use; rr when its ConfigMap can't be read (kind's default).
+  const cm = await lab.runner.run(kubectlGetKubeProxyConfig(lab.name), { allowFailure: true, timeoutMs: 30_000 });
+  const mods = ipvsModules(cm.exitCode === 0 ? parseKubeProxyScheduler(cm.stdout, parseYaml) : IPVS_SCHEDULER);
   progress(`load ${mods.join(' ')} from inside ${node} (docker exec ${node} modprobe -a ${mods.join(' ')})`);
   const loaded = await lab.exec(node, ['modprobe', '-a', ...mods], { allowFailure: true, timeoutMs: QUICK });
   const unavailable = (detail: string) => new BackendUnavailableError('kernel has no IP_VS',
