@@ -118,6 +118,10 @@ describe('kind ownership: the evidence, read purely', () => {
     expect(act({ creator: 'alive' })).toBe('keep');
     expect(act({ creator: 'unknown' })).toBe('keep');
     expect(act({}, { status: 'up' })).toBe('keep');
+    // Kept after a failed deploy, its creator gone: still kept, and gc says how to go on.
+    expect(decideGc({ ...base, record: { ...rec, status: 'up', kept: 'a failed deploy' } })).toEqual({
+      name: 'lab', action: 'keep', why: 'kept after a failed deploy: `kube-netlab up --name lab` again continues with it, `kube-netlab down --name lab` removes it',
+    });
     expect(act({}, { status: 'retained' })).toBe('keep');
     expect(act({ markers: [{ node: 'lab-worker', state: 'unreadable', why: 'not running' }] })).toBe('keep');
     expect(decideGc({ ...base, markers: [{ node: 'lab-worker', state: 'unreadable', why: 'not running' }] }).why)

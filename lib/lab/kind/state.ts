@@ -250,6 +250,9 @@ export function decideGc(e: GcEvidence): GcDecision {
   if (rec.status === 'up' && rec.heldBy && e.holder === 'dead' && proof === 'ours') {
     return { name, action: 'delete', why: `its holder, pid ${rec.heldBy.pid} (a notebook kernel or script), has died` };
   }
+  if (rec.status === 'up' && rec.kept) {
+    return keep(`kept after ${rec.kept}: \`kube-netlab up --name ${name}\` again continues with it, \`kube-netlab down --name ${name}\` removes it`);
+  }
   if (rec.status === 'up') return keep(`a lab that is up: \`kube-netlab down --name ${name}\` removes it`);
   if (rec.status === 'retained') return keep(`kept for debugging after a failed create (--retain): \`kube-netlab down --name ${name}\` removes it`);
   if (e.creator === 'alive') return keep(`being created by ${by}`);
