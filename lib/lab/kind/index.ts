@@ -251,8 +251,10 @@ async function lockKindLab(name: string, doing: string, waitMs: number, r: Runne
 /**
  * Create the kind cluster for a lab: preflight first (fails in seconds with a cause and a fix),
  * then a record of the lab (see state.ts), then `kind create cluster --wait` on a generated config
- * that labels every node with the record's owner token. A failed or interrupted (Ctrl-C, or
- * `signal`) create deletes what it made, unless `retain`; a crash leaves the record for `gc`.
+ * that marks every node with the record's owner token, then `prepare` (nodes and kube-proxy
+ * Ready, IPVS, images). A failed or interrupted (Ctrl-C, or `signal`) create deletes what it
+ * made, unless `retain`; a crash leaves the record for `gc`. A cluster kind finished but whose
+ * nodes are slow is kept instead, and a later create of the same lab continues with it.
  */
 export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const name = checkLabName(opts.name);
