@@ -8,7 +8,7 @@ import { removeLab } from '../../lib/lab/create.ts';
 import { gcKind } from '../../lib/lab/kind/gc.ts';
 import { BackendUnavailableError, destroyKindLab } from '../../lib/lab/kind/index.ts';
 import {
-  creatorLiveness, decideGc, listKindRecords, markerOf, proveOwnership, readKindRecord, thisCreator, writeKindRecord,
+  creatorLiveness, decideGc, listKindRecords, markerOf, ownerMounts, proveOwnership, readKindRecord, thisCreator, writeKindRecord,
   type GcEvidence, type HostProbe, type KindRecord, type NodeMarker,
 } from '../../lib/lab/kind/state.ts';
 import { EnvRunner, fakeToolchain, type FakeToolchain, dockerOnlyPath } from './kind-fakes.ts';
@@ -78,6 +78,14 @@ describe('kind ownership: the evidence, read purely', () => {
     expect(markerOf('n1', ok(full.slice(0, 40)))).toMatchObject({ state: 'unreadable', why: '/kind/kubeadm.conf is not complete yet' });
     expect(markerOf('n1', { exitCode: 1, stdout: '', stderr: 'Error response from daemon: container 4f2e is not running\n' }))
       .toEqual({ node: 'n1', state: 'unreadable', why: 'Error response from daemon: container 4f2e is not running' });
+  });
+
+  it('reads the owner token off the nodes\' mounts (docker inspect), and nothing from a mount that is not one', () => {
+    const out = ownerMounts([
+      '/lab-control-plane /var /lib/modules /kube-netlab/owner/kn0123456789abcdef',
+      '/lab-worker /var /lib/modules', '/lab-worker2 /var /lib/modules /kube-netlab/owner/../../etc', '',
+    ].join('\n'));
+    expect(Object.fromEntries(out)).toEqual({ 'lab-control-plane': 'kn0123456789abcdef', 'lab-worker': null, 'lab-worker2': null });
   });
 
   it('proves ownership only with the record\'s token and nothing against it', () => {

@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, dockerInspectMounts, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
@@ -277,7 +277,7 @@ describe('kind backend: failures through the real runner', () => {
   it('the docker CLI accepts every docker argv we build (stopping at the missing daemon)', async () => {
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
     for (const argv of [dockerInfo(), dockerExec('kntest-worker', ['test', '-e', '/proc/net/ip_vs']), dockerImageInspect('curlimages/curl:8.16.0'), dockerPull('curlimages/curl:8.16.0'),
-      dockerServerPlatform(), dockerSave(['curlimages/curl:8.16.0'], join(tmp, 'images.tar'), 'linux/amd64')]) {
+      dockerServerPlatform(), dockerSave(['curlimages/curl:8.16.0'], join(tmp, 'images.tar'), 'linux/amd64'), dockerInspectMounts(['kntest-worker', 'kntest-worker2'])]) {
       const { exitCode, stderr } = await r.run(argv, { allowFailure: true, timeoutMs: 15_000 });
       expect(exitCode).not.toBe(0);
       expect(stderr).not.toMatch(/unknown (flag|shorthand)|unknown command/);
