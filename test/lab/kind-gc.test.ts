@@ -126,6 +126,12 @@ describe('kind ownership: the evidence, read purely', () => {
     expect(act({ creator: 'alive' })).toBe('keep');
     expect(act({ creator: 'unknown' })).toBe('keep');
     expect(act({}, { status: 'up' })).toBe('keep');
+    // No cluster yet, its creator killed a minute ago: the kind it ran may still make nodes.
+    const young = decideGc({ ...base, exists: false, markers: [], ageMs: 60_000 });
+    expect(young.action).toBe('keep');
+    expect(young.why).toMatch(/^no cluster yet, and its creator, pid \d+, died 1 min ago: the `kind create` it started may still be making nodes/);
+    expect(act({ exists: false, markers: [], ageMs: 21 * 60_000 })).toBe('forget');
+    expect(act({ exists: false, markers: [] })).toBe('forget');
     // Kept after a failed deploy, its creator gone: still kept, and gc says how to go on.
     expect(decideGc({ ...base, record: { ...rec, status: 'up', kept: 'a failed deploy' } })).toEqual({
       name: 'lab', action: 'keep', why: 'kept after a failed deploy: `kube-netlab up --name lab` again continues with it, `kube-netlab down --name lab` removes it',

@@ -34,7 +34,11 @@ export async function gcKind(r: Runner = defaultRunner, probe: HostProbe = thisH
     const exists = clusters.includes(name);
     // Only clusters with a record are looked into; the user's own are not even read.
     const markers = record && exists ? await readMarkers(r, name) : [];
-    let d = decideGc({ name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers });
+    const ageMs = record ? Date.now() - Date.parse(record.createdAt) : undefined;
+    let d = decideGc({
+      name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers,
+      ageMs: Number.isFinite(ageMs) ? ageMs : undefined,
+    });
     if (d.action === 'delete') {
       // Its creator died, but the kind it ran may still be adding nodes: delete until none come back.
       if (await deleteUntilGone(r, name, record?.owner)) {

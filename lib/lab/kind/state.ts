@@ -226,7 +226,16 @@ export interface GcEvidence {
   holder?: OwnerLiveness | null;
   /** Read only for clusters that have a record. */
   markers: readonly NodeMarker[];
+  /** Milliseconds since the record was written (default: long ago). */
+  ageMs?: number;
 }
+
+/**
+ * How long after its creator died a `creating` record with no cluster yet is kept: the `kind
+ * create` it started does not die with it (killed with -9, say) and may still be pulling the node
+ * image, then make nodes that only the record lets gc delete.
+ */
+export const ORPHAN_KIND_GRACE_MS = 20 * 60_000;
 
 /**
  * What `gc` does with one cluster name. It deletes only a cluster whose record says its creation
@@ -240,6 +249,9 @@ export function decideGc(e: GcEvidence): GcDecision {
   const by = `pid ${rec.creator.pid}${e.creator === 'unknown' ? ` on ${rec.creator.host}` : ''}`;
   if (!e.exists) {
     if (busy) return keep(`being created by ${by}`);
+    if (rec.status === 'creating' && e.creator === 'dead' && (e.ageMs ?? Infinity) < ORPHAN_KIND_GRACE_MS) {
+      return keep(`no cluster yet, and its creator, ${by}, died ${Math.floor((e.ageMs ?? 0) / 60_000)} min ago: the \`kind create\` it started may still be making nodes; gc looks again later (record kept for ${ORPHAN_KIND_GRACE_MS / 60_000} min)`);
+    }
     return { name, action: 'forget', why: 'no such kind cluster any more: its record was stale' };
   }
   const proof = proveOwnership(rec, e.markers);
