@@ -20,7 +20,7 @@ export interface CreateLabOptions {
    * lab, so a notebook never has to delete a lab by name that someone else may be using.
    */
   heldBy?: number;
-  /** Deployed as part of bringing the lab up; if that fails or is interrupted, the lab is removed. */
+  /** Deployed as part of bringing the lab up: interrupted, the lab is removed; failed, a kind cluster is kept. */
   workloads?: K8sObject[];
 }
 
@@ -79,8 +79,8 @@ export function describeWorkloads(objects: readonly K8sObject[]): string {
 }
 
 /**
- * kind creates the cluster, then the workloads roll out. A signal cancels whichever runs; the
- * cluster is then deleted, as when the rollout fails.
+ * kind creates the cluster, then the workloads roll out. A signal cancels whichever runs, and the
+ * cluster is then deleted; a failed rollout keeps it (`up` again continues with it).
  */
 async function createKindLabWith(opts: CreateLabOptions): Promise<Lab> {
   const r = opts.runner ?? defaultRunner;
@@ -107,11 +107,16 @@ async function createKindLabWith(opts: CreateLabOptions): Promise<Lab> {
     await Promise.race([work, stopped]);
     return lab;
   } catch (e) {
-    opts.onProgress?.(`remove lab ${lab.name} (${opts.signal?.aborted ? 'interrupted' : 'deploy failed'})`);
+    if (!opts.signal?.aborted) {
+      // The cluster took minutes to make and is fine: keep it, and say how to go on.
+      const { keepKindLab, keptAdvice } = await import('./kind/index.ts');
+      await keepKindLab(lab.name, 'a failed deploy');
+      throw new Error(`${(e as Error).message}; ${keptAdvice(lab.name)}`, { cause: e });
+    }
+    opts.onProgress?.(`remove lab ${lab.name} (interrupted)`);
     const removed = await removeLab(lab.name, 'kind', r).catch((err: unknown) => err as Error);
     const after = removed instanceof Error ? `removing it failed (${removed.message}); \`kube-netlab gc\` and \`kube-netlab down --name ${lab.name}\` retry` : `lab ${lab.name} removed`;
-    if (opts.signal?.aborted) throw new CreateInterrupted(`interrupted; ${after}`);
-    throw new Error(`${(e as Error).message}; ${after}`, { cause: e });
+    throw new CreateInterrupted(`interrupted; ${after}`);
   } finally {
     opts.signal?.removeEventListener('abort', stop);
   }

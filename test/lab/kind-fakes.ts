@@ -2,13 +2,15 @@
  * Stand-ins for kind, kubectl and docker, for the kind backend's tests. kind and a Docker engine
  * cannot run on the machines these tests run on, so small bash scripts answer with the exit
  * codes, stdout and stderr the real tools give, and keep the little state kind keeps: which
- * clusters exist, each node's /kind/kubeadm.conf (where kind writes the config's node labels),
- * and whether the nodes' kernel has IP_VS (the file `ip_vs`).
+ * clusters exist, each node's /kind/kubeadm.conf (where kind writes the config's node labels) and
+ * mounts, Docker's image store (`images`), what was loaded into the nodes (`loaded`), and
+ * whether the nodes' kernel has IP_VS loaded (`ip_vs`) or cannot load it (`no-ip-vs`).
  * Everything else (the runner, the load script in a real sh, parsing) runs for real.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runner } from '../../lib/exec/index.ts';
+import { labImages } from '../../lib/lab/kind/images.ts';
 
 /** The real runner, with extra environment for every command (PATH, DOCKER_HOST). */
 export class EnvRunner extends Runner {
@@ -18,32 +20,69 @@ export class EnvRunner extends Runner {
 }
 
 const SCRIPTS: Record<string, string> = {
+  // `docker -v` as the docker CLI prints it (this machine's real CLI: "Docker version 28.2.2, build
+  // e6534b4"); the file docker-banner replaces it, as podman-docker's `docker` answers for podman.
   docker: `
 case "$1" in
-  info) if [ -f "$F/docker-down" ]; then
+  -v) if [ -f "$F/docker-banner" ]; then cat "$F/docker-banner"; else echo 'Docker version 28.2.2, build e6534b4'; fi ;;
+  info) if [ -s "$F/docker-down" ]; then cat "$F/docker-down" >&2; exit 1; fi
+        if [ -f "$F/docker-down" ]; then
           echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1
         fi
         echo 28.2.2 ;;
-  pull) echo "Status: Downloaded newer image for $2" ;;
+  # The image store is the file images, one reference a line: pull adds to it, save reads it.
+  # pull-fails: Docker Hub's answer once the anonymous rate limit is reached (docs.docker.com/docker-hub/usage/pulls).
+  pull) if [ -f "$F/pull-fails" ]; then echo 'Error response from daemon: toomanyrequests: You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit' >&2; exit 1; fi
+        grep -qxF "$2" "$F/images" 2>/dev/null || echo "$2" >> "$F/images"
+        echo "Status: Downloaded newer image for $2" ;;
   image) if grep -qxF "$5" "$F/images" 2>/dev/null; then echo sha256:0f3b; else echo "Error: No such image: $5" >&2; exit 1; fi ;;
+  # docker version --format '{{.Server.Os}}/{{.Server.Arch}} {{.Server.APIVersion}}' (docker/cli
+  # cli/command/system/version.go fields; Docker 28.2.2 speaks API 1.50); docker-server overrides it.
+  version) if [ -f "$F/docker-server" ]; then cat "$F/docker-server"; else echo 'linux/amd64 1.50'; fi ;;
+  # docker save [--platform P] -o FILE IMAGE…: the archive here lists "P IMAGE" per image.
+  save) shift; p=all; [ "$1" = --platform ] && { p=$2; shift 2; }; out=$2; shift 2
+        for i in "$@"; do grep -qxF "$i" "$F/images" 2>/dev/null || { echo "Error response from daemon: No such image: $i" >&2; exit 1; }; done
+        for i in "$@"; do echo "$p $i"; done > "$out" ;;
+  # docker inspect --type container --format '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}' N…:
+  # one line per container that exists; for the others, the daemon's error and exit 1 (as the real
+  # CLI 28.2.2 does against Docker Engine 20.10.24 here).
+  inspect) shift 5; rc=0
+           for n in "$@"; do
+             if [ -f "$F/mounts/$n" ]; then echo "/$n $(cat "$F/mounts/$n")"
+             else echo "Error response from daemon: No such container: $n" >&2; rc=1; fi
+           done
+           exit $rc ;;
   exec) node="$2"; shift 2
         if [ "$1" = cat ] && [ "$2" = /kind/kubeadm.conf ]; then
           if [ -f "$F/kubeadm/$node" ]; then cat "$F/kubeadm/$node"
           else echo "cat: /kind/kubeadm.conf: No such file or directory" >&2; exit 1; fi
         elif [ "$1" = test ] && [ "$3" = /proc/net/ip_vs ]; then [ -f "$F/ip_vs" ]
+        # kmod's modprobe when the kernel has no such module (tools/modprobe.c: "Module %s not found
+        # in directory %s"); otherwise the modules load, and /proc/net/ip_vs appears.
+        elif [ "$1" = modprobe ]; then
+          if [ -f "$F/no-ip-vs" ]; then echo "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit" >&2; exit 1; fi
+          : > "$F/ip_vs"
         elif [ "$1" = iptables-save ]; then cat "$F/rules"
         else exec "$@"; fi ;;
   *) echo "unexpected docker $*" >&2; exit 1 ;;
 esac`,
   kind: `
 nodes() { printf '%s\\n' "$1-control-plane" "$1-worker" "$1-worker2"; }
-# What kind's config action does: the config's node labels into each node's kubeadm.conf.
+# What kind's config action does: the config's node labels into each node's kubeadm.conf
+# (kubeadm v1beta3, as kind v0.29 writes it for Kubernetes 1.33).
 mark() {
   owner=$(sed -n 's/^ *kube-netlab\\/owner: *//p' "$2" | head -n 1)
   mkdir -p "$F/kubeadm"
   for n in $(nodes "$1"); do
-    printf 'nodeRegistration:\\n  kubeletExtraArgs:\\n    - name: "node-labels"\\n      value: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
+    printf 'apiVersion: kubeadm.k8s.io/v1beta3\\nkind: InitConfiguration\\nnodeRegistration:\\n  kubeletExtraArgs:\\n    node-labels: "kube-netlab/owner=%s"\\n---\\nkind: KubeletConfiguration\\n' "$owner" > "$F/kubeadm/$n"
   done
+}
+# What kind's provision step does: node containers, each with the config's extraMounts besides
+# kind's own (/var, /lib/modules).
+containers() {
+  tok=$(sed -n 's#^ *containerPath: /kube-netlab/owner/##p' "$2" | head -n 1)
+  mkdir -p "$F/mounts"
+  for n in $(nodes "$1"); do echo "/var /lib/modules\${tok:+ /kube-netlab/owner/$tok}" > "$F/mounts/$n"; done
 }
 touch "$F/clusters"
 case "$1" in
@@ -52,15 +91,41 @@ case "$1" in
          if [ -s "$F/clusters" ]; then cat "$F/clusters"; else echo "No kind clusters found." >&2; fi
        elif grep -qxF "$4" "$F/clusters"; then nodes "$4"
        else echo "No kind nodes found for cluster \\"$4\\"." >&2; fi ;;
-  create) grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
-          case "$(cat "$F/create")" in
+  # create modes: ok; fail (create.stderr); hang (made, then never returns); early (nodes made,
+  # killed before the config step wrote kubeadm.conf); pulling (still pulling the node image: no
+  # node yet); late (hang, and when killed a docker run already under way adds a node 0.4 s later);
+  # late-other (the same, but the node that appears carries no owner mount).
+  create) mode=$(cat "$F/create")
+          [ "$mode" = pulling ] && exec sleep 30
+          # kind's ensureNodeImages (providers/docker/images.go at v0.29.0): \`docker inspect
+          # --type=image\`, and \`docker pull\` only when that fails; logged as the pull kind runs.
+          img=$(sed -n 's/^ *image: *//p' "$6" | head -n 1)
+          if ! grep -qxF "$img" "$F/images" 2>/dev/null; then echo "docker pull $img" >> "$F/log"; echo "$img" >> "$F/images"; fi
+          grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"
+          containers "$4" "$6"
+          case "$mode" in
             ok) mark "$4" "$6"; echo "Creating cluster \\"$4\\" ..." >&2 ;;
             fail) cat "$F/create.stderr" >&2; exit 1 ;;
             hang) mark "$4" "$6"; exec sleep 30 ;;
+            early) exec sleep 30 ;;
+            # late-other: what comes back is someone else's node of that name (no owner mount).
+            late-other) mark "$4" "$6"
+                  trap '(sleep 0.4; grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"; containers "$4" /dev/null) >/dev/null 2>&1 & kill $pid; exit 143' TERM INT
+                  sleep 30 & pid=$!
+                  : > "$F/create.trapped"
+                  wait $pid ;;
+            late) mark "$4" "$6"
+                  # The orphaned docker run writes to kind's pipes, not ours: detach its output.
+                  trap '(sleep 0.4; grep -qxF "$4" "$F/clusters" || echo "$4" >> "$F/clusters"; containers "$4" "$6") >/dev/null 2>&1 & kill $pid; exit 143' TERM INT
+                  sleep 30 & pid=$!
+                  : > "$F/create.trapped"
+                  wait $pid ;;
           esac ;;
-  load) echo "Image: \\"$3\\" with ID \\"sha256:0f3b\\" not yet present on node \\"$6-worker\\", loading..." >&2 ;;
+  # kind load image-archive FILE --name N: every node imports the archive (here: noted in loaded).
+  load) [ "$2" = image-archive ] && [ -s "$3" ] || { echo "ERROR: failed to load image: unable to open $3" >&2; exit 1; }
+        sed "s#^#$5 #" "$3" >> "$F/loaded" ;;
   delete) grep -vxF "$4" "$F/clusters" > "$F/clusters.new"; mv "$F/clusters.new" "$F/clusters"
-          rm -f "$F/kubeadm/$4-control-plane" "$F/kubeadm/$4-worker" "$F/kubeadm/$4-worker2"
+          for n in $(nodes "$4"); do rm -f "$F/kubeadm/$n" "$F/mounts/$n"; done
           echo "Deleting cluster \\"$4\\" ..." >&2 ;;
   *) echo "ERROR: unknown command \\"$1\\" for \\"kind\\"" >&2; exit 1 ;;
 esac`,
@@ -69,6 +134,14 @@ esac`,
 case "$*" in
   "version --client -o json") echo '{"clientVersion":{"gitVersion":"v1.33.1"}}' ;;
   "get nodes -o json") cat "$F/nodes.json" ;;
+  # kubectl wait and rollout status as kubectl prints them (pkg/cmd/wait: "%s condition met",
+  # "timed out waiting for the condition on %s"; polymorphichelpers/rollout_status.go for a DaemonSet).
+  "wait --for=condition=Ready nodes --all --timeout="*)
+    if [ -f "$F/nodes-unready" ]; then sleep 0.2; echo 'error: timed out waiting for the condition on nodes/kntest-worker2' >&2; exit 1; fi
+    echo 'node/kntest-control-plane condition met' ;;
+  "-n kube-system rollout status daemonset/kube-proxy --timeout="*) echo 'daemon set "kube-proxy" successfully rolled out' ;;
+  "-n kube-system get configmap kube-proxy -o json")
+    if [ -f "$F/kube-proxy-cm.json" ]; then cat "$F/kube-proxy-cm.json"; else echo 'Error from server (NotFound): configmaps "kube-proxy" not found' >&2; exit 1; fi ;;
   "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
   "get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName="*) cat "$F/kube-proxy-pods.json" ;;
   "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
@@ -79,6 +152,18 @@ case "$*" in
   *" exec "*) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
   *) echo "error: unexpected kubectl $*" >&2; exit 1 ;;
 esac`,
+  // `podman -v` and `nerdctl -v` as kind expects them (kind v0.29.0 providers/podman/util.go and
+  // providers/nerdctl/util.go: one line, "podman version 1.7.1-dev", "nerdctl version …").
+  podman: `
+case "$1" in
+  -v) echo 'podman version 5.4.0' ;;
+  *) echo "unexpected podman $*" >&2; exit 1 ;;
+esac`,
+  nerdctl: `
+case "$1" in
+  -v) echo 'nerdctl version 2.0.3' ;;
+  *) echo "unexpected nerdctl $*" >&2; exit 1 ;;
+esac`,
   // Answers like go-httpbin's /hostname (pretty-printed JSON), from one of three pods.
   curl: `
 w=''; url=''
@@ -86,6 +171,9 @@ while [ $# -gt 0 ]; do case "$1" in -w) w="$2"; shift 2 ;; -m) shift 2 ;; -s) sh
 printf '{\\n  "hostname": "httpbin-%d"\\n}\\n' $((RANDOM % 3))
 printf '%s' "\${w//%\\{http_code\\}/200}"`,
 };
+
+/** How the fake `kind create` behaves (see its script). */
+export type CreateMode = 'ok' | 'fail' | 'hang' | 'early' | 'pulling' | 'late' | 'late-other';
 
 export interface FakeToolchain {
   dir: string;
@@ -96,14 +184,17 @@ export interface FakeToolchain {
   /** Every fake command run so far, as `tool arg…` (curl excepted). */
   log(): Promise<string[]>;
   /** A fresh log, no clusters, and how the next `kind create` behaves. */
-  reset(create: 'ok' | 'fail' | 'hang', stderr?: string): Promise<void>;
+  reset(create: CreateMode, stderr?: string): Promise<void>;
 }
 
 /**
  * Fake kind/kubectl/docker/curl in `dir`. Only the listed tools get a fake; the others are left
  * to PATH (pass e.g. ['kind'] and a PATH holding the real docker CLI).
  */
-export async function fakeToolchain(dir: string, tools: readonly string[] = Object.keys(SCRIPTS), fixtures?: Record<string, string>): Promise<FakeToolchain> {
+/** The fakes a kind lab needs (podman and nerdctl only where a test asks for them). */
+const LAB_TOOLS = ['docker', 'kind', 'kubectl', 'curl'];
+
+export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_TOOLS, fixtures?: Record<string, string>): Promise<FakeToolchain> {
   await mkdir(dir, { recursive: true });
   for (const name of tools) {
     const lg = name === 'curl' ? '' : `printf '%s\\n' "${name} \${*:1:12}" >> "$F/log"\n`;
@@ -126,6 +217,11 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = Obje
       await set('create', create);
       await set('create.stderr', stderr);
       await set('clusters', '');
+      // Docker's store holds the node image (kind pulled it before), nothing else; `loaded` is empty.
+      await set('images', `${(await labImages()).node}\n`);
+      await set('loaded', '');
+      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready', 'kube-proxy-cm.json']) await rm(join(dir, f), { force: true });
+      for (const d of ['mounts', 'kubeadm']) await rm(join(dir, d), { recursive: true, force: true });
     },
   };
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,9 +93,49 @@ describe('kube-netlab up --backend kind where it cannot run: fails fast, says wh
       'kube-netlab up: the kind backend cannot run here: kind not installed',
       '  fix: install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start', '',
     ].join('\n'));
-    expect(await fakeDocker.log()).toEqual(['docker info --format {{.ServerVersion}}']);
+    expect(await fakeDocker.log()).toEqual(['docker -v', 'docker info --format {{.ServerVersion}}']);
     expect(await stateFiles()).toEqual([]);
   });
+});
+
+describe('kube-netlab up --backend kind where kind would use podman or nerdctl: refuses and names it', () => {
+  let fakes: FakeToolchain;
+  beforeAll(async () => {
+    fakes = await fakeToolchain(join(tmp, 'fake-providers'), ['docker', 'kind', 'kubectl', 'podman', 'nerdctl']);
+  });
+
+  it('KIND_EXPERIMENTAL_PROVIDER=podman, with Docker installed and running', async () => {
+    await fakes.reset('ok');
+    const r = await cli(['up', '--backend', 'kind'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'podman' });
+    expect(r.code).toBe(1);
+    expect(said(r)).toBe([
+      'kube-netlab up: the kind backend cannot run here: kind would use podman',
+      '  kind picks podman: KIND_EXPERIMENTAL_PROVIDER=podman is set',
+      '  fix: kube-netlab runs its kind nodes through Docker only: unset KIND_EXPERIMENTAL_PROVIDER, and install Docker (Docker Desktop, Docker Engine or rootless Docker) so that `docker -v` prints "Docker version …"', '',
+    ].join('\n'));
+    // Nothing ran past the question kind asks itself: no docker info, no kind create.
+    expect(await fakes.log()).toEqual([]);
+    expect(await stateFiles()).toEqual([]);
+  });
+
+  it('`docker` is podman-docker\'s shim: kind would pick nerdctl first, then podman', async () => {
+    await fakes.reset('ok');
+    await fakes.set('docker-banner', 'podman version 5.4.0\n');
+    try {
+      const r = await cli(['up', '--backend', 'kind'], { PATH: fakes.path });
+      expect(r.code).toBe(1);
+      expect(said(r)).toMatch(/^kube-netlab up: the kind backend cannot run here: kind would use nerdctl\n {2}kind picks nerdctl: `nerdctl -v` answers \(`docker -v` printed "podman version 5\.4\.0", not Docker's banner\)\n/);
+      expect(await fakes.log()).toEqual(['docker -v', 'nerdctl -v']);
+      // What kind does with KIND_EXPERIMENTAL_PROVIDER=docker it would do here too: then docker it is.
+      const forced = await cli(['up', '--backend', 'kind', '--name', 'kntest'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'docker' });
+      expect(said(forced)).not.toMatch(/kind would use/);
+    } finally {
+      await rm(join(fakes.dir, 'docker-banner'), { force: true });
+      await runner.run([process.execPath, 'scripts/kube-netlab.mjs', 'down', '--name', 'kntest', '--backend', 'kind'], {
+        allowFailure: true, env: { PATH: fakes.path, XDG_STATE_HOME: join(tmp, 'state') },
+      });
+    }
+  }, 60_000);
 });
 
 describe('Ctrl-C during kube-netlab up --backend kind removes what was made', () => {
@@ -120,7 +161,22 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     expect(r.code).toBe(130);
     expect(r.err).toContain('SIGINT: stopping, and removing what was made');
     expect(r.err).toMatch(/kube-netlab up: kind create cluster kntest interrupted \(SIGINT or abort\); the half-made cluster was deleted\n$/);
-    expect((await fake.log()).slice(-1)).toEqual(['kind delete cluster --name kntest']);
+    expect((await fake.log()).slice(-3)).toEqual(['kind delete cluster --name kntest', 'kind get nodes --name kntest', 'kind get nodes --name kntest']);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+    expect(await stateFiles()).toEqual([]);
+  }, 60_000);
+
+  it('kill -9 before kind configured the nodes: `gc` proves them kube-netlab\'s by their mount and deletes them', async () => {
+    await fake.reset('early');
+    let pid = 0;
+    const run = cli(['up', '--backend', 'kind', '--name', 'kntest'], { PATH: fake.path }, (p) => (pid = p));
+    await until('kind create', async () => (await fake.log()).some((l) => l.startsWith('kind create')));
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    // No node has /kind/kubeadm.conf: before the owner mount, gc kept such a cluster forever.
+    expect(existsSync(join(fake.dir, 'kubeadm', 'kntest-worker'))).toBe(false);
+    const gc = await cli(['gc', '--backend', 'kind'], { PATH: fake.path });
+    expect(gc.out).toMatch(/^kind: {2}deleted kntest: half-made or orphaned: its creator, pid \d+, died before `kind create` finished$/m);
     expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
     expect(await stateFiles()).toEqual([]);
   }, 60_000);
@@ -131,7 +187,7 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     try {
       let pid = 0;
       const run = cli(['up', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path }, (p) => (pid = p));
-      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status')));
+      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status deployment/')));
       expect(await readKindRecord('netlab')).toMatchObject({ status: 'up' });
       const t0 = performance.now();
       process.kill(pid, 'SIGINT');
@@ -157,7 +213,7 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
       const p = upLab({
         backend: 'kind', mode: 'iptables', workers: 2, replicas: 3, name: 'netlab', runner: fake.runner, onProgress: (s) => steps.push(s), signal: ac.signal,
       }).catch((e: unknown) => e);
-      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status')));
+      await until('the rollout', async () => (await fake.log()).some((l) => l.includes('rollout status deployment/')));
       ac.abort();
       const err = await p;
       expect(err).toBeInstanceOf(UpInterrupted);
@@ -170,19 +226,33 @@ describe('Ctrl-C during kube-netlab up --backend kind removes what was made', ()
     }
   });
 
-  it('a deploy that fails removes the lab too, and says both', async () => {
+  it('a deploy that fails keeps the cluster and says how to go on; `up` again continues with it', async () => {
     await fake.reset('ok');
-    // kubectl apply fails: no such command in the fake for this input.
+    // Reading the cluster back fails: kubectl prints no JSON.
     await fake.set('cluster.json', 'not json');
     try {
       const err = await upLab({ backend: 'kind', mode: 'iptables', workers: 2, replicas: 3, name: 'netlab', runner: fake.runner, onProgress: () => undefined })
         .catch((e: unknown) => e);
-      expect((err as Error).message).toMatch(/is not valid JSON; lab netlab removed$/);
-      expect(await readKindRecord('netlab')).toBeNull();
-      expect(kindConfigFile('netlab')).toContain(join(tmp, 'state'));
-      expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+      expect((err as Error).message).toMatch(/is not valid JSON; the cluster is kept: `kube-netlab up --name netlab` again continues with it, `kube-netlab down --name netlab` deletes it$/);
+      expect(await readKindRecord('netlab')).toMatchObject({ status: 'up', kept: 'a failed deploy' });
+      expect((await fake.log()).some((l) => l.startsWith('kind delete'))).toBe(false);
+      expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('netlab\n');
+      // createLab (the notebooks' way in too) side-loaded the images before the deploy.
+      const l = await fake.log();
+      expect(l.findIndex((x) => x.startsWith('kind load image-archive '))).toBeGreaterThan(-1);
+      expect(l.findIndex((x) => x.startsWith('kind load image-archive '))).toBeLessThan(l.findIndex((x) => x.includes(' apply -f -')));
     } finally {
       await fake.set('cluster.json', await readFile(new URL('kind-httpbin.kubectl.json', FIX), 'utf8'));
     }
-  });
+    await fake.set('log', '');
+    const again = await cli(['up', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path });
+    expect(again.code).toBe(0);
+    expect(again.err).toContain('cluster netlab is kube-netlab\'s, kept after a failed deploy: continuing with it');
+    expect(again.out).toMatch(/^lab netlab is up on kind/);
+    expect((await fake.log()).some((l) => l.startsWith('kind create'))).toBe(false);
+    expect((await readKindRecord('netlab'))?.kept).toBeUndefined();
+    const down = await cli(['down', '--backend', 'kind', '--name', 'netlab'], { PATH: fake.path });
+    expect(down.out).toBe('removed lab netlab: kind cluster netlab\n');
+    expect(await stateFiles()).toEqual([]);
+  }, 60_000);
 });

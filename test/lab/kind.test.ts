@@ -1,20 +1,21 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadImage,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, dockerInspectMounts, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
-import { doctor, kernelModules, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
-import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord } from '../../lib/lab/kind/state.ts';
-import { EnvRunner, fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
+import { doctor, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
+import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, removeKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
+import { EnvRunner, fakeToolchain, type CreateMode, type FakeToolchain } from './kind-fakes.ts';
 
 const FIXTURES = new URL('../fixtures/kind/', import.meta.url);
 const fixture = (name: string) => readFile(new URL(name, FIXTURES), 'utf8');
@@ -41,8 +42,7 @@ describe('kind backend: argv', () => {
     expect(kindDelete('netlab')).toEqual(['kind', 'delete', 'cluster', '--name', 'netlab']);
     expect(kindGetClusters()).toEqual(['kind', 'get', 'clusters']);
     expect(kindGetNodes('netlab')).toEqual(['kind', 'get', 'nodes', '--name', 'netlab']);
-    expect(kindLoadImage('netlab', ['docker.io/mccutchen/go-httpbin:v2.15.0', 'curlimages/curl:8.16.0']))
-      .toEqual(['kind', 'load', 'docker-image', 'docker.io/mccutchen/go-httpbin:v2.15.0', 'curlimages/curl:8.16.0', '--name', 'netlab']);
+    expect(kindLoadArchive('netlab', '/tmp/x/images.tar')).toEqual(['kind', 'load', 'image-archive', '/tmp/x/images.tar', '--name', 'netlab']);
   });
 
   it('pins the kind-N context on every kubectl call', () => {
@@ -149,6 +149,9 @@ describe('kind backend: parsers', () => {
     expect(classifyDockerInfoFailure(await fixture('docker-info-daemon-down.stderr'))).toBe('daemon-unreachable');
     expect(classifyDockerInfoFailure(await fixture('docker-info-permission-denied.stderr'))).toBe('permission-denied');
     expect(classifyDockerInfoFailure('error during connect: Get "http://%2F%2F.%2Fpipe%2FdockerDesktopLinuxEngine/v1.47/info": open //./pipe/dockerDesktopLinuxEngine: The system cannot find the file specified.')).toBe('daemon-unreachable');
+    // Docker 29's client words it differently (moby client/request.go at docker-v29.0.0).
+    expect(classifyDockerInfoFailure(await fixture('docker29-info-daemon-down.stderr'))).toBe('daemon-unreachable');
+    expect(classifyDockerInfoFailure(await fixture('docker29-info-permission-denied.stderr'))).toBe('permission-denied');
     expect(classifyDockerInfoFailure('something else')).toBe('other');
     const exists = await fixture('kind-create-exists.stderr');
     expect(classifyKindFailure(exists)).toBe('cluster-exists');
@@ -187,9 +190,22 @@ describe('kind backend: parsers', () => {
     expect([...programmedDestinations('ipvs', ruleLines('ipvs', 'TCP  0A60780F:1F40 rr \n  -> 0AF40102:1F90      Masq    1      0          0\n'))]).toEqual(['10.244.1.2:8080']);
   });
 
-  it('reads the IPVS kernel modules from /proc/modules or /sys/module', () => {
-    const proc = 'ip_vs_rr 12288 1 - Live 0x0000000000000000\nip_vs 221184 3 ip_vs_rr, Live 0x0000000000000000\n';
-    expect(kernelModules(proc, (m) => m === 'nf_conntrack')).toEqual({ ip_vs: true, ip_vs_rr: true, ip_vs_wrr: false, ip_vs_sh: false, nf_conntrack: true });
+  it('asks for ip_vs and the scheduler in use only', async () => {
+    expect(ipvsModules()).toEqual(['ip_vs', 'ip_vs_rr']);
+    expect(ipvsModules('wrr')).toEqual(['ip_vs', 'ip_vs_wrr']);
+    // The scheduler in use, from kube-proxy's ConfigMap (kubeadm's, as kind writes it: empty means rr).
+    const cm = await fixture('kube-proxy-configmap.json');
+    expect(parseKubeProxyScheduler(cm, parseYaml)).toBe('rr');
+    expect(parseKubeProxyScheduler(cm.replace('scheduler: \\"\\"', 'scheduler: sh'), parseYaml)).toBe('sh');
+    expect(() => ipvsModules('rr nf_conntrack')).toThrow(/short lower-case name/);
+  });
+
+  it('saves only the nodes\' platform when the daemon can (API 1.48, Docker 28), all it has otherwise', () => {
+    expect(parseDockerServerPlatform('linux/arm64 1.51\n')).toEqual({ platform: 'linux/arm64', api: '1.51' });
+    expect(() => parseDockerServerPlatform('Client: Docker Engine')).toThrow(/expected "<os>\/<arch> <api version>"/);
+    expect([saveTakesPlatform('1.47'), saveTakesPlatform('1.48'), saveTakesPlatform('1.52'), saveTakesPlatform('2.0')]).toEqual([false, true, true, true]);
+    expect(dockerSave(['a:1', 'b:2'], '/d/images.tar', 'linux/arm64')).toEqual(['docker', 'save', '--platform', 'linux/arm64', '-o', '/d/images.tar', 'a:1', 'b:2']);
+    expect(dockerSave(['a:1'], '/d/images.tar', null)).toEqual(['docker', 'save', '-o', '/d/images.tar', 'a:1']);
   });
 });
 
@@ -216,12 +232,23 @@ describe('kind backend: failures through the real runner', () => {
   it('reports an unreachable docker daemon with the real docker CLI', async () => {
     // A socket path where no daemon can be, so the result doesn't depend on the machine.
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
-    const err = await preflight(r, 'nftables').catch((e: unknown) => e);
+    const err = await preflight(r).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
     expect((err as Error).message).toMatch(/Cannot connect to the Docker daemon/);
     expect((err as Error).message).toMatch(/fix: start it/);
     expect(await kindUnavailable(r)).toMatch(/^docker daemon unreachable; start it/);
+  });
+
+  it('reports a stopped daemon in Docker 29\'s words as unreachable too, not as "docker info failed"', async () => {
+    const fake = await fakeToolchain(join(tmp, 'fake-docker29'), ['docker']);
+    await fake.set('docker-down', await fixture('docker29-info-daemon-down.stderr'));
+    const err = await preflight(fake.runner).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackendUnavailableError);
+    expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
+    expect((err as Error).message).toMatch(/fix: start it \(`sudo systemctl start docker`, or open Docker Desktop\)/);
+    const report = await doctor(fake.runner);
+    expect(report.checks[0]).toMatchObject({ name: 'docker daemon', ok: false, detail: 'docker daemon unreachable' });
   });
 
   it('kubectl accepts every kubectl argv we build (stopping at the missing context)', async () => {
@@ -232,6 +259,7 @@ describe('kind backend: failures through the real runner', () => {
       kubectlApply('kntest'), kubectlScale('kntest', 'httpbin', 3), kubectlRolloutStatus('kntest', 'httpbin'),
       kubectlGetJson('kntest', ['services', 'endpointslices']), kubectlGetJson('kntest', ['pods'], { selector: { app: 'curl' } }),
       kubectlGetKubeProxyPod('kntest', 'kntest-worker'), kubectlExec('kntest', 'curl-x', ['sh', '-c', 'true'], { container: 'curl' }),
+      kubectlWaitNodesReady('kntest', '300s'), kubectlRolloutStatusDaemonSet('kntest', 'kube-proxy', 'kube-system', '180s'),
     ];
     for (const argv of argvs) {
       const res = await r.run(argv, { allowFailure: true, input: '', timeoutMs: 15_000 }).catch((e: unknown) => e);
@@ -248,7 +276,8 @@ describe('kind backend: failures through the real runner', () => {
 
   it('the docker CLI accepts every docker argv we build (stopping at the missing daemon)', async () => {
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
-    for (const argv of [dockerInfo(), dockerExec('kntest-worker', ['test', '-e', '/proc/net/ip_vs']), dockerImageInspect('curlimages/curl:8.16.0'), dockerPull('curlimages/curl:8.16.0')]) {
+    for (const argv of [dockerInfo(), dockerExec('kntest-worker', ['test', '-e', '/proc/net/ip_vs']), dockerImageInspect('curlimages/curl:8.16.0'), dockerPull('curlimages/curl:8.16.0'),
+      dockerServerPlatform(), dockerSave(['curlimages/curl:8.16.0'], join(tmp, 'images.tar'), 'linux/amd64'), dockerInspectMounts(['kntest-worker', 'kntest-worker2'])]) {
       const { exitCode, stderr } = await r.run(argv, { allowFailure: true, timeoutMs: 15_000 });
       expect(exitCode).not.toBe(0);
       expect(stderr).not.toMatch(/unknown (flag|shorthand)|unknown command/);
@@ -259,7 +288,7 @@ describe('kind backend: failures through the real runner', () => {
   it('createKindLab fails fast and leaves nothing behind', async () => {
     const r = new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` });
     // Other test files run alongside and make their own namespaces and temp files: look for ours.
-    const ours = (names: string[]) => names.filter((n) => n.includes('kntest') || (n.includes('kind') && !tmp.endsWith(n))).sort();
+    const ours = (names: string[]) => names.filter((n) => n.includes('kntest')).sort();
     const netns = async () => ours((await runner.run(['ip', 'netns', 'list'], { allowFailure: true })).stdout.split('\n'));
     const netnsBefore = await netns();
     const tmpBefore = ours(readdirSync(tmpdir()));
@@ -269,7 +298,7 @@ describe('kind backend: failures through the real runner', () => {
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as BackendUnavailableError).cause).toBe('docker daemon unreachable');
     // Nothing past the docker check ran: no kind create, so no delete either.
-    expect(echoed).toEqual(["docker info --format '{{.ServerVersion}}'"]);
+    expect(echoed).toEqual(['docker -v', "docker info --format '{{.ServerVersion}}'"]);
     expect(await netns()).toEqual(netnsBefore);
     expect(ours(readdirSync(tmpdir()))).toEqual(tmpBefore);
     expect(readdirSync(new URL('../../labs/', import.meta.url)).sort()).toEqual(labsBefore);
@@ -281,7 +310,9 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
   let r: EnvRunner;
   const log = () => fake.log();
   const set = (file: string, text: string) => fake.set(file, text);
-  const reset = (create: 'ok' | 'fail' | 'hang', stderr = '') => fake.reset(create, stderr);
+  const reset = (create: CreateMode, stderr = '') => fake.reset(create, stderr);
+  /** A delete that checks, twice after a pause, that no node came back (see deleteUntilGone). */
+  const deleted = (name: string) => [`kind delete cluster --name ${name}`, `kind get nodes --name ${name}`, `kind get nodes --name ${name}`];
 
   beforeAll(async () => {
     fake = await fakeToolchain(join(tmp, 'fake'), undefined, {
@@ -296,20 +327,25 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     r = fake.runner;
   });
 
-  it('refuses nftables with a kind older than v0.23', async () => {
+  it('refuses a kind older than v0.29.0 in every mode: the pinned node image is v0.29\'s', async () => {
     await reset('ok');
-    await set('kind-version', 'kind v0.22.0 go1.21.7 linux/amd64\n');
+    // kind v0.28.0 defaults to kindest/node v1.33.1 too, but with containerd 2.0 (another digest).
+    await set('kind-version', 'kind v0.28.0 go1.24.2 darwin/arm64\n');
     try {
-      const err = await createKindLab({ name: 'kntest', mode: 'nftables', runner: r }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(BackendUnavailableError);
-      expect((err as BackendUnavailableError).cause).toBe('kind too old');
-      expect((err as Error).message).toMatch(/kind v0\.22\.0 is older than v0\.23\.0/);
-      expect(await log()).not.toContain('kind create cluster --name kntest');
-      // iptables mode runs on that kind.
-      expect(await kindUnavailable(r, 'iptables')).toBeNull();
+      for (const mode of ['iptables', 'ipvs', 'nftables'] as const) {
+        const err = await createKindLab({ name: 'kntest', mode, runner: r }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(BackendUnavailableError);
+        expect((err as BackendUnavailableError).cause).toBe('kind too old');
+        expect((err as Error).message).toMatch(/kind v0\.28\.0 is older than v0\.29\.0, the release whose node image labs\/kind-\*\.yaml pin/);
+      }
+      expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
+      expect(await kindUnavailable(r)).toMatch(/^kind too old; install kind v0\.29\.0 or later/);
+      await set('kind-version', 'kind v0.29.0-alpha.5+abc go1.24.2 linux/arm64\n');
+      expect(await kindUnavailable(r)).toMatch(/^kind too old/);
     } finally {
       await set('kind-version', 'kind v0.29.0 go1.24.2 linux/amd64\n');
     }
+    expect(await kindUnavailable(r)).toBeNull();
   });
 
   it('refuses a name that is taken', async () => {
@@ -325,7 +361,7 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect((err as Error).message).toMatch(/^kind create cluster kntest failed: failed to create cluster: command "docker run --name netlab-worker/);
     expect((err as Error).message).toMatch(/the half-made cluster was deleted$/);
     const l = await log();
-    expect(l.slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect(l.slice(-4)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, ...deleted('kntest')]);
     expect(kindConfigFile('kntest').startsWith(join(tmp, 'state', 'kube-netlab', 'kind'))).toBe(true);
     expect(await readKindRecord('kntest')).toBeNull();
     expect(existsSync(kindConfigFile('kntest'))).toBe(false);
@@ -355,31 +391,205 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     const owner = (await readKindRecord('kntest'))!.owner;
     expect(cfg.nodes.map((n: { role: string; labels: Record<string, string> }) => `${n.role} ${n.labels[OWNER_LABEL]}`))
       .toEqual(['control-plane', 'worker', 'worker', 'worker'].map((role) => `${role} ${owner}`));
+    // The token is mounted too, so that it is on the containers from `docker run` on.
+    for (const n of cfg.nodes) expect(n.extraMounts).toEqual([{ hostPath: '/lib/modules', containerPath: `/kube-netlab/owner/${owner}`, readOnly: true }]);
     ac.abort();
     const err = await p;
     expect((err as Error).message).toMatch(/interrupted .* the half-made cluster was deleted/);
     expect(performance.now() - t0).toBeLessThan(10_000);
-    expect((await log()).slice(-2)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, 'kind delete cluster --name kntest']);
+    expect((await log()).slice(-4)).toEqual([`kind create cluster --name kntest --config ${kindConfigFile('kntest')} --wait 120s`, ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
     expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
   });
 
-  it('in IPVS mode, waits for kube-proxy to load ip_vs, and removes a cluster whose kernel has none', async () => {
+  it('a node that appears after `kind delete` (a docker run kind had started) is deleted too, before the record goes', async () => {
+    await reset('late');
+    await rm(join(fake.dir, 'create.trapped'), { force: true });
+    const ac = new AbortController();
+    const p = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: ac.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !existsSync(join(fake.dir, 'create.trapped')); i++) await new Promise((res) => setTimeout(res, 50));
+    ac.abort();
+    expect((await p as Error).message).toMatch(/interrupted .* the half-made cluster was deleted/);
+    // Deleted once, found again 0.4 s later, deleted again; then two looks found nothing.
+    expect((await log()).filter((l) => l.startsWith('kind delete') || l.startsWith('kind get nodes')))
+      .toEqual(['kind delete cluster --name kntest', 'kind get nodes --name kntest', ...deleted('kntest')]);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('');
+    expect(await readKindRecord('kntest')).toBeNull();
+  });
+
+  it('a node that appears after `kind delete` but is not provably the lab\'s is left alone, and the record kept for gc', async () => {
+    await reset('late-other');
+    await rm(join(fake.dir, 'create.trapped'), { force: true });
+    const ac = new AbortController();
+    const p = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: ac.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !existsSync(join(fake.dir, 'create.trapped')); i++) await new Promise((res) => setTimeout(res, 50));
+    ac.abort();
+    expect((await p as Error).message).toMatch(/interrupted .* deleting the half-made cluster failed: `kube-netlab gc` retries$/);
+    const l = await log();
+    // Deleted once; what came back was looked at (no owner mount, no kubeadm.conf) and not deleted.
+    expect(l.filter((x) => x.startsWith('kind delete'))).toEqual(['kind delete cluster --name kntest']);
+    expect(l.slice(l.lastIndexOf('kind get nodes --name kntest')).sort()).toEqual(['kind get nodes --name kntest',
+      'docker inspect --type container --format {{.Name}}{{range .Mounts}} {{.Destination}}{{end}} kntest-control-plane kntest-worker kntest-worker2',
+      ...['kntest-control-plane', 'kntest-worker', 'kntest-worker2'].map((n) => `docker exec ${n} cat /kind/kubeadm.conf`)].sort());
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'creating' });
+    await removeKindRecord('kntest');
+  });
+
+  it('a second create of the same name in this process stops at the record, and leaves the first one\'s alone', async () => {
+    // The lab lock is re-entrant within a process; kind still pulls the node image, so no node exists yet.
+    await reset('pulling');
+    const first = new AbortController();
+    const p1 = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: first.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !(await log()).some((l) => l.startsWith('kind create')); i++) await new Promise((res) => setTimeout(res, 50));
+    const owner = (await readKindRecord('kntest'))!.owner;
+    const second = new AbortController();
+    const p2 = createKindLab({ name: 'kntest', mode: 'iptables', runner: r, signal: second.signal }).catch((e: unknown) => e);
+    const quick = await Promise.race([p2, new Promise((res) => setTimeout(() => res('still running'), 5_000))]);
+    second.abort();
+    try {
+      expect((quick as Error).message).toBe(`lab kntest is being created by pid ${process.pid} (this process): wait for that \`up\` to finish, or pick another --name`);
+      expect(await readKindRecord('kntest')).toMatchObject({ owner, status: 'creating' });
+      expect((await log()).filter((l) => l.startsWith('kind create'))).toHaveLength(1);
+    } finally {
+      first.abort();
+      await p1;
+      await p2;
+    }
+    expect(await readKindRecord('kntest')).toBeNull();
+  });
+
+  it('forgets a stale record (its creator died, no cluster) and creates the lab', async () => {
     await reset('ok');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid as number;
+    await writeKindRecord({
+      version: 1, name: 'kntest', backend: 'kind', mode: 'iptables', owner: 'kn0000000000000001', status: 'creating',
+      creator: { pid: dead, start: null, host: hostname() }, createdAt: '2026-01-01T00:00:00.000Z',
+    });
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+    expect((await readKindRecord('kntest'))!.owner).not.toBe('kn0000000000000001');
+    await lab.destroy();
+  });
+
+  it('in IPVS mode, loads ip_vs and ip_vs_rr from inside a node, and removes a cluster whose kernel has none', async () => {
+    await reset('ok');
+    // The kernel Docker runs on has no ip_vs (kmod's words, as on a Docker Desktop VM without it).
+    await set('no-ip-vs', '');
     const err = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r, ipvsWaitMs: 300 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendUnavailableError);
-    expect((err as Error).message).toMatch(/^the kind backend cannot run here: kernel has no IP_VS\n {2}kube-proxy in IPVS mode cannot run: \/proc\/net\/ip_vs stayed absent on the nodes for 0 s; the half-made cluster was deleted\n {2}fix: load the modules on the Docker host: `sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh nf_conntrack`/);
-    expect((await log()).slice(-2)).toEqual(['docker exec kntest-control-plane test -e /proc/net/ip_vs', 'kind delete cluster --name kntest']);
+    expect((err as Error).message).toBe([
+      'the kind backend cannot run here: kernel has no IP_VS',
+      '  `modprobe -a ip_vs ip_vs_rr` in kntest-control-plane failed: modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit; the half-made cluster was deleted',
+      '  fix: use --mode iptables or --mode nftables (they need no extra module); on a Linux host, `sudo modprobe -a ip_vs ip_vs_rr` first (rootless Docker cannot load modules itself), and if modprobe finds none, install them (Ubuntu: `sudo apt-get install linux-modules-extra-$(uname -r)`)',
+    ].join('\n'));
+    expect((await log()).slice(-4)).toEqual(['docker exec kntest-control-plane modprobe -a ip_vs ip_vs_rr', ...deleted('kntest')]);
     expect(await readKindRecord('kntest')).toBeNull();
+    // Loadable: loaded in the node, then /proc/net/ip_vs, then kube-proxy Ready, in that order;
+    // the scheduler is the one kube-proxy's ConfigMap names.
     await reset('ok');
-    await set('ip_vs', '');
+    await set('kube-proxy-cm.json', (await fixture('kube-proxy-configmap.json')).replace('scheduler: \\"\\"', 'scheduler: wrr'));
+    const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
+    expect(await lab.capabilities()).toEqual({ ipvs: true });
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
+    const l = await log();
+    const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
+    expect(at('docker exec kntest-control-plane modprobe -a ip_vs ip_vs_wrr')).toBeGreaterThan(at('kubectl --context kind-kntest wait --for=condition=Ready nodes --all'));
+    expect(at('docker exec kntest-control-plane test -e /proc/net/ip_vs')).toBeGreaterThan(at('docker exec kntest-control-plane modprobe'));
+    expect(at('kubectl --context kind-kntest -n kube-system rollout status daemonset/kube-proxy')).toBeGreaterThan(at('docker exec kntest-control-plane test -e /proc/net/ip_vs'));
+    expect(l.some((x) => x.includes('modprobe') && !x.endsWith('modprobe -a ip_vs ip_vs_wrr'))).toBe(false);
+    await lab.destroy();
+  });
+
+  it('waits for every node to be Ready and keeps a cluster whose nodes are slow; `up` again continues with it', async () => {
+    await reset('ok');
+    await set('nodes-unready', '');
+    const err = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, nodesReadyMs: 1_000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('not every node of kntest is Ready after 1 s: error: timed out waiting for the condition on nodes/kntest-worker2; '
+      + 'the cluster is kept: `kube-netlab up --name kntest` again continues with it, `kube-netlab down --name kntest` deletes it');
+    expect((await log()).some((l) => l.startsWith('kind delete'))).toBe(false);
+    expect(await readFile(join(fake.dir, 'clusters'), 'utf8')).toBe('kntest\n');
+    expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', kept: 'nodes not ready' });
+    // Another mode is not this lab: refused, not reused.
+    await expect(createKindLab({ name: 'kntest', mode: 'nftables', runner: r })).rejects.toThrow(/kind cluster kntest already exists: it is a kube-netlab lab \(up, mode iptables\)/);
+    await rm(join(fake.dir, 'nodes-unready'));
+    await set('log', '');
+    const progress: string[] = [];
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, onProgress: (s) => progress.push(s) });
+    expect(progress).toContain('cluster kntest is kube-netlab\'s, kept after nodes not ready: continuing with it');
+    expect((await log()).some((l) => l.startsWith('kind create'))).toBe(false);
+    const rec = await readKindRecord('kntest');
+    expect(rec?.status).toBe('up');
+    expect(rec?.kept).toBeUndefined();
+    await lab.destroy();
+  });
+
+  it('after prefetch, a fresh cluster pulls nothing: kind finds its node image, the workloads are side-loaded', async () => {
+    const { workloads, node } = await labImages();
+    await reset('ok');
+    await set('images', '');
+    const steps = await prefetch(r);
+    expect(steps.map((x) => x.command)).toEqual([node, ...workloads].map((i) => `docker pull ${i}`));
+    // Run again (at the venue): nothing is fetched.
+    expect((await prefetch(r)).map((x) => x.detail)).toEqual(Array(3).fill("already in Docker's image store"));
+    expect((await log()).filter((x) => x.includes(' pull '))).toHaveLength(3);
+    await set('log', '');
+    const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+    const l = await log();
+    // The measure: pulls during a fresh `up` once prefetch has run.
+    expect(l.filter((x) => x.includes(' pull '))).toEqual([]);
+    const save = l.find((x) => x.startsWith('docker save'))!;
+    expect(save).toMatch(new RegExp(`^docker save --platform linux/amd64 -o /\\S+/kube-netlab-images-\\w+/images\\.tar ${workloads.join(' ').replace(/[.]/g, '\\.')}$`));
+    const archive = save.split(' ')[5];
+    expect(l).toContain(`kind load image-archive ${archive} --name kntest`);
+    // The archive lived in a private temp folder, gone once loaded.
+    expect(existsSync(dirname(archive))).toBe(false);
+    expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe(workloads.map((i) => `kntest linux/amd64 ${i}\n`).join(''));
+    // Loaded before anything could be deployed, and the manifests let the kubelet use them.
+    expect(l.findIndex((x) => x.startsWith('kind load'))).toBeLessThan(l.length);
+    const { loadManifest } = await import('../../lib/lab/manifests.ts');
+    for (const m of ['httpbin', 'curl'] as const) {
+      for (const o of await loadManifest(m)) {
+        for (const c of (o.spec as { template?: { spec?: { containers?: { image: string; imagePullPolicy?: string }[] } } } | undefined)?.template?.spec?.containers ?? []) {
+          expect(c.imagePullPolicy).toBe('IfNotPresent');
+          expect(c.image).toMatch(/:v?\d+\.\d+\.\d+$/);
+        }
+      }
+    }
+    await lab.destroy();
+  });
+
+  it('without prefetch, the first cluster pulls each image once and the next pulls none; an old daemon saves without --platform', async () => {
+    const { workloads, node } = await labImages();
+    await reset('ok');
+    await set('images', '');
+    await set('docker-server', 'linux/arm64 1.47\n');
     try {
-      const lab = await createKindLab({ name: 'kntest', mode: 'ipvs', runner: r });
-      expect(await lab.capabilities()).toEqual({ ipvs: true });
-      expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
+      const first = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+      expect((await log()).filter((x) => x.includes(' pull '))).toEqual([node, ...workloads].map((i) => `docker pull ${i}`));
+      expect((await log()).find((x) => x.startsWith('docker save'))).toMatch(/^docker save -o \S+ /);
+      await first.destroy();
+      await set('log', '');
+      const second = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r });
+      expect((await log()).filter((x) => x.includes(' pull '))).toEqual([]);
+      await second.destroy();
+    } finally {
+      await rm(join(fake.dir, 'docker-server'), { force: true });
+    }
+  });
+
+  it('a side-load that fails does not cost the cluster: it says why, and the nodes pull the images themselves', async () => {
+    await reset('ok');
+    // Docker Hub refuses the pull (its rate-limit answer); kind still finds its node image.
+    await set('pull-fails', '');
+    try {
+      const progress: string[] = [];
+      const lab = await createKindLab({ name: 'kntest', mode: 'iptables', runner: r, onProgress: (s) => progress.push(s) });
+      expect(await readKindRecord('kntest')).toMatchObject({ status: 'up' });
+      expect(progress).toContain('side-loading failed (docker pull docker.io/mccutchen/go-httpbin:v2.15.0: Error response from daemon: toomanyrequests: '
+        + 'You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit); the nodes will pull the images themselves');
+      expect((await log()).some((l) => l.startsWith('kind load'))).toBe(false);
       await lab.destroy();
     } finally {
-      await rm(join(fake.dir, 'ip_vs'));
+      await rm(join(fake.dir, 'pull-fails'), { force: true });
     }
   });
 
@@ -439,8 +649,10 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(ipset.stdout).toContain('KUBE-CLUSTER-IP');
 
     await lab.destroy();
-    // The owner label was read off the nodes before the delete.
-    expect((await log()).slice(-2)).toEqual(['docker exec netlab-worker2 cat /kind/kubeadm.conf', 'kind delete cluster --name netlab']);
+    // The owner was read off the nodes' mounts before the delete: no need to look inside them.
+    expect((await log()).slice(-3)).toEqual(['kind get nodes --name netlab',
+      'docker inspect --type container --format {{.Name}}{{range .Mounts}} {{.Destination}}{{end}} netlab-control-plane netlab-worker netlab-worker2',
+      'kind delete cluster --name netlab']);
     expect(await readKindRecord('netlab')).toBeNull();
   });
 
@@ -468,24 +680,39 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
       fix: 'pick another --name, or `kind delete cluster --name netlab` if you no longer need it',
     });
     expect(by['image curlimages/curl:8.16.0'].ok).toBe(true);
-    expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: 'docker pull docker.io/mccutchen/go-httpbin:v2.15.0' });
-    expect(by['kernel modules for IPVS mode']).toBeDefined();
+    expect(by['image docker.io/mccutchen/go-httpbin:v2.15.0']).toMatchObject({ ok: false, fix: '`npx kube-netlab prefetch` pulls it, once, into Docker\'s image store' });
+    // Nothing read from this host's /proc/modules (a Mac has none): checked inside a node by `up`.
+    expect(by['IPVS mode']).toMatchObject({ ok: true, detail: expect.stringContaining('`docker exec <node> modprobe -a ip_vs ip_vs_rr`') });
     expect(report.ok).toBe(false);
 
+    // kind would run its nodes on nerdctl: the docker commands would come back empty.
+    const nerd = await doctor(new EnvRunner({ PATH: fake.path, KIND_EXPERIMENTAL_PROVIDER: 'nerdctl' }), { name: 'netlab' });
+    expect(nerd.checks.find((c) => c.name === 'kind node provider')).toMatchObject({
+      ok: false, detail: 'nerdctl: KIND_EXPERIMENTAL_PROVIDER=nerdctl is set', fix: expect.stringMatching(/^kube-netlab runs its kind nodes through Docker only: unset KIND_EXPERIMENTAL_PROVIDER/),
+    });
+    // An unknown value kind ignores ("ignoring unknown value"), and so does kube-netlab.
+    expect(await kindUnavailable(new EnvRunner({ PATH: fake.path, KIND_EXPERIMENTAL_PROVIDER: 'lxc' }))).toBeNull();
+
     const steps = await prefetch(r, { name: 'netlab' });
-    expect(steps.map((x) => x.command)).toEqual([
+    const commands = steps.map((x) => x.command);
+    // curl was in the store already: looked at, not pulled again.
+    expect(commands.slice(0, 3)).toEqual([
       'docker pull kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f',
       'docker pull docker.io/mccutchen/go-httpbin:v2.15.0',
-      'docker pull curlimages/curl:8.16.0',
-      'kind load docker-image docker.io/mccutchen/go-httpbin:v2.15.0 curlimages/curl:8.16.0 --name netlab',
+      "docker image inspect --format '{{.Id}}' curlimages/curl:8.16.0",
     ]);
+    expect(steps[2].detail).toBe("already in Docker's image store");
+    expect(commands[3]).toMatch(/^docker save --platform linux\/amd64 -o \S+\/images\.tar docker\.io\/mccutchen\/go-httpbin:v2\.15\.0 curlimages\/curl:8\.16\.0$/);
+    expect(commands[4]).toMatch(/^kind load image-archive \S+\/images\.tar --name netlab$/);
     expect(steps.every((x) => x.ok)).toBe(true);
+    expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe('netlab linux/amd64 docker.io/mccutchen/go-httpbin:v2.15.0\nnetlab linux/amd64 curlimages/curl:8.16.0\n');
   });
 
   it('doctor says the docker daemon is unreachable with the real docker CLI', async () => {
     const report = await doctor(new EnvRunner({ DOCKER_HOST: `unix://${join(tmp, 'no-daemon.sock')}` }));
     expect(report.checks[0]).toMatchObject({ name: 'docker daemon', ok: false, detail: 'docker daemon unreachable' });
     expect(report.checks.filter((c) => c.name.startsWith('image ')).every((c) => c.detail === 'not checked: docker daemon unreachable')).toBe(true);
-    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kubectl', 'kernel', 'cluster', 'image', 'image', 'image']);
+    expect(report.checks.map((c) => c.name.split(' ')[0])).toEqual(['docker', 'kind', 'kind', 'kubectl', 'IPVS', 'cluster', 'image', 'image', 'image']);
+    expect(report.checks[1]).toMatchObject({ name: 'kind node provider', ok: true, detail: 'docker: `docker -v` answers' });
   });
 });

@@ -35,10 +35,8 @@ export const kindGetClusters = (): string[] => ['kind', 'get', 'clusters'];
 export const kindGetNodes = (name: string): string[] => ['kind', 'get', 'nodes', '--name', name];
 export const kindVersion = (): string[] => ['kind', 'version'];
 
-export function kindLoadImage(name: string, images: readonly string[]): string[] {
-  if (images.length === 0) throw new Error('kindLoadImage: no images');
-  return ['kind', 'load', 'docker-image', ...images, '--name', name];
-}
+/** Load an image archive (from `docker save`) into every node of cluster `name`. */
+export const kindLoadArchive = (name: string, file: string): string[] => ['kind', 'load', 'image-archive', file, '--name', name];
 
 // ---------------------------------------------------------------------------------------------
 // kubectl: always with --context, so a lab never acts on whatever cluster is current.
@@ -81,6 +79,14 @@ export function kubectlGetJson(cluster: string, resources: readonly string[], o:
 
 export const kubectlGetNodes = (cluster: string): string[] => kubectl(cluster, 'get', 'nodes', '-o', 'json');
 
+/** Wait until every node's Ready condition is True (`kubectl wait` exits 1 on its timeout). */
+export const kubectlWaitNodesReady = (cluster: string, timeout: string): string[] =>
+  kubectl(cluster, 'wait', '--for=condition=Ready', 'nodes', '--all', `--timeout=${timeout}`);
+
+/** Wait until a DaemonSet runs a ready, current pod on every node it should. */
+export const kubectlRolloutStatusDaemonSet = (cluster: string, name: string, namespace: string, timeout: string): string[] =>
+  kubectl(cluster, '-n', namespace, 'rollout', 'status', `daemonset/${name}`, `--timeout=${timeout}`);
+
 /** The kube-proxy ConfigMap kubeadm writes; its `config.conf` names the mode. */
 export const kubectlGetKubeProxyConfig = (cluster: string): string[] =>
   kubectl(cluster, '-n', 'kube-system', 'get', 'configmap', 'kube-proxy', '-o', 'json');
@@ -104,11 +110,75 @@ export function labelSelector(sel: Record<string, string> | undefined): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The node provider kind picks (kind v0.29.0: pkg/internal/runtime/runtime.go reads
+// KIND_EXPERIMENTAL_PROVIDER; without it pkg/cluster/provider.go DetectNodeProvider takes the first
+// of docker, nerdctl (or finch), podman whose `<tool> -v` prints exactly one line starting
+// "Docker version", "nerdctl version", "finch version", "podman version", and falls back to docker).
+
+export type NodeProvider = 'docker' | 'podman' | 'nerdctl' | 'finch' | 'nerdctl.lima';
+
+/** The KIND_EXPERIMENTAL_PROVIDER values kind acts on; any other value it ignores. */
+export const KIND_PROVIDER_VALUES: readonly NodeProvider[] = ['docker', 'podman', 'nerdctl', 'finch', 'nerdctl.lima'];
+
+/** The order kind tries providers in, each with the banner `<tool> -v` must start with. */
+export const KIND_PROVIDER_PROBES: readonly { provider: NodeProvider; banner: string }[] = [
+  { provider: 'docker', banner: 'Docker version' },
+  { provider: 'nerdctl', banner: 'nerdctl version' },
+  { provider: 'finch', banner: 'finch version' },
+  { provider: 'podman', banner: 'podman version' },
+];
+
+export const toolVersionBanner = (tool: string): string[] => [tool, '-v'];
+
+/** Whether `<tool> -v` output is that tool's, as kind decides it: one line with the banner. */
+export function isProviderBanner(stdout: string, banner: string): boolean {
+  const out = stdout.split('\n').filter((l) => l !== '');
+  return out.length === 1 && out[0].startsWith(banner);
+}
+
+// ---------------------------------------------------------------------------------------------
 // docker
 
 export const dockerInfo = (): string[] => ['docker', 'info', '--format', '{{.ServerVersion}}'];
 export const dockerPull = (image: string): string[] => ['docker', 'pull', image];
+
+/**
+ * The daemon's platform and API version, `linux/arm64 1.51` (docker/cli's `docker version`
+ * template fields Server.Os, Server.Arch (Go's GOARCH names) and Server.APIVersion).
+ */
+export const dockerServerPlatform = (): string[] => ['docker', 'version', '--format', '{{.Server.Os}}/{{.Server.Arch}} {{.Server.APIVersion}}'];
+
+export interface DockerServer { platform: string; api: string }
+
+export function parseDockerServerPlatform(stdout: string): DockerServer {
+  const m = /^([a-z0-9]+\/[a-z0-9]+) (\d+\.\d+)$/.exec(stdout.trim());
+  if (!m) throw new Error(`docker version: expected "<os>/<arch> <api version>", got ${JSON.stringify(stdout.trim())}`);
+  return { platform: m[1], api: m[2] };
+}
+
+/** `docker save --platform` needs API 1.48 (Docker 28); older daemons keep one platform per image anyway. */
+export function saveTakesPlatform(api: string): boolean {
+  const [major, minor] = api.split('.').map(Number);
+  return major > 1 || (major === 1 && minor >= 48);
+}
+
+/**
+ * `docker save` of `images` into `file`, only the nodes' platform when the daemon can: a
+ * multi-platform index whose other platforms are not in the store is what makes kind's
+ * `load docker-image` (`ctr images import --all-platforms`) fail on Docker's containerd image
+ * store and on Docker Desktop (kind #3795).
+ */
+export function dockerSave(images: readonly string[], file: string, platform: string | null): string[] {
+  if (images.length === 0) throw new Error('dockerSave: no images');
+  return ['docker', 'save', ...(platform ? ['--platform', platform] : []), '-o', file, ...images];
+}
 export const dockerImageInspect = (image: string): string[] => ['docker', 'image', 'inspect', '--format', '{{.Id}}', image];
+
+/** Each container's name and mount destinations, one line each: `/<name> /var /lib/modules …`. */
+export function dockerInspectMounts(containers: readonly string[]): string[] {
+  if (containers.length === 0) throw new Error('dockerInspectMounts: no containers');
+  return ['docker', 'inspect', '--type', 'container', '--format', '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}', ...containers];
+}
 
 export function dockerExec(node: string, argv: readonly string[]): string[] {
   if (argv.length === 0) throw new Error('dockerExec: empty argv');
@@ -162,15 +232,23 @@ export function compareSemver(a: Semver, b: Semver): number {
 
 export const formatSemver = (v: Semver): string => `v${v.major}.${v.minor}.${v.patch}${v.pre ? `-${v.pre}` : ''}`;
 
-/** The oldest kind that creates clusters in each mode (nftables arrived in kind v0.23). */
-export const MIN_KIND: Readonly<Record<ProxyMode, Semver>> = {
-  iptables: { major: 0, minor: 20, patch: 0, pre: '' },
-  ipvs: { major: 0, minor: 20, patch: 0, pre: '' },
-  nftables: { major: 0, minor: 23, patch: 0, pre: '' },
-};
+/**
+ * The oldest kind the labs run on, in every mode. labs/kind-*.yaml pin the node image published
+ * with kind v0.29.0 (kindest/node:v1.33.1@sha256:0500722…, containerd 2.1 with config version 3;
+ * kind's pkg/apis/config/defaults/image.go at v0.29.0), and kind supports a node image only with
+ * the release that published it: kind ≤ v0.26 cannot even load images into it ("failed to detect
+ * containerd snapshotter", kind #3853 and #3871).
+ */
+export const MIN_KIND: Semver = { major: 0, minor: 29, patch: 0, pre: '' };
 
-/** Kernel modules IPVS mode needs in the (shared) host kernel. */
-export const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'] as const;
+/** kube-proxy's IPVS scheduler when its configuration names none (labs/kind-ipvs.yaml sets none). */
+export const IPVS_SCHEDULER = 'rr';
+
+/** The modules IPVS mode loads: ip_vs and the scheduler in use, nothing else (kube-proxy checks the same). */
+export function ipvsModules(scheduler: string = IPVS_SCHEDULER): string[] {
+  if (!/^[a-z]{1,8}$/.test(scheduler)) throw new Error(`IPVS scheduler ${JSON.stringify(scheduler)}: expected a short lower-case name (rr, wrr, sh …)`);
+  return ['ip_vs', `ip_vs_${scheduler}`];
+}
 
 /** `kubectl version --client -o json` → `v1.33.1`. */
 export function parseKubectlVersion(stdout: string): string {
@@ -185,15 +263,19 @@ export type DockerProblem = 'daemon-unreachable' | 'permission-denied' | 'other'
 
 /**
  * Why `docker info` failed, from its stderr. A missing binary never gets here (the runner raises
- * MissingToolError). Messages are the docker CLI's own:
- * "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
- * "permission denied while trying to connect to the Docker daemon socket at unix:///…/docker.sock: …",
+ * MissingToolError). Messages are the docker CLI's own (moby client/request.go):
+ * Docker ≤ 28: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker
+ * daemon running?" and "permission denied while trying to connect to the Docker daemon socket at …";
+ * Docker 29 (docker-v29.0.0) for a socket that is not there: "failed to connect to the docker API
+ * at unix:///var/run/docker.sock; check if the path is correct and if the daemon is running: …",
+ * and "permission denied while trying to connect to the docker API at …";
  * "error during connect: …" (a DOCKER_HOST or Desktop pipe that does not answer).
  */
 export function classifyDockerInfoFailure(stderr: string): DockerProblem {
   const s = stderr.toLowerCase();
   if (s.includes('permission denied') && s.includes('docker')) return 'permission-denied';
-  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect') || s.includes('is the docker daemon running')) {
+  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect') || s.includes('is the docker daemon running')
+    || s.includes('failed to connect to the docker api') || s.includes('if the daemon is running')) {
     return 'daemon-unreachable';
   }
   return 'other';
@@ -210,7 +292,7 @@ export type KindFailure = 'docker-missing' | 'docker-unreachable' | 'cluster-exi
 export function classifyKindFailure(stderr: string): KindFailure {
   const s = stderr.toLowerCase();
   if (s.includes('already exist for a cluster with the name')) return 'cluster-exists';
-  if (s.includes('failed to get docker info') || s.includes('cannot connect to the docker daemon')) {
+  if (s.includes('failed to get docker info') || s.includes('cannot connect to the docker daemon') || s.includes('failed to connect to the docker api')) {
     return s.includes('executable file not found') ? 'docker-missing' : 'docker-unreachable';
   }
   if (s.includes('executable file not found') && s.includes('docker')) return 'docker-missing';
@@ -315,6 +397,18 @@ export function parseKubeProxyMode(configMapJson: string, parseYaml: (s: string)
   if (mode === '' || mode === 'iptables') return 'iptables';
   if (mode === 'ipvs' || mode === 'nftables') return mode;
   throw new Error(`kube-proxy ConfigMap: unknown mode ${JSON.stringify(mode)}`);
+}
+
+/**
+ * The IPVS scheduler in kube-proxy's ConfigMap (`ipvs.scheduler`); kube-proxy takes rr when it
+ * is empty (pkg/proxy/ipvs/proxier.go), as kubeadm and kind leave it.
+ */
+export function parseKubeProxyScheduler(configMapJson: string, parseYaml: (s: string) => unknown): string {
+  const cm = parseJsonObject(configMapJson, 'kube-proxy ConfigMap');
+  const conf = isObject(cm.data) ? cm.data['config.conf'] : undefined;
+  if (typeof conf !== 'string') throw new Error('kube-proxy ConfigMap has no data["config.conf"]');
+  const ipvs = (parseYaml(conf) as Json | null)?.ipvs;
+  return str(ipvs, 'scheduler') || IPVS_SCHEDULER;
 }
 
 // ---------------------------------------------------------------------------------------------

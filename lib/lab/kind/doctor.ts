@@ -2,16 +2,13 @@
  * Can this machine run the kind labs, and what to do when it can't: one check per prerequisite,
  * each with what was found and the fix. Reads only; `prefetch` is the one that pulls images.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { CommandError, MissingToolError, installHint, runner as defaultRunner, type Runner } from '../../exec/index.ts';
-import { loadManifest } from '../manifests.ts';
 import {
-  IPVS_MODULES, MIN_KIND, compareSemver, dockerImageInspect, dockerInfo, dockerPull, formatSemver, kindGetClusters, kindLoadImage,
+  IPVS_SCHEDULER, MIN_KIND, ipvsModules, compareSemver, dockerImageInspect, dockerInfo, formatSemver, kindGetClusters,
   kindVersion, parseKindClusters, parseKindVersion, parseKubectlVersion,
 } from './commands.ts';
-import { BackendUnavailableError, dockerUnavailable, kindConfigPath, preflight } from './index.ts';
+import { ensureImage, labImages, sideLoadImages, type ImageStep } from './images.ts';
+import { BackendUnavailableError, KIND_INSTALL, dockerUnavailable, kindProvider, preflight, providerProblem } from './index.ts';
 import { readKindRecord } from './state.ts';
 
 export interface DoctorCheck {
@@ -27,28 +24,7 @@ export interface DoctorReport {
   ok: boolean;
 }
 
-export { IPVS_MODULES };
-
-/** The images a kind lab runs: the node image (from labs/kind-iptables.yaml) and the manifests'. */
-export async function labImages(): Promise<{ node: string; workloads: string[] }> {
-  const config = parseYaml(await readFile(kindConfigPath('iptables'), 'utf8')) as { nodes?: { image?: string }[] };
-  const node = config.nodes?.find((n) => n.image)?.image;
-  if (!node) throw new Error('labs/kind-iptables.yaml pins no node image');
-  const workloads = new Set<string>();
-  for (const m of ['httpbin', 'curl'] as const) {
-    for (const o of await loadManifest(m)) {
-      const containers = (o.spec as { template?: { spec?: { containers?: { image?: string }[] } } } | undefined)?.template?.spec?.containers ?? [];
-      for (const c of containers) if (c.image) workloads.add(c.image);
-    }
-  }
-  return { node, workloads: [...workloads] };
-}
-
-/** Which of IPVS_MODULES the kernel has: loaded (in /proc/modules) or built in (/sys/module/NAME). */
-export function kernelModules(procModules: string, sysModuleExists: (name: string) => boolean): Record<string, boolean> {
-  const loaded = new Set(procModules.split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
-  return Object.fromEntries(IPVS_MODULES.map((m) => [m, loaded.has(m) || sysModuleExists(m)]));
-}
+export { labImages };
 
 export interface DoctorOptions {
   /** The lab name to check is free (default netlab). */
@@ -72,16 +48,20 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     add({ name: 'docker daemon', ok: false, detail: why.cause, fix: why.fix });
   }
 
+  // The provider kind picks: anything but docker would leave kube-netlab's docker commands empty.
+  const picked = await kindProvider(r);
+  add({ name: 'kind node provider', ok: picked.provider === 'docker', detail: `${picked.provider}: ${picked.why}`, fix: providerProblem(picked)?.fix });
+
   try {
     const v = parseKindVersion((await r.run(kindVersion(), { timeoutMs: 10_000 })).stdout);
-    const nft = compareSemver(v, MIN_KIND.nftables) >= 0;
+    const recent = compareSemver(v, MIN_KIND) >= 0;
     add({
-      name: 'kind', ok: nft,
-      detail: `kind ${formatSemver(v)}${nft ? '' : `: too old for nftables mode (needs ${formatSemver(MIN_KIND.nftables)})`}`,
-      fix: nft ? undefined : 'install kind v0.29.0 or later (kind.sigs.k8s.io/docs/user/quick-start)',
+      name: 'kind', ok: recent,
+      detail: `kind ${formatSemver(v)}${recent ? '' : `: older than ${formatSemver(MIN_KIND)}, the release whose node image the labs pin`}`,
+      fix: recent ? undefined : KIND_INSTALL,
     });
   } catch (e) {
-    add(toolProblem('kind', e, 'install kind v0.29.0 or later (kind.sigs.k8s.io/docs/user/quick-start)'));
+    add(toolProblem('kind', e, KIND_INSTALL));
   }
 
   try {
@@ -91,14 +71,12 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     add(toolProblem('kubectl', e, installHint('kubectl')!));
   }
 
-  // IPVS under kind runs in the host's kernel (nodes are containers). Read-only: we never modprobe.
-  const procModules = await readFile('/proc/modules', 'utf8').catch(() => '');
-  const mods = kernelModules(procModules, (m) => existsSync(`/sys/module/${m}`));
-  const missing = IPVS_MODULES.filter((m) => !mods[m]);
+  // Not read from this host: on macOS and Windows the kernel is Docker Desktop's VM's, and on
+  // Linux a module that is not loaded yet is loaded by `up` itself, from inside a node.
+  const mods = ipvsModules(IPVS_SCHEDULER);
   add({
-    name: 'kernel modules for IPVS mode', ok: missing.length === 0,
-    detail: missing.length === 0 ? `${IPVS_MODULES.join(', ')} present` : `not loaded: ${missing.join(', ')} (only ipvs mode needs them; WSL2 and Docker Desktop often lack them)`,
-    fix: missing.length === 0 ? undefined : `sudo modprobe -a ${missing.join(' ')}`,
+    name: 'IPVS mode', ok: true,
+    detail: `checked by \`up --mode ipvs\`: it loads ${mods.join(' and ')} (scheduler ${IPVS_SCHEDULER}) from inside a node (\`docker exec <node> modprobe -a ${mods.join(' ')}\`), in the kernel Docker runs on; iptables and nftables modes need neither`,
   });
 
   try {
@@ -127,8 +105,8 @@ export async function doctor(r: Runner = defaultRunner, opts: DoctorOptions = {}
     const res = await r.run(dockerImageInspect(image), { allowFailure: true, timeoutMs: 10_000 });
     add({
       name: `image ${image}`, ok: res.exitCode === 0,
-      detail: res.exitCode === 0 ? 'present' : 'not pulled yet (the first `up` pulls it, which takes minutes on a conference network)',
-      fix: res.exitCode === 0 ? undefined : `docker pull ${image}`,
+      detail: res.exitCode === 0 ? "in Docker's image store" : 'not pulled yet (the first `up` pulls it, which takes minutes on a conference network)',
+      fix: res.exitCode === 0 ? undefined : "`npx kube-netlab prefetch` pulls it, once, into Docker's image store",
     });
   }
   return { checks, ok: checks.every((c) => c.ok) };
@@ -141,26 +119,24 @@ function toolProblem(name: string, e: unknown, fix: string): DoctorCheck {
   throw e;
 }
 
-export interface PrefetchStep { command: string; ok: boolean; detail: string }
+export type PrefetchStep = ImageStep;
 
 /**
- * Pull every image a kind lab runs, so the workshop doesn't depend on the room's network; when a
- * cluster `name` exists, also `kind load docker-image` the workload images into its nodes.
+ * Pull every image a kind lab runs into Docker's image store, once (what is there already is left
+ * as it is, so running it again at the venue fetches nothing), before the workshop: from
+ * then on `up` and the notebooks side-load the workloads' images into each new cluster from there,
+ * and kind finds its node image there, so a fresh cluster pulls nothing. With `name`, also load
+ * them into that existing cluster.
  */
 export async function prefetch(r: Runner = defaultRunner, opts: { name?: string } = {}): Promise<PrefetchStep[]> {
   await preflight(r);
   const images = await labImages();
   const steps: PrefetchStep[] = [];
-  for (const image of [images.node, ...images.workloads]) {
-    const res = await r.run(dockerPull(image), { allowFailure: true, timeoutMs: 20 * 60_000 });
-    steps.push({ command: res.command, ok: res.exitCode === 0, detail: res.exitCode === 0 ? 'pulled' : res.stderr.trim().split('\n').slice(-1)[0] ?? '' });
-  }
-  if (opts.name) {
+  // Pinned references: one already in the store is that very image, so it is not fetched again.
+  for (const image of [images.node, ...images.workloads]) steps.push((await ensureImage(r, image))!);
+  if (opts.name && steps.every((x) => x.ok)) {
     const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: 10_000 })).stdout);
-    if (clusters.includes(opts.name)) {
-      const res = await r.run(kindLoadImage(opts.name, images.workloads), { allowFailure: true, timeoutMs: 10 * 60_000 });
-      steps.push({ command: res.command, ok: res.exitCode === 0, detail: res.exitCode === 0 ? `loaded into ${opts.name}'s nodes` : res.stderr.trim().split('\n').slice(-1)[0] ?? '' });
-    }
+    if (clusters.includes(opts.name)) steps.push(...(await sideLoadImages(r, opts.name, images.workloads)));
   }
   return steps;
 }

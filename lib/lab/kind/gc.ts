@@ -4,8 +4,8 @@
  * forget records of clusters that are gone. The rules are decideGc's (state.ts); this runs them.
  */
 import { runner as defaultRunner, type Runner } from '../../exec/index.ts';
-import { kindDelete, kindGetClusters, parseKindClusters } from './commands.ts';
-import { kindClustersUnavailable, readMarkers } from './index.ts';
+import { kindGetClusters, parseKindClusters } from './commands.ts';
+import { deleteUntilGone, kindClustersUnavailable, readMarkers } from './index.ts';
 import {
   creatorLiveness, decideGc, listKindRecords, removeKindRecord, thisHost, type GcDecision, type HostProbe,
 } from './state.ts';
@@ -34,14 +34,18 @@ export async function gcKind(r: Runner = defaultRunner, probe: HostProbe = thisH
     const exists = clusters.includes(name);
     // Only clusters with a record are looked into; the user's own are not even read.
     const markers = record && exists ? await readMarkers(r, name) : [];
-    let d = decideGc({ name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers });
+    const ageMs = record ? Date.now() - Date.parse(record.createdAt) : undefined;
+    let d = decideGc({
+      name, exists, record, creator: record ? creatorLiveness(record.creator, probe) : null, holder: record?.heldBy ? creatorLiveness(record.heldBy, probe) : null, markers,
+      ageMs: Number.isFinite(ageMs) ? ageMs : undefined,
+    });
     if (d.action === 'delete') {
-      const res = await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 });
-      if (res.exitCode === 0) {
+      // Its creator died, but the kind it ran may still be adding nodes: delete until none come back.
+      if (await deleteUntilGone(r, name, record?.owner)) {
         await removeKindRecord(name);
         report.deleted.push(name);
       } else {
-        d = { name, action: 'keep', why: `${d.why}, but \`kind delete cluster --name ${name}\` failed: ${res.stderr.trim().split('\n').at(-1) ?? ''}` };
+        d = { name, action: 'keep', why: `${d.why}, but \`kind delete cluster --name ${name}\` failed or its nodes kept coming back: \`kube-netlab gc\` retries` };
       }
     } else if (d.action === 'forget') {
       await removeKindRecord(name);

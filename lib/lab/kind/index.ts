@@ -19,15 +19,15 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import {
-  IPVS_MODULES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
+  IPVS_SCHEDULER, KIND_PROVIDER_PROBES, dockerInspectMounts, ipvsModules, parseKubeProxyScheduler, kubectlRolloutStatusDaemonSet, kubectlWaitNodesReady, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
   kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
-  parseNodesJson, parsePodsJson, type Semver,
+  isProviderBanner, parseNodesJson, parsePodsJson, toolVersionBanner, type NodeProvider, type Semver,
 } from './commands.ts';
 import {
-  OWNER_LABEL, creatorLiveness, kindConfigFile, kindStateDir, markerOf, newOwnerToken, proveOwnership, readKindRecord, removeKindRecord, thisCreator,
-  writeKindRecord, type KindRecord, type NodeMarker,
+  OWNER_LABEL, OWNER_MOUNT_DIR, createKindRecord, creatorLiveness, kindConfigFile, kindStateDir, markerOf, newOwnerToken, ownerMounts,
+  proveOwnership, readKindRecord, removeKindRecord, thisCreator, writeKindRecord, type KindRecord, type NodeMarker,
 } from './state.ts';
 
 export * from './commands.ts';
@@ -52,19 +52,56 @@ export function kindConfigPath(mode: ProxyMode): string {
   return projectPath('labs', `kind-${mode}.yaml`);
 }
 
-const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';
+export const KIND_INSTALL = 'install kind v0.29.0 or later: `go install sigs.k8s.io/kind@v0.29.0`, or the release binary from kind.sigs.k8s.io/docs/user/quick-start';
 const QUICK = 10_000; // a CLI that answers at all answers in well under 10 s
 
 export interface Toolchain { docker: string; kind: Semver; kubectl: string }
 
 /**
- * Docker's daemon, kind and kubectl, checked in that order with short timeouts; the first problem
- * throws a BackendUnavailableError that names its cause and its fix.
+ * The provider kind will use, then Docker's daemon, kind and kubectl, checked in that order with
+ * short timeouts; the first problem throws a BackendUnavailableError that names its cause and its fix.
  */
-export async function preflight(r: Runner, mode: ProxyMode = 'iptables'): Promise<Toolchain> {
+export async function preflight(r: Runner): Promise<Toolchain> {
+  await checkProvider(r);
   const docker = await checkDocker(r);
-  const kind = await checkKind(r, mode);
+  const kind = await checkKind(r);
   return { docker, kind, kubectl: await checkKubectl(r) };
+}
+
+/** Which node provider kind picks here, and why (see KIND_PROVIDER_PROBES). */
+export async function kindProvider(r: Runner): Promise<{ provider: NodeProvider; why: string }> {
+  const asked = r.defaults.env?.KIND_EXPERIMENTAL_PROVIDER ?? process.env.KIND_EXPERIMENTAL_PROVIDER ?? '';
+  const chosen = KIND_PROVIDER_VALUES.find((p) => p === asked);
+  if (chosen) return { provider: chosen, why: `KIND_EXPERIMENTAL_PROVIDER=${asked} is set` };
+  const seen: string[] = [];
+  for (const { provider, banner } of KIND_PROVIDER_PROBES) {
+    const res = await r.run(toolVersionBanner(provider), { allowFailure: true, timeoutMs: QUICK }).catch((e: unknown) => {
+      if (e instanceof MissingToolError) return null;
+      throw e;
+    });
+    if (res && res.exitCode === 0 && isProviderBanner(res.stdout, banner)) {
+      return { provider, why: `\`${provider} -v\` answers${seen.length ? ` (${seen.join('; ')})` : ''}` };
+    }
+    if (res && provider === 'docker') seen.push(`\`docker -v\` printed ${JSON.stringify(res.stdout.trim().split('\n')[0] ?? '')}, not Docker's banner`);
+  }
+  return { provider: 'docker', why: 'none of docker, nerdctl, finch or podman answers, so kind falls back to docker' };
+}
+
+/**
+ * kube-netlab drives the nodes through docker (exec, inspect, save); with another provider its
+ * captures would come back empty, so it refuses up front and names the provider kind would pick.
+ */
+export function providerProblem(p: { provider: NodeProvider; why: string }): BackendUnavailableError | null {
+  if (p.provider === 'docker') return null;
+  const unset = p.why.startsWith('KIND_EXPERIMENTAL_PROVIDER') ? 'unset KIND_EXPERIMENTAL_PROVIDER, and ' : '';
+  return new BackendUnavailableError(`kind would use ${p.provider}`,
+    `kube-netlab runs its kind nodes through Docker only: ${unset}install Docker (Docker Desktop, Docker Engine or rootless Docker) so that \`docker -v\` prints "Docker version …"`,
+    `kind picks ${p.provider}: ${p.why}`);
+}
+
+export async function checkProvider(r: Runner): Promise<void> {
+  const problem = providerProblem(await kindProvider(r));
+  if (problem) throw problem;
 }
 
 /** The daemon's version, or a BackendUnavailableError that says why docker can't be used. */
@@ -79,8 +116,8 @@ export async function checkDocker(r: Runner): Promise<string> {
   return docker;
 }
 
-/** kind's version, checked against what the mode needs (nftables: v0.23). */
-export async function checkKind(r: Runner, mode: ProxyMode = 'iptables'): Promise<Semver> {
+/** kind's version: v0.29.0 or later in every mode (see MIN_KIND). */
+export async function checkKind(r: Runner): Promise<Semver> {
   let kind: Semver;
   try {
     kind = parseKindVersion((await r.run(kindVersion(), { timeoutMs: QUICK })).stdout);
@@ -89,9 +126,9 @@ export async function checkKind(r: Runner, mode: ProxyMode = 'iptables'): Promis
     if (e instanceof CommandError) throw new BackendUnavailableError('kind does not run', KIND_INSTALL, e.stderr);
     throw e;
   }
-  if (compareSemver(kind, MIN_KIND[mode]) < 0) {
+  if (compareSemver(kind, MIN_KIND) < 0) {
     throw new BackendUnavailableError('kind too old', KIND_INSTALL,
-      `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND[mode])}, the first with kube-proxy ${mode} mode`);
+      `kind ${formatSemver(kind)} is older than ${formatSemver(MIN_KIND)}, the release whose node image labs/kind-*.yaml pin`);
   }
   return kind;
 }
@@ -124,8 +161,8 @@ export function dockerUnavailable(e: unknown): Error {
 }
 
 /** Why the kind backend cannot run here, or null when it can (for createLab's `auto`). */
-export async function kindUnavailable(r: Runner = defaultRunner, mode: ProxyMode = 'iptables'): Promise<string | null> {
-  return unavailable(() => preflight(r, mode));
+export async function kindUnavailable(r: Runner = defaultRunner): Promise<string | null> {
+  return unavailable(() => preflight(r));
 }
 
 /**
@@ -135,6 +172,7 @@ export async function kindUnavailable(r: Runner = defaultRunner, mode: ProxyMode
 export async function kindClustersUnavailable(r: Runner = defaultRunner): Promise<string | null> {
   return unavailable(async () => {
     await checkKind(r);
+    await checkProvider(r);
     await checkDocker(r);
   });
 }
@@ -166,22 +204,31 @@ export interface KindLabOptions {
   signal?: AbortSignal;
   /** The process whose life this lab shares (a notebook kernel): gc deletes the lab once it has died. */
   heldBy?: number;
-  /** IPVS mode: how long kube-proxy gets to load the ip_vs modules once the cluster is up (60 s). */
+  /** IPVS mode: how long /proc/net/ip_vs gets to appear in the nodes after modprobe (60 s). */
   ipvsWaitMs?: number;
+  /** How long every node gets to be Ready after `kind create` (300 s). */
+  nodesReadyMs?: number;
 }
 
 /**
  * The kind config for one lab: labs/kind-<mode>.yaml with `workers` workers, and every node
- * labelled OWNER_LABEL=<owner> so that `gc` and `down` can prove the cluster is kube-netlab's.
+ * labelled OWNER_LABEL=<owner> and given the owner mount (OWNER_MOUNT_DIR/<owner>), so that `gc`
+ * and `down` can prove the cluster is kube-netlab's. The mount's source is /lib/modules, which
+ * kind mounts into every node anyway (pkg/cluster/internal/providers/docker/provision.go,
+ * `--volume /lib/modules:/lib/modules:ro`), so it exists wherever kind runs, Docker Desktop too.
  */
 export async function kindClusterConfig(mode: ProxyMode, workers: number, owner: string): Promise<string> {
   if (!/^[a-z0-9]{1,63}$/.test(owner)) throw new Error(`owner token ${JSON.stringify(owner)}: expected 1-63 lower-case letters and digits`);
   const doc = parseDocument(await readFile(kindConfigPath(mode), 'utf8'));
-  type NodeCfg = { role: string; image?: string; labels?: Record<string, string> };
+  type Mount = { hostPath: string; containerPath: string; readOnly?: boolean };
+  type NodeCfg = { role: string; image?: string; labels?: Record<string, string>; extraMounts?: Mount[] };
   const nodes = (doc.toJS() as { nodes?: NodeCfg[] }).nodes ?? [];
   const cp = nodes.find((n) => n.role === 'control-plane') ?? { role: 'control-plane' };
   const worker = nodes.find((n) => n.role === 'worker') ?? { role: 'worker', image: cp.image };
-  const mark = (n: NodeCfg): NodeCfg => ({ ...n, labels: { ...n.labels, [OWNER_LABEL]: owner } });
+  const mark = (n: NodeCfg): NodeCfg => ({
+    ...n, labels: { ...n.labels, [OWNER_LABEL]: owner },
+    extraMounts: [...(n.extraMounts ?? []), { hostPath: '/lib/modules', containerPath: `${OWNER_MOUNT_DIR}/${owner}`, readOnly: true }],
+  });
   doc.set('nodes', [mark(cp), ...Array.from({ length: workers }, () => mark(worker))]);
   // The labs/ file's header explains that file; this one gets its own.
   if (isMap(doc.contents)) {
@@ -190,7 +237,8 @@ export async function kindClusterConfig(mode: ProxyMode, workers: number, owner:
     if (isNode(first)) first.commentBefore = undefined;
   }
   doc.commentBefore = ` Generated by kube-netlab from labs/kind-${mode}.yaml: ${workers} worker${workers === 1 ? '' : 's'}, and the label ${OWNER_LABEL} on every\n`
-    + ' node, so that `kube-netlab gc` and `kube-netlab down` can tell this cluster from other kind clusters.';
+    + ` node (and a mount at ${OWNER_MOUNT_DIR}/<token>), so that \`kube-netlab gc\` and \`kube-netlab down\` can tell this cluster\n`
+    + ' from other kind clusters.';
   return doc.toString();
 }
 
@@ -203,8 +251,10 @@ async function lockKindLab(name: string, doing: string, waitMs: number, r: Runne
 /**
  * Create the kind cluster for a lab: preflight first (fails in seconds with a cause and a fix),
  * then a record of the lab (see state.ts), then `kind create cluster --wait` on a generated config
- * that labels every node with the record's owner token. A failed or interrupted (Ctrl-C, or
- * `signal`) create deletes what it made, unless `retain`; a crash leaves the record for `gc`.
+ * that marks every node with the record's owner token, then `prepare` (nodes and kube-proxy
+ * Ready, IPVS, images). A failed or interrupted (Ctrl-C, or `signal`) create deletes what it
+ * made, unless `retain`; a crash leaves the record for `gc`. A cluster kind finished but whose
+ * nodes are slow is kept instead, and a later create of the same lab continues with it.
  */
 export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const name = checkLabName(opts.name);
@@ -215,7 +265,7 @@ export async function createKindLab(opts: KindLabOptions): Promise<KindLab> {
   const progress = opts.onProgress ?? (() => undefined);
 
   progress('preflight: docker daemon, kind, kubectl');
-  const tools = await preflight(r, opts.mode);
+  const tools = await preflight(r);
   // Held until `kind create` has returned: two `up` of one name never write one record twice.
   const lock = await lockKindLab(name, 'up', 0, base);
   try {
@@ -231,8 +281,9 @@ async function createLocked(
   const existing = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (existing.includes(name)) {
     const ours = await readKindRecord(name).catch(() => null);
+    if (ours?.kept && (await resumable(r, ours, opts))) return resume(opts, ours, r, progress);
     throw new Error(`kind cluster ${name} already exists: ${ours
-      ? `it is a kube-netlab lab (${ours.status}); use it, or remove it with \`kube-netlab down --name ${name}\``
+      ? `it is a kube-netlab lab (${ours.status}${ours.mode !== opts.mode ? `, mode ${ours.mode}` : ''}); use it, or remove it with \`kube-netlab down --name ${name}\``
       : `use it, or pick another --name (kube-netlab did not make it, so it will not delete it: \`kind delete cluster --name ${name}\` does)`}`);
   }
 
@@ -244,38 +295,44 @@ async function createLocked(
     version: 1, name, backend: 'kind', mode: opts.mode, owner, status: 'creating', creator: thisCreator(), createdAt: new Date().toISOString(),
     ...(opts.heldBy !== undefined ? { heldBy: { ...processRef(opts.heldBy), host: thisCreator().host } } : {}),
   };
-  const ac = new AbortController();
-  let interrupted = false;
+  // Made exclusively, before anything exists, so a crash at any later point leaves something gc finds.
+  if (!(await createKindRecord(record))) {
+    const other = await readKindRecord(name).catch(() => null);
+    if (other?.status === 'creating' && creatorLiveness(other.creator) !== 'dead') {
+      const who = other.creator.host !== record.creator.host ? ` on ${other.creator.host}` : other.creator.pid === process.pid ? ' (this process)' : '';
+      throw new Error(`lab ${name} is being created by pid ${other.creator.pid}${who}: wait for that \`up\` to finish, or pick another --name`);
+    }
+    // No cluster by this name (listed above) and nobody creating it: the record is stale.
+    await removeKindRecord(name);
+    if (!(await createKindRecord(record))) throw new Error(`lab ${name}: another \`up\` of this name began just now; pick another --name`);
+  }
+  const stop = interruption(opts.signal);
   let started = false;
-  const onSigint = () => {
-    interrupted = true;
-    ac.abort();
-  };
-  // From here on Ctrl-C stops kind and removes what it made, instead of killing this process.
-  process.once('SIGINT', onSigint);
-  if (opts.signal?.aborted) onSigint();
-  opts.signal?.addEventListener('abort', onSigint, { once: true });
+  let made = false;
   try {
-    // The record before anything exists, so a crash at any later point leaves something gc finds.
-    await writeKindRecord(record);
     await ensurePrivateDir(dirname(config));
     await replaceFile(config, await kindClusterConfig(opts.mode, workers, owner));
     progress(`kind ${formatSemver(tools.kind)}: create cluster ${name} (kube-proxy ${opts.mode}, 1 control plane + ${workers} workers)`);
-    if (interrupted) throw new Error('interrupted');
+    if (stop.interrupted()) throw new Error('interrupted');
     // Image pulls on a first run take minutes; --wait bounds the rest.
     started = true;
-    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { signal: ac.signal, timeoutMs: 20 * 60_000 });
-    if (interrupted) throw new Error('interrupted');
-    if (opts.mode === 'ipvs') await waitForIpvs(new KindLab(name, opts.mode, r), opts.ipvsWaitMs ?? 60_000, () => interrupted, progress);
+    await r.run(kindCreate({ name, config, wait, retain: opts.retain }), { signal: stop.signal, timeoutMs: 20 * 60_000 });
+    made = true;
+    await prepare(new KindLab(name, opts.mode, r.withSignal(stop.signal)), opts, stop.interrupted, progress);
   } catch (e) {
     const theirs = e instanceof CommandError && classifyKindFailure(e.stderr) === 'cluster-exists';
+    // kind made the cluster and only readiness failed (a slow laptop): keep minutes of work.
+    if (made && !stop.interrupted() && !(e instanceof BackendUnavailableError)) {
+      await writeKindRecord({ ...record, status: 'up', kept: 'nodes not ready' });
+      throw new Error(`${(e as Error).message}; ${keptAdvice(name)}`, { cause: e });
+    }
     // Never delete a cluster that was there before us (a race with another create), nor one
     // another process may have made by this name before our kind even started.
     const cleaned = started && !opts.retain && !theirs;
     let deleted = false;
     if (cleaned) {
       progress(`delete the half-made cluster ${name}`);
-      deleted = (await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 })).exitCode === 0;
+      deleted = await deleteUntilGone(r, name, owner);
     }
     // Keep the record while our nodes may still exist (retained, or kind delete failed): gc needs it.
     if (theirs || deleted || !started) await removeKindRecord(name);
@@ -284,7 +341,7 @@ async function createLocked(
       : opts.retain ? `its nodes are kept (--retain): \`kube-netlab down --name ${name}\` removes them`
         : deleted ? 'the half-made cluster was deleted'
           : cleaned ? `deleting the half-made cluster failed: \`kube-netlab gc\` retries` : '';
-    if (interrupted) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
+    if (stop.interrupted()) throw new Error(`kind create cluster ${name} interrupted (SIGINT or abort); ${after}`);
     if (e instanceof BackendUnavailableError) throw new BackendUnavailableError(e.cause, e.fix, `${e.detail}${after ? `; ${after}` : ''}`);
     if (e instanceof CommandError) {
       const why = classifyKindFailure(e.stderr);
@@ -295,29 +352,120 @@ async function createLocked(
     }
     throw e;
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    opts.signal?.removeEventListener('abort', onSigint);
+    stop.release();
   }
   await writeKindRecord({ ...record, status: 'up' });
   progress(`cluster ${name} is up (context ${`kind-${name}`})`);
   return new KindLab(name, opts.mode, r);
 }
 
+/** Note on lab `name`'s record why it was kept (a failed deploy), so that `up` again continues with it. */
+export async function keepKindLab(name: string, why: string): Promise<void> {
+  const rec = await readKindRecord(name);
+  if (rec) await writeKindRecord({ ...rec, kept: why });
+}
+
+/** What to do with a cluster kept after a failure that did not spoil it. */
+export function keptAdvice(name: string): string {
+  return `the cluster is kept: \`kube-netlab up --name ${name}\` again continues with it, \`kube-netlab down --name ${name}\` deletes it`;
+}
+
 /**
- * kube-proxy in IPVS mode loads ip_vs into the host kernel the nodes share (its image has
- * modprobe, kind mounts /lib/modules), and exits when it can't: then no Service works. Wait for
- * /proc/net/ip_vs on the nodes; without it, say so instead of leaving a lab that can't work.
+ * Ctrl-C (SIGINT) or `signal` during a create: noted, and `signal` aborts the running command;
+ * the create then cleans up instead of this process dying mid-way.
  */
-async function waitForIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
-  progress('wait for kube-proxy to load the IPVS modules (/proc/net/ip_vs on the nodes)');
+function interruption(outer?: AbortSignal): { signal: AbortSignal; interrupted: () => boolean; release: () => void } {
+  const ac = new AbortController();
+  const onStop = () => ac.abort();
+  // From here on Ctrl-C stops kind and removes what it made, instead of killing this process.
+  process.once('SIGINT', onStop);
+  if (outer?.aborted) onStop();
+  outer?.addEventListener('abort', onStop, { once: true });
+  return {
+    signal: ac.signal,
+    interrupted: () => ac.signal.aborted,
+    release: () => {
+      process.removeListener('SIGINT', onStop);
+      outer?.removeEventListener('abort', onStop);
+    },
+  };
+}
+
+/**
+ * A lab kept after a failed deploy or readiness wait, that this `up` may continue with: same
+ * mode, nobody else holding it, and its nodes proven the record's.
+ */
+async function resumable(r: Runner, rec: KindRecord, opts: KindLabOptions): Promise<boolean> {
+  if (rec.status !== 'up' || rec.mode !== opts.mode) return false;
+  if (rec.heldBy && rec.heldBy.pid !== opts.heldBy && creatorLiveness(rec.heldBy) === 'alive') return false;
+  return proveOwnership(rec, await readMarkers(r, rec.name)) === 'ours';
+}
+
+async function resume(opts: KindLabOptions, rec: KindRecord, r: Runner, progress: (s: string) => void): Promise<KindLab> {
+  progress(`cluster ${rec.name} is kube-netlab's, kept after ${rec.kept}: continuing with it`);
+  const stop = interruption(opts.signal);
+  try {
+    await prepare(new KindLab(rec.name, rec.mode, r.withSignal(stop.signal)), opts, stop.interrupted, progress);
+  } catch (e) {
+    throw new Error(`${stop.interrupted() ? 'interrupted' : (e as Error).message}; ${keptAdvice(rec.name)}`, { cause: e });
+  } finally {
+    stop.release();
+  }
+  const { kept: _done, ...clean } = rec;
+  await writeKindRecord({ ...clean, ...(opts.heldBy !== undefined ? { heldBy: { ...processRef(opts.heldBy), host: thisCreator().host } } : {}) });
+  progress(`cluster ${rec.name} is up (context kind-${rec.name})`);
+  return new KindLab(rec.name, rec.mode, r);
+}
+
+/**
+ * After `kind create`: every node Ready (kind's --wait covers only the control plane, and its
+ * timeout is not an error), IPVS loaded in ipvs mode, kube-proxy Ready on every node, and the
+ * workloads' images side-loaded from Docker's image store.
+ */
+async function prepare(lab: KindLab, opts: KindLabOptions, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
+  const r = lab.runner;
+  const readyS = Math.round((opts.nodesReadyMs ?? 300_000) / 1000);
+  progress(`wait for every node to be Ready (up to ${readyS} s)`);
+  try {
+    await r.run(kubectlWaitNodesReady(lab.name, `${readyS}s`), { timeoutMs: readyS * 1000 + 30_000 });
+  } catch (e) {
+    if (!(e instanceof CommandError) || interrupted()) throw e;
+    throw new Error(`not every node of ${lab.name} is Ready after ${readyS} s: ${e.stderr.trim().split('\n').at(-1) ?? e.message}`, { cause: e });
+  }
+  if (opts.mode === 'ipvs') await loadIpvs(lab, opts.ipvsWaitMs ?? 60_000, interrupted, progress);
+  progress('wait for kube-proxy to be Ready on every node');
+  await r.run(kubectlRolloutStatusDaemonSet(lab.name, 'kube-proxy', 'kube-system', '180s'), { timeoutMs: 200_000 });
+  if (interrupted()) throw new Error('interrupted');
+  const { labImages, sideLoadImages } = await import('./images.ts');
+  const images = (await labImages()).workloads;
+  progress(`side-load ${images.join(', ')} from Docker's image store (docker save, kind load image-archive)`);
+  const steps = await sideLoadImages(r, lab.name, images).catch((e: unknown) => [{ command: 'side-load', ok: false, detail: (e as Error).message }]);
+  if (interrupted()) throw new Error('interrupted');
+  const failed = steps.find((x) => !x.ok);
+  if (failed) progress(`side-loading failed (${failed.command}: ${failed.detail}); the nodes will pull the images themselves`);
+}
+
+/**
+ * IPVS mode needs ip_vs and the module of the scheduler in use in the kernel Docker runs on (Docker Desktop's
+ * VM on macOS and Windows). They are loaded from inside a node, whose image has kmod and gets
+ * /lib/modules from kind, so this works wherever that kernel ships them; then /proc/net/ip_vs
+ * must appear in the nodes.
+ */
+async function loadIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean, progress: (s: string) => void): Promise<void> {
+  const node = `${lab.name}-control-plane`;
+  // The scheduler kube-proxy will use; rr when its ConfigMap can't be read (kind's default).
+  const cm = await lab.runner.run(kubectlGetKubeProxyConfig(lab.name), { allowFailure: true, timeoutMs: 30_000 });
+  const mods = ipvsModules(cm.exitCode === 0 ? parseKubeProxyScheduler(cm.stdout, parseYaml) : IPVS_SCHEDULER);
+  progress(`load ${mods.join(' ')} from inside ${node} (docker exec ${node} modprobe -a ${mods.join(' ')})`);
+  const loaded = await lab.exec(node, ['modprobe', '-a', ...mods], { allowFailure: true, timeoutMs: QUICK });
+  const unavailable = (detail: string) => new BackendUnavailableError('kernel has no IP_VS',
+    `use --mode iptables or --mode nftables (they need no extra module); on a Linux host, \`sudo modprobe -a ${mods.join(' ')}\` first (rootless Docker cannot load modules itself), and if modprobe finds none, install them (Ubuntu: \`sudo apt-get install linux-modules-extra-$(uname -r)\`)`,
+    detail);
+  if (loaded.exitCode !== 0) throw unavailable(`\`modprobe -a ${mods.join(' ')}\` in ${node} failed: ${loaded.stderr.trim().split('\n').at(-1) ?? ''}`);
   const deadline = Date.now() + waitMs;
   while (!(await lab.capabilities()).ipvs) {
     if (interrupted()) throw new Error('interrupted');
-    if (Date.now() >= deadline) {
-      throw new BackendUnavailableError('kernel has no IP_VS',
-        `load the modules on the Docker host: \`sudo modprobe -a ${IPVS_MODULES.join(' ')}\` (WSL2 and Docker Desktop kernels often lack them; iptables and nftables modes need none)`,
-        `kube-proxy in IPVS mode cannot run: /proc/net/ip_vs stayed absent on the nodes for ${Math.round(waitMs / 1000)} s`);
-    }
+    if (Date.now() >= deadline) throw unavailable(`/proc/net/ip_vs stayed absent on the nodes for ${Math.round(waitMs / 1000)} s after modprobe`);
     await new Promise((res) => setTimeout(res, Math.min(2_000, waitMs)));
   }
 }
@@ -334,11 +482,48 @@ export async function openKindLab(name: string, r: Runner = defaultRunner): Prom
   return new KindLab(name, parseKubeProxyMode(cm.stdout, parseYaml), r);
 }
 
-/** What each node container of cluster `name` says about its owner (read-only: `cat` in the node). */
+/**
+ * What each node container of cluster `name` says about its owner, read from outside: the owner
+ * mount (docker inspect); only a node without one (made before the mount existed, or not
+ * kube-netlab's) is asked for its /kind/kubeadm.conf. Read-only.
+ */
 export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]> {
-  const nodes = parseKindNodes((await r.run(kindGetNodes(name), { timeoutMs: QUICK })).stdout);
-  return Promise.all(nodes.map(async (node) =>
-    markerOf(node, await r.run(dockerExec(node, ['cat', '/kind/kubeadm.conf']), { allowFailure: true, timeoutMs: QUICK }))));
+  return markersOf(r, parseKindNodes((await r.run(kindGetNodes(name), { timeoutMs: QUICK })).stdout));
+}
+
+async function markersOf(r: Runner, nodes: readonly string[]): Promise<NodeMarker[]> {
+  if (nodes.length === 0) return [];
+  // Exits 1 when a container went away meanwhile; the others are still printed.
+  const mounts = ownerMounts((await r.run(dockerInspectMounts(nodes), { allowFailure: true, timeoutMs: QUICK })).stdout);
+  return Promise.all(nodes.map(async (node): Promise<NodeMarker> => {
+    const owner = mounts.get(node);
+    if (owner) return { node, state: 'marked', owner };
+    return markerOf(node, await r.run(dockerExec(node, ['cat', '/kind/kubeadm.conf']), { allowFailure: true, timeoutMs: QUICK }));
+  }));
+}
+
+/**
+ * `kind delete cluster`, then look again, twice, a second apart: a `docker run` kind had started
+ * before it was stopped can add a node after the delete listed them (kind has no signal handler).
+ * A node that comes back is deleted again only when it provably is `owner`'s (when given).
+ * True once two looks found no node; false when the delete failed, nodes kept coming back, or a
+ * node that came back is not `owner`'s.
+ */
+export async function deleteUntilGone(r: Runner, name: string, owner?: string): Promise<boolean> {
+  const look = async (): Promise<string[] | null> => {
+    await new Promise((res) => setTimeout(res, 1_000));
+    const res = await r.run(kindGetNodes(name), { allowFailure: true, timeoutMs: QUICK });
+    return res.exitCode === 0 ? parseKindNodes(res.stdout) : null;
+  };
+  for (let round = 0; round < 5; round++) {
+    if ((await r.run(kindDelete(name), { allowFailure: true, timeoutMs: 180_000 })).exitCode !== 0) return false;
+    let nodes = await look();
+    if (nodes?.length === 0) nodes = await look();
+    if (nodes?.length === 0) return true;
+    if (nodes === null) return false;
+    if (owner && proveOwnership({ owner }, await markersOf(r, nodes)) !== 'ours') return false;
+  }
+  return false;
 }
 
 /**
@@ -350,6 +535,7 @@ export async function readMarkers(r: Runner, name: string): Promise<NodeMarker[]
 export async function destroyKindLab(name: string, r: Runner = defaultRunner, opts: { force?: boolean } = {}): Promise<string[]> {
   checkLabName(name);
   await checkKind(r);
+  await checkProvider(r);
   await checkDocker(r);
   const lock = await lockKindLab(name, 'down', 180_000, r);
   try {
@@ -392,6 +578,11 @@ export class KindLab implements Lab {
   private removed = false;
 
   constructor(readonly name: string, readonly mode: ProxyMode, private readonly r: Runner) {}
+
+  /** The runner its commands go through. */
+  get runner(): Runner {
+    return this.r;
+  }
 
   private alive(): void {
     if (this.removed) throw new Error(`lab ${this.name} was removed`);

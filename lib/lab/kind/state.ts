@@ -4,21 +4,26 @@
  * Two pieces of evidence, both needed before anything is deleted:
  * - a record, written before `kind create cluster` runs: the lab, its creator process, and a
  *   random owner token;
- * - the same token on the cluster's nodes: the generated kind config gives every node the label
- *   `kube-netlab/owner=<token>` (kind's node `labels:`), which kind writes into each node's
- *   /kind/kubeadm.conf as the kubelet's node-labels before kubeadm runs.
+ * - the same token on the cluster's nodes, twice: the generated kind config gives every node a
+ *   read-only mount at /kube-netlab/owner/<token> (kind's `extraMounts`, part of the container
+ *   from `docker run` on, so even a create killed at once leaves nodes that say whose they are),
+ *   and the label `kube-netlab/owner=<token>` (kind's node `labels:`), which kind writes into each
+ *   node's /kind/kubeadm.conf; clusters made before the mount existed carry only the label.
  * A user's own kind cluster has neither, so `gc` and `down` leave it alone.
  */
 import { randomBytes } from 'node:crypto';
 import { pidAlive, processRef, processStart, stillRuns } from '../../exec/process.ts';
 import { readdir, rm } from 'node:fs/promises';
-import { ensurePrivateDir, readOwnFile, replaceFile } from '../../files/index.ts';
+import { ensurePrivateDir, readOwnFile, replaceFile, writeNewFile } from '../../files/index.ts';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ProxyMode } from '../../proxy/modes.ts';
 
 /** The node label (kind config `nodes[].labels`) that carries a cluster's owner token. */
 export const OWNER_LABEL = 'kube-netlab/owner';
+
+/** Where in every node the owner token is mounted: `/kube-netlab/owner/<token>` (kind `extraMounts`). */
+export const OWNER_MOUNT_DIR = '/kube-netlab/owner';
 
 export interface KindRecord {
   version: 1;
@@ -29,6 +34,8 @@ export interface KindRecord {
   owner: string;
   /** `creating` until kind create returned; `retained` when a failed create kept its nodes. */
   status: 'creating' | 'up' | 'retained';
+  /** Why an `up` lab was kept after a failure that did not spoil it (nodes slow to be Ready, a failed deploy); `up` again continues with it. */
+  kept?: string;
   /** The process that ran `kind create`: pid, its start time (/proc, so a reused pid is told apart), host. */
   creator: { pid: number; start: string | null; host: string };
   /** The process whose life this lab shares (a notebook kernel); gc deletes the lab once it has died. */
@@ -74,6 +81,22 @@ export async function readKindRecord(name: string): Promise<KindRecord | null> {
 export async function writeKindRecord(rec: KindRecord): Promise<void> {
   await ensurePrivateDir(kindStateDir());
   await replaceFile(recordPath(rec.name), `${JSON.stringify(rec, null, 2)}\n`);
+}
+
+/**
+ * The record of a lab about to be created, made with O_EXCL: of two `up`s of one name, the second
+ * finds the first's record and stops (it never overwrites it, nor later deletes it).
+ * Returns false when a record is already there.
+ */
+export async function createKindRecord(rec: KindRecord): Promise<boolean> {
+  await ensurePrivateDir(kindStateDir());
+  try {
+    await writeNewFile(recordPath(rec.name), `${JSON.stringify(rec, null, 2)}\n`);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
 }
 
 export async function removeKindRecord(name: string): Promise<void> {
@@ -147,6 +170,24 @@ export function markerOf(node: string, res: { exitCode: number; stdout: string; 
   return { node, state: 'unreadable', why: '/kind/kubeadm.conf is not complete yet' };
 }
 
+/**
+ * The owner token mounted in each node, from `docker inspect --format '{{.Name}}{{range .Mounts}}
+ * {{.Destination}}{{end}}' N…` (one line per container: `/<name> <destination>…`). A node missing
+ * from the output (gone, or never made) is left out; a node without the mount maps to null.
+ */
+export function ownerMounts(stdout: string): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  const prefix = `${OWNER_MOUNT_DIR}/`;
+  for (const line of stdout.split('\n')) {
+    const [name, ...dests] = line.trim().split(/\s+/);
+    if (!name?.startsWith('/')) continue;
+    const mount = dests.find((d) => d.startsWith(prefix));
+    const token = mount?.slice(prefix.length) ?? '';
+    out.set(name.slice(1), /^[a-z0-9]{1,63}$/.test(token) ? token : null);
+  }
+  return out;
+}
+
 export type Proof = 'ours' | 'not-ours' | 'unproven';
 
 /**
@@ -185,7 +226,16 @@ export interface GcEvidence {
   holder?: OwnerLiveness | null;
   /** Read only for clusters that have a record. */
   markers: readonly NodeMarker[];
+  /** Milliseconds since the record was written (default: long ago). */
+  ageMs?: number;
 }
+
+/**
+ * How long after its creator died a `creating` record with no cluster yet is kept: the `kind
+ * create` it started does not die with it (killed with -9, say) and may still be pulling the node
+ * image, then make nodes that only the record lets gc delete.
+ */
+export const ORPHAN_KIND_GRACE_MS = 20 * 60_000;
 
 /**
  * What `gc` does with one cluster name. It deletes only a cluster whose record says its creation
@@ -199,6 +249,9 @@ export function decideGc(e: GcEvidence): GcDecision {
   const by = `pid ${rec.creator.pid}${e.creator === 'unknown' ? ` on ${rec.creator.host}` : ''}`;
   if (!e.exists) {
     if (busy) return keep(`being created by ${by}`);
+    if (rec.status === 'creating' && e.creator === 'dead' && (e.ageMs ?? Infinity) < ORPHAN_KIND_GRACE_MS) {
+      return keep(`no cluster yet, and its creator, ${by}, died ${Math.floor((e.ageMs ?? 0) / 60_000)} min ago: the \`kind create\` it started may still be making nodes; gc looks again later (record kept for ${ORPHAN_KIND_GRACE_MS / 60_000} min)`);
+    }
     return { name, action: 'forget', why: 'no such kind cluster any more: its record was stale' };
   }
   const proof = proveOwnership(rec, e.markers);
@@ -208,6 +261,9 @@ export function decideGc(e: GcEvidence): GcDecision {
   }
   if (rec.status === 'up' && rec.heldBy && e.holder === 'dead' && proof === 'ours') {
     return { name, action: 'delete', why: `its holder, pid ${rec.heldBy.pid} (a notebook kernel or script), has died` };
+  }
+  if (rec.status === 'up' && rec.kept) {
+    return keep(`kept after ${rec.kept}: \`kube-netlab up --name ${name}\` again continues with it, \`kube-netlab down --name ${name}\` removes it`);
   }
   if (rec.status === 'up') return keep(`a lab that is up: \`kube-netlab down --name ${name}\` removes it`);
   if (rec.status === 'retained') return keep(`kept for debugging after a failed create (--retain): \`kube-netlab down --name ${name}\` removes it`);
