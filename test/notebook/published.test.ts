@@ -30,7 +30,7 @@ describe('published figures and claims beside our sweeps', () => {
     expect(oursAt(sweep, 'iptables', 123)).toBe('not a size of the recorded sweep');
     const at = { ...sweep, points: [{ ...sweep.points[0], mode: 'iptables' as const, services: 5000, measured: { ...sweep.points[0].measured, changeMs: 86.12 } }], skippedSteps: [] };
     expect(oursAt(at, 'iptables', 5000)).toBe('86.1 ms measured (one-endpoint change)');
-    const skipped = { ...sweep, points: [], skippedSteps: [{ mode: 'iptables' as const, services: 5000, reason: 'a full sync would take about 73 s', estimatedSyncMs: 73_000 }] };
+    const skipped = { ...sweep, points: [], skippedSteps: [{ mode: 'iptables' as const, variant: 'iptables-nft', services: 5000, reason: 'a full sync would take about 73 s', estimatedSyncMs: 73_000 }] };
     expect(oursAt(skipped, 'iptables', 5000)).toBe('not run: a full sync would take about 73 s');
     const rows = publishedFigureRows(null);
     expect(rows).toHaveLength(PUBLISHED_FIGURES.length);

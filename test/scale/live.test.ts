@@ -44,10 +44,10 @@ describe('a live sweep, as a notebook runs it', () => {
   });
 
   it('says a line when a step starts or is skipped, nothing for the phases between', () => {
-    const e = { step: 2, steps: 6, mode: 'iptables' as const, services: 100, endpoints: 10, message: '3,205 nat rules' };
-    expect(progressLine({ ...e, phase: 'step' })).toBe('[2/6] iptables, 100 services × 10 endpoints: 3,205 nat rules');
+    const e = { step: 2, steps: 6, mode: 'iptables' as const, variant: 'iptables-legacy', services: 100, endpoints: 10, message: '3,205 nat rules' };
+    expect(progressLine({ ...e, phase: 'step' })).toBe('[2/6] iptables-legacy, 100 services × 10 endpoints: 3,205 nat rules');
     expect(progressLine({ ...e, phase: 'sync' })).toBeNull();
-    expect(progressLine({ ...e, phase: 'done', message: 'skipped: too slow' })).toBe('[2/6] iptables, 100 services: skipped: too slow');
+    expect(progressLine({ ...e, phase: 'done', message: 'skipped: too slow' })).toBe('[2/6] iptables-legacy, 100 services: skipped: too slow');
     expect(progressLine({ ...e, phase: 'done', message: 'done in 3 s' })).toBeNull();
   });
 
