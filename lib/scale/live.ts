@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Runner } from '../exec/index.ts';
 import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
-import type { ClaimCheckPoint } from '../sim/published.ts';
+import { PUBLISHED_CLAIMS, checkPublishedClaims, type ClaimCheckPoint, type PublishedSource } from '../sim/published.ts';
 import type { ScaleOptions, ScaleProgress, ScaleResult } from './types.ts';
 
 export interface SweepModes {
@@ -85,6 +85,31 @@ export function claimCheckPoints(res: Pick<ScaleResult, 'points'>, iptablesBacke
     syncMs: p.measured.syncMs,
     changeMs: p.measured.changeMs ?? undefined,
   }));
+}
+
+export interface ClaimVerdict {
+  claim: string;
+  statement: string;
+  /** `iptables-legacy vs nftables`: which iptables the claim was checked on. */
+  compared: string;
+  verdict: 'holds' | 'does not hold' | 'cannot tell';
+  /** The figures, and the threshold that decided. */
+  evidence: string;
+}
+
+/** A source's claims against a sweep, once per iptables backend it ran. */
+export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source: PublishedSource['id']): ClaimVerdict[] {
+  const backends = [...new Set(res.points.filter((p) => p.mode === 'iptables').map((p) => p.iptablesBackend ?? 'nft'))];
+  const out: ClaimVerdict[] = [];
+  for (const b of backends.length > 0 ? backends : [undefined]) {
+    for (const c of checkPublishedClaims(claimCheckPoints(res, b))) {
+      const claim = PUBLISHED_CLAIMS.find((x) => x.id === c.claim)!;
+      if (claim.source !== source) continue;
+      const verdict = c.holds === null ? 'cannot tell' : c.holds ? 'holds' : 'does not hold';
+      out.push({ claim: c.claim, statement: claim.statement, compared: `${b ? `iptables-${b}` : 'iptables'} vs nftables`, verdict, evidence: c.evidence });
+    }
+  }
+  return out;
 }
 
 /** Network namespaces whose name starts with `prefix` (a sweep's are `<prefix>-<pid>-<hex>`). */

@@ -71,6 +71,31 @@ export function scaleVariants(modes: readonly ProxyMode[], backends: readonly Ip
     : backends.map((b) => ({ mode, iptablesBackend: b, name: mode === 'iptables' ? iptablesVariant(b) : `${mode}-${b}` })));
 }
 
+function checkVariantLimits(limits: Record<string, number>, variants: string[]): Record<string, number> {
+  for (const [v, ms] of Object.entries(limits)) {
+    if (!variants.includes(v)) throw new ScaleOptionError(`--max-sync-seconds names ${JSON.stringify(v)}, which this sweep does not run (it runs ${variants.join(', ')})`);
+    whole(`max sync (ms) of ${v}`, ms, 1);
+  }
+  return { ...limits };
+}
+
+/**
+ * `--max-sync-seconds 300,iptables-nft=60`: a limit for every variant, then some of their own.
+ * Returns ms.
+ */
+export function parseSyncLimits(text: string): { maxSyncMs: number; maxSyncMsByVariant: Record<string, number> } {
+  let maxSyncMs = 60_000;
+  const byVariant: Record<string, number> = {};
+  const bad = () => new ScaleOptionError(`--max-sync-seconds must be SECONDS or SECONDS,VARIANT=SECONDS,… (e.g. 300,iptables-nft=60), got ${JSON.stringify(text)}`);
+  for (const part of text.split(',').map((s) => s.trim())) {
+    const m = /^(?:([a-z-]+)=)?(\d+)$/.exec(part);
+    if (!m || Number(m[2]) < 1) throw bad();
+    if (m[1] === undefined) maxSyncMs = Number(m[2]) * 1000;
+    else byVariant[m[1]] = Number(m[2]) * 1000;
+  }
+  return { maxSyncMs, maxSyncMsByVariant: byVariant };
+}
+
 /** `10,100,1000` → sizes, whole numbers ≥ 1, each listed once, sorted ascending. */
 export function parseSizeList(text: string, flag = '--services'): number[] {
   const parts = text.split(',').map((s) => s.trim());
@@ -93,15 +118,16 @@ export interface ResolvedScaleOptions {
   repeats: number;
   repeatBudgetMs: number;
   maxSyncMs: number;
+  maxSyncMsByVariant: Record<string, number>;
   fitMaxServices: number;
   podSubnet: string;
   netnsPrefix: string;
 }
 
-const whole = (name: string, v: number, min: number) => {
+function whole(name: string, v: number, min: number): number {
   if (!Number.isInteger(v) || v < min) throw new ScaleOptionError(`${name} must be a whole number ≥ ${min}, got ${v}`);
   return v;
-};
+}
 
 /** Fill in defaults and refuse what cannot run, before any namespace exists. */
 export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress' | 'echo'>): ResolvedScaleOptions {
@@ -150,6 +176,7 @@ export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress
     repeats: whole('repeats', o.repeats ?? 3, 1),
     repeatBudgetMs: whole('repeat budget (ms)', o.repeatBudgetMs ?? 60_000, 0),
     maxSyncMs: whole('max sync (ms)', o.maxSyncMs ?? 60_000, 1),
+    maxSyncMsByVariant: checkVariantLimits(o.maxSyncMsByVariant ?? {}, scaleVariants(o.modes, backends).map((v) => v.name)),
     fitMaxServices: whole('fit-max', o.fitMaxServices ?? 1000, 1),
     podSubnet,
     netnsPrefix: prefix,

@@ -87,8 +87,9 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
           opts.onProgress?.({ step, steps, mode, variant, services, endpoints: o.endpoints, phase, message, ...(netns ? { netns } : {}) });
         // Don't start a step that would run for many minutes; say so, with the estimate.
         const estimate = estimateSyncMs(measured.filter((x) => x.variant === variant).map((x) => ({ services: x.services, syncMs: x.m.syncMs })), services);
-        if (estimate && estimate.ms > o.maxSyncMs) {
-          const reason = `a full sync would take about ${Math.round(estimate.ms / 1000)} s (${estimate.basis}), over the ${Math.round(o.maxSyncMs / 1000)} s limit (--max-sync-seconds)`;
+        const limit = o.maxSyncMsByVariant[variant] ?? o.maxSyncMs;
+        if (estimate && estimate.ms > limit) {
+          const reason = `a full sync would take about ${Math.round(estimate.ms / 1000)} s (${estimate.basis}), over the ${Math.round(limit / 1000)} s limit (--max-sync-seconds)`;
           skippedSteps.push({ mode, variant, services, reason, estimatedSyncMs: Math.round(estimate.ms) });
           progress('done', `skipped: ${reason}`);
           continue;
@@ -142,7 +143,7 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
     points,
     skippedSteps,
     model: { fitMaxServices: o.fitMaxServices, x: MODEL_X, modes: models },
-    options: { modes: o.modes, iptablesBackends: o.iptablesBackends, services: o.services, endpoints: o.endpoints, samples: o.samples, repeats: o.repeats, repeatBudgetMs: o.repeatBudgetMs, maxSyncMs: o.maxSyncMs, podSubnet: o.podSubnet, node: SCALE_NODE, nodeIP: SCALE_NODE_IP, clientIP },
+    options: { modes: o.modes, iptablesBackends: o.iptablesBackends, services: o.services, endpoints: o.endpoints, samples: o.samples, repeats: o.repeats, repeatBudgetMs: o.repeatBudgetMs, maxSyncMs: o.maxSyncMs, maxSyncMsByVariant: o.maxSyncMsByVariant, podSubnet: o.podSubnet, node: SCALE_NODE, nodeIP: SCALE_NODE_IP, clientIP },
     kernel: release(),
     tools,
     at,

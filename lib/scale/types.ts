@@ -26,6 +26,8 @@ export interface ScaleOptions {
    * longer than this (default 60,000 ms); it is reported in skippedSteps with the estimate.
    */
   maxSyncMs?: number;
+  /** maxSyncMs for some variants (`iptables-nft`: 60,000), where one is much slower than the rest. */
+  maxSyncMsByVariant?: Record<string, number>;
   /** Sizes up to this many services are fitted; the model predicts the rest (default 1000). */
   fitMaxServices?: number;
   /**
@@ -170,7 +172,7 @@ export interface ScaleResult {
   points: ScalePoint[];
   skippedSteps: SkippedStep[];
   model: ScaleModel;
-  options: { modes: ProxyMode[]; iptablesBackends: IptablesBackend[]; services: number[]; endpoints: number; samples: number; repeats: number; repeatBudgetMs: number; maxSyncMs: number; podSubnet: string; node: string; nodeIP: string; clientIP: string };
+  options: { modes: ProxyMode[]; iptablesBackends: IptablesBackend[]; services: number[]; endpoints: number; samples: number; repeats: number; repeatBudgetMs: number; maxSyncMs: number; maxSyncMsByVariant: Record<string, number>; podSubnet: string; node: string; nodeIP: string; clientIP: string };
   kernel: string;
   tools: Record<string, string>;
   at: string;

@@ -6,7 +6,7 @@ import { nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../lib/p
 import { IPVS_JUMPS } from '../../lib/proxy/ipvs.ts';
 import {
   LARGE_POD_SUBNET, LatencyCheckError, ScaleOptionError, clientAddress, countIpsets, countIptables, countNftables,
-  iptablesServiceChains, iptablesTargets, nftServiceChains, parseModeList,
+  iptablesServiceChains, iptablesTargets, nftServiceChains, parseBackendList, parseModeList, parseSyncLimits, scaleVariants,
   parseSizeList, resolveScaleOptions, stepInputs, verifyDnat, type ProbeTargetOutput,
 } from '../../lib/scale/index.ts';
 import { predictCounts } from '../../lib/sim/index.ts';
@@ -21,6 +21,18 @@ describe('options', () => {
     expect(parseSizeList('1000,10,100')).toEqual([10, 100, 1000]);
     for (const bad of ['10,abc', '10,,100', '0', '1.5', '-3', '']) expect(() => parseSizeList(bad)).toThrow(/whole numbers ≥ 1/);
     expect(() => parseSizeList('10,10')).toThrow(/lists 10 twice/);
+  });
+
+  it('parses iptables backends and per-variant sync limits, refusing a variant the sweep does not run', () => {
+    expect(parseBackendList('legacy,nft')).toEqual(['legacy', 'nft']);
+    expect(() => parseBackendList('legacy,')).toThrow(/unknown backend ""/);
+    expect(parseSyncLimits('300,iptables-nft=60')).toEqual({ maxSyncMs: 300_000, maxSyncMsByVariant: { 'iptables-nft': 60_000 } });
+    for (const bad of ['', 'ten', '300,iptables-nft=', '0']) expect(() => parseSyncLimits(bad)).toThrow(/--max-sync-seconds must be SECONDS/);
+    const ok = resolveScaleOptions({ modes: ['iptables', 'nftables'], iptablesBackends: ['legacy', 'nft'], services: [10], endpoints: 2, maxSyncMsByVariant: { 'iptables-nft': 60_000 } });
+    expect(ok.maxSyncMsByVariant).toEqual({ 'iptables-nft': 60_000 });
+    expect(() => resolveScaleOptions({ modes: ['iptables'], iptablesBackends: ['legacy'], services: [10], endpoints: 2, maxSyncMsByVariant: { 'iptables-nft': 60_000 } }))
+      .toThrow(/names "iptables-nft", which this sweep does not run \(it runs iptables-legacy\)/);
+    expect(scaleVariants(['iptables', 'nftables', 'ipvs'], ['legacy']).map((v) => v.name)).toEqual(['iptables-legacy', 'nftables', 'ipvs-legacy']);
   });
 
   it('keeps kind\'s pod subnet when the pods fit, and picks a bigger one when they do not', () => {
