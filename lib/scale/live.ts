@@ -97,14 +97,14 @@ export interface ClaimVerdict {
   evidence: string;
 }
 
-/** A source's claims against a sweep, once per iptables backend it ran. */
-export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source: PublishedSource['id']): ClaimVerdict[] {
+/** The claims (of one source, or all) against a sweep, once per iptables backend it ran. */
+export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source?: PublishedSource['id']): ClaimVerdict[] {
   const backends = [...new Set(res.points.filter((p) => p.mode === 'iptables').map((p) => p.iptablesBackend ?? 'nft'))];
   const out: ClaimVerdict[] = [];
   for (const b of backends.length > 0 ? backends : [undefined]) {
     for (const c of checkPublishedClaims(claimCheckPoints(res, b))) {
       const claim = PUBLISHED_CLAIMS.find((x) => x.id === c.claim)!;
-      if (claim.source !== source) continue;
+      if (source !== undefined && claim.source !== source) continue;
       const verdict = c.holds === null ? 'cannot tell' : c.holds ? 'holds' : 'does not hold';
       out.push({ claim: c.claim, statement: claim.statement, compared: `${b ? `iptables-${b}` : 'iptables'} vs nftables`, verdict, evidence: c.evidence });
     }
