@@ -71,3 +71,27 @@ describe('a netns lab in nftables mode resyncs as kube-proxy does', () => {
     expect(m.ok).toBe(200);
   });
 });
+
+describe('kube-netlab up --iptables legacy, then capture', () => {
+  it('says the backend when the lab comes up, and capture reports it per node', async () => {
+    const { cli } = await import('../helpers/cli.ts');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const name = `t${tag}-clg`;
+    const dir = await mkdtemp(join(tmpdir(), 'kn-capture-cli-'));
+    try {
+      const up = await cli('up', '--name', name, '--mode', 'iptables', '--iptables', 'legacy', '--workers', '1');
+      expect(up.code).toBe(0);
+      expect(up.out).toMatch(/kube-proxy mode iptables on iptables-legacy$/m);
+      const cap = await cli('capture', '--name', name, '--out', join(dir, 'run'));
+      expect(cap.code).toBe(0);
+      expect(cap.out).toMatch(new RegExp(`^ {2}${name}-worker: .*\\n {4}iptables backend: iptables-legacy \\(iptables-legacy holds more of them \\(KUBE- lines: legacy \\d+, nft 0\\)\\)$`, 'm'));
+      const json = JSON.parse((await cli('capture', '--name', name, '--out', join(dir, 'run2'), '--json')).out);
+      expect(json.nodes.map((n: { iptablesBackend: { backend: string } }) => n.iptablesBackend.backend)).toEqual(['legacy', 'legacy']);
+    } finally {
+      await cli('down', '--name', name);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
