@@ -188,3 +188,19 @@ describe('aborting the sweep', () => {
     expect(await myNamespaces()).toEqual([]);
   });
 });
+
+describe('each step empties its tables before its namespace goes', () => {
+  it('flushes iptables (through the step\'s backend) and nftables, so the kernel\'s teardown does not spill into the next step', async () => {
+    const echoed: string[] = [];
+    await runScaleSweep({
+      modes: ['iptables', 'nftables'], iptablesBackends: ['legacy'], services: [5], endpoints: 2, samples: 5, repeats: 1,
+      netnsPrefix: PREFIX, echo: (c) => echoed.push(c),
+    });
+    const inStep = (tool: string) => echoed.filter((c) => new RegExp(` ${tool}( |$)`).test(c));
+    // The last legacy restore of the iptables step is the bare one (no --noflush): it empties the tables.
+    expect(inStep('iptables-legacy-restore').at(-1)).toMatch(/ iptables-legacy-restore( <.*)?$/);
+    expect(inStep('iptables-legacy-restore').at(-1)).not.toContain('--noflush');
+    expect(echoed.some((c) => c.endsWith(' nft flush ruleset'))).toBe(true);
+    expect(await myNamespaces()).toEqual([]);
+  }, 60_000);
+});
