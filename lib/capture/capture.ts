@@ -50,8 +50,8 @@ export interface CaptureOptions extends ParseOptions {
   timeoutMs?: number;
   /**
    * Read iptables through one backend's tools: the one given (a lab that chose it), or, with
-   * 'detect', the one that holds kube-proxy's rules (both saves are read first, as kube-proxy's
-   * iptables-wrapper does). Unset: the node's plain `iptables-save`.
+   * 'detect', the one the node uses (both saves are read first, as iptables-wrappers decides).
+   * Unset: the node's plain `iptables-save`.
    */
   iptablesBackend?: IptablesBackend | 'detect';
 }
@@ -102,7 +102,7 @@ function withBackend(spec: CaptureSpec, backend: IptablesBackend | null): Captur
 
 async function iptablesBackendOf(exec: NodeExec, want: IptablesBackend | 'detect', opts: CaptureOptions): Promise<IptablesBackendReport> {
   if (want !== 'detect') {
-    return { backend: want, kubeLines: { legacy: 0, nft: 0 }, errors: {}, evidence: `the lab programs its nodes with iptables-${want}` };
+    return { backend: want, ruleLines: { legacy: 0, nft: 0 }, errors: {}, evidence: `the lab programs its nodes with iptables-${want}` };
   }
   const saves = { legacy: null, nft: null } as Record<IptablesBackend, string | null>;
   const errors: Partial<Record<IptablesBackend, string>> = {};

@@ -2,8 +2,8 @@
  * iptables has two kernel backends: the legacy x_tables one (`iptables-legacy`, one blob per table,
  * replaced whole on every restore) and nf_tables (`iptables-nft`, rules translated to nftables
  * objects). kube-proxy runs whichever the node uses: kind's node image and kube-proxy's image pick
- * one with iptables-wrapper, which looks at the rules already loaded by each. Same rules, very
- * different costs at scale, so the backend is a dimension of its own.
+ * one with kubernetes-sigs/iptables-wrappers, which looks at the rules already loaded by each.
+ * Same rules, very different costs at scale, so the backend is a dimension of its own.
  */
 export type IptablesBackend = 'legacy' | 'nft';
 
@@ -31,37 +31,32 @@ export function iptablesVariant(b: IptablesBackend): `iptables-${IptablesBackend
 
 /** What each backend's save printed on a node, and what that says about the node's backend. */
 export interface IptablesBackendReport {
-  /** The backend holding kube-proxy's rules; null when neither holds any. */
+  /** The backend the node uses; null when neither holds a rule. */
   backend: IptablesBackend | null;
-  /** KUBE-* lines (chains and rules) each backend's save printed. */
-  kubeLines: Record<IptablesBackend, number>;
-  /** Neither save could run here (the missing tool's message). */
+  /** Rules (`-A` lines) each backend's save printed. */
+  ruleLines: Record<IptablesBackend, number>;
+  /** A save that could not be read, and why. */
   errors: Partial<Record<IptablesBackend, string>>;
   /** How it was decided, in a line. */
   evidence: string;
 }
 
+const KUBELET_CHAIN = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) /m;
+
 /**
- * Decide a node's backend from both saves, as iptables-wrapper does: kubelet's and kube-proxy's
- * marker chains first (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY), then whichever holds more
- * KUBE- lines. A null save is a backend that could not be read.
+ * Decide a node's backend from both saves as kubernetes-sigs/iptables-wrappers does: the chain
+ * kubelet leaves in the backend it uses (KUBE-IPTABLES-HINT since 1.24, KUBE-KUBELET-CANARY
+ * since 1.17), looked for in nft first; failing that, the backend with more rules, nft on a tie.
+ * A null save is a backend that could not be read; with no rule anywhere the answer is null.
  */
 export function detectIptablesBackend(saves: Record<IptablesBackend, string | null>, errors: Partial<Record<IptablesBackend, string>> = {}): IptablesBackendReport {
-  const kubeLines = { legacy: 0, nft: 0 } as Record<IptablesBackend, number>;
-  const hint = { legacy: false, nft: false } as Record<IptablesBackend, boolean>;
-  for (const b of IPTABLES_BACKENDS) {
-    for (const line of (saves[b] ?? '').split('\n')) {
-      // Chains, their rules, and the built-in chains' jumps into them.
-      if (line.startsWith(':KUBE-') || line.startsWith('-A KUBE-') || (line.startsWith('-A ') && line.includes(' -j KUBE-'))) kubeLines[b]++;
-      if (/^:KUBE-(IPTABLES-HINT|KUBELET-CANARY) /.test(line)) hint[b] = true;
-    }
+  const ruleLines = { legacy: 0, nft: 0 } as Record<IptablesBackend, number>;
+  for (const b of IPTABLES_BACKENDS) ruleLines[b] = ((saves[b] ?? '').match(/^-/gm) ?? []).length;
+  const counts = `rules: legacy ${ruleLines.legacy}, nft ${ruleLines.nft}`;
+  for (const b of ['nft', 'legacy'] as const) {
+    if (KUBELET_CHAIN.test(saves[b] ?? '')) return { backend: b, ruleLines, errors, evidence: `kubelet's marker chain is in iptables-${b} (${counts})` };
   }
-  const counts = `KUBE- lines: legacy ${kubeLines.legacy}, nft ${kubeLines.nft}`;
-  if (hint.legacy !== hint.nft) {
-    const b: IptablesBackend = hint.legacy ? 'legacy' : 'nft';
-    return { backend: b, kubeLines, errors, evidence: `kubelet's marker chain is in iptables-${b} (${counts})` };
-  }
-  if (kubeLines.legacy === 0 && kubeLines.nft === 0) return { backend: null, kubeLines, errors, evidence: `neither backend holds KUBE- rules (${counts})` };
-  const b: IptablesBackend = kubeLines.legacy > kubeLines.nft ? 'legacy' : 'nft';
-  return { backend: b, kubeLines, errors, evidence: `iptables-${b} holds more of them (${counts})` };
+  if (ruleLines.legacy === 0 && ruleLines.nft === 0) return { backend: null, ruleLines, errors, evidence: `neither backend holds a rule (${counts})` };
+  const b: IptablesBackend = ruleLines.legacy > ruleLines.nft ? 'legacy' : 'nft';
+  return { backend: b, ruleLines, errors, evidence: `iptables-${b} holds more rules (${counts})` };
 }

@@ -11,19 +11,22 @@ import { withNetns } from '../helpers/netns.ts';
 const NODE = 'kind-worker';
 const ctx = { backend: 'netns' as const, mode: 'iptables' as const, node: NODE, lab: 'captest' };
 
-describe('detectIptablesBackend: which backend holds kube-proxy\'s rules, as iptables-wrapper decides', () => {
-  const kube = ':KUBE-SERVICES - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X\n';
-  it('picks the backend with more KUBE- lines, and says so', () => {
-    const r = detectIptablesBackend({ legacy: kube, nft: '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n' });
-    expect(r).toMatchObject({ backend: 'legacy', kubeLines: { legacy: 3, nft: 0 } });
-    expect(r.evidence).toBe('iptables-legacy holds more of them (KUBE- lines: legacy 3, nft 0)');
+describe('detectIptablesBackend: which backend a node uses, as iptables-wrappers decides', () => {
+  const rules = ':KUBE-SERVICES - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X\n';
+  it('picks the backend with more rules, and says so', () => {
+    const r = detectIptablesBackend({ legacy: rules, nft: '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n' });
+    expect(r).toMatchObject({ backend: 'legacy', ruleLines: { legacy: 2, nft: 0 } });
+    expect(r.evidence).toBe('iptables-legacy holds more rules (rules: legacy 2, nft 0)');
+    expect(detectIptablesBackend({ legacy: rules, nft: rules }).backend).toBe('nft');
   });
-  it('believes kubelet\'s marker chain over the line counts', () => {
-    const r = detectIptablesBackend({ legacy: kube, nft: ':KUBE-KUBELET-CANARY - [0:0]\n' });
+  it('believes kubelet\'s marker chain over the rule counts, looking in nft first', () => {
+    const r = detectIptablesBackend({ legacy: rules, nft: ':KUBE-KUBELET-CANARY - [0:0]\n' });
     expect(r.backend).toBe('nft');
     expect(r.evidence).toMatch(/^kubelet's marker chain is in iptables-nft/);
+    expect(detectIptablesBackend({ legacy: ':KUBE-IPTABLES-HINT - [0:0]\n', nft: rules }).backend).toBe('legacy');
+    expect(detectIptablesBackend({ legacy: ':KUBE-IPTABLES-HINT - [0:0]\n', nft: ':KUBE-IPTABLES-HINT - [0:0]\n' }).backend).toBe('nft');
   });
-  it('says none when neither holds a KUBE- line, or neither could be read', () => {
+  it('says none when neither holds a rule, or neither could be read', () => {
     expect(detectIptablesBackend({ legacy: '', nft: '' }).backend).toBeNull();
     const unread = detectIptablesBackend({ legacy: null, nft: null }, { legacy: 'not installed', nft: 'not installed' });
     expect(unread).toMatchObject({ backend: null, errors: { legacy: 'not installed', nft: 'not installed' } });
@@ -44,7 +47,7 @@ describe('capture reads the rules through the backend that holds them (real kern
         await ns.run([t.restore, '--noflush'], { input: gen.restore });
         const cap = await captureNode((argv, o) => ns.run(argv, o), ctx, ['iptables-save', 'iptables-nat-list'], { iptablesBackend: 'detect' });
         expect(cap.iptablesBackend!.backend).toBe(backend);
-        expect(cap.iptablesBackend!.kubeLines[backend === 'legacy' ? 'nft' : 'legacy']).toBe(0);
+        expect(cap.iptablesBackend!.ruleLines[backend === 'legacy' ? 'nft' : 'legacy']).toBe(0);
         expect(cap.items['iptables-save']!.command).toBe(`${t.save} -c`);
         expect(cap.items['iptables-nat-list']!.command).toBe(`${t.iptables} -t nat -L -n -v`);
         const nat = findTable(parsedOf(cap, 'iptables-save')!, 'nat')!;

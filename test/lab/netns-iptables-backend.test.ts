@@ -86,7 +86,7 @@ describe('kube-netlab up --iptables legacy, then capture', () => {
       expect(up.out).toMatch(/kube-proxy mode iptables on iptables-legacy$/m);
       const cap = await cli('capture', '--name', name, '--out', join(dir, 'run'));
       expect(cap.code).toBe(0);
-      expect(cap.out).toMatch(new RegExp(`^ {2}${name}-worker: .*\\n {4}iptables backend: iptables-legacy \\(iptables-legacy holds more of them \\(KUBE- lines: legacy \\d+, nft 0\\)\\)$`, 'm'));
+      expect(cap.out).toMatch(new RegExp(`^ {2}${name}-worker: .*\\n {4}iptables backend: iptables-legacy \\(iptables-legacy holds more rules \\(rules: legacy \\d+, nft 0\\)\\)$`, 'm'));
       const json = JSON.parse((await cli('capture', '--name', name, '--out', join(dir, 'run2'), '--json')).out);
       expect(json.nodes.map((n: { iptablesBackend: { backend: string } }) => n.iptablesBackend.backend)).toEqual(['legacy', 'legacy']);
     } finally {
