@@ -166,3 +166,70 @@ export function bulkServices(n: number, app: string, namespace = 'default'): { k
     spec: { selector: { app }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
   }));
 }
+
+/** What kube-proxy timed while one step's Services were created. */
+export interface KindSyncStep {
+  services: number;
+  /** The syncs kube-proxy ran for them, and its own timings (seconds), as the histograms say. */
+  all: { syncs: number; meanS: number | null; p50S: number | null; p99S: number | null };
+  full: { syncs: number; meanS: number | null } | null;
+  partial: { syncs: number; meanS: number | null } | null;
+  /** Whether the histogram stopped growing before the wait ran out. */
+  settled: boolean;
+}
+
+export interface KindSyncSweepOptions {
+  /** The Services select this app's pods (httpbin's, which the lab deploys). */
+  app?: string;
+  /** The histogram counts as settled once it has not grown for this long (kube-proxy's minSyncPeriod is 1 s). */
+  quietMs?: number;
+  /** At most this long per step. */
+  timeoutMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** A kind lab as the sweep uses it. */
+export interface KindSweepLab extends NodeRunner {
+  apply(objects: { kind: string; metadata: { name: string; namespace?: string } }[]): Promise<unknown>;
+}
+
+const summary = (h: Histogram) => ({ syncs: h.count, meanS: h.count > 0 ? h.sum / h.count : null });
+
+/**
+ * On kind, for each size: create Services up to that many through kubectl (bulk-1 … bulk-N, so
+ * each step adds the difference), wait until kube-proxy's sync histogram stops growing, and keep
+ * what it timed in between: real kube-proxy's own account, iptables-restore or nft included.
+ */
+export async function kindSyncSweep(lab: KindSweepLab, node: string, sizes: readonly number[], opts: KindSyncSweepOptions = {}): Promise<KindSyncStep[]> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const quietMs = opts.quietMs ?? 3_000;
+  const timeoutMs = opts.timeoutMs ?? 300_000;
+  const out: KindSyncStep[] = [];
+  for (const n of [...sizes].sort((a, b) => a - b)) {
+    const before = await readKubeProxySyncDurations(lab, node);
+    await lab.apply(bulkServices(n, opts.app ?? 'httpbin'));
+    const started = Date.now();
+    let after = await readKubeProxySyncDurations(lab, node);
+    let quietSince = after.all.count > before.all.count ? Date.now() : Infinity;
+    let settled = false;
+    while (Date.now() - started < timeoutMs) {
+      await sleep(500);
+      const now = await readKubeProxySyncDurations(lab, node);
+      if (now.all.count !== after.all.count) quietSince = Date.now();
+      after = now;
+      if (after.all.count > before.all.count && Date.now() - quietSince >= quietMs) {
+        settled = true;
+        break;
+      }
+    }
+    const all = histogramDelta(after.all, before.all);
+    out.push({
+      services: n,
+      all: { ...summary(all), p50S: histogramQuantile(all, 0.5), p99S: histogramQuantile(all, 0.99) },
+      full: after.full ? summary(histogramDelta(after.full, before.full)) : null,
+      partial: after.partial ? summary(histogramDelta(after.partial, before.partial)) : null,
+      settled,
+    });
+  }
+  return out;
+}
