@@ -92,6 +92,8 @@ const USAGE: Record<string, [string, string[], RegExp][]> = {
     ['format', ['parse', '--format', 'pcap', 'x'], /unknown --format "pcap"/],
     ['format from the prototype', ['parse', '--format', '__proto__', 'x'], /unknown --format "__proto__"/],
     ['node name', ['rules', '--mode', 'iptables', '--services', '1', '--node', 'Kind_Worker'], /--node must be a node name .* got "Kind_Worker"/],
+    ['iptables backend', ['up', '--iptables', 'xtables'], /--iptables must be legacy or nft \(the nodes are programmed with iptables-legacy or iptables-nft\), got "xtables"/],
+    ['iptables backend on kind', ['up', '--backend', 'kind', '--iptables', 'legacy'], /--iptables applies to the netns backend: kind's nodes pick their own backend/],
     ['unknown option', ['predict', '--services', '1', '--endpoints', '1', '--bogus'], /Unknown option '--bogus'/],
     ['objects with services', ['rules', '--mode', 'iptables', '--objects', 'x', '--node-ports', '1'], /either --objects FILE or --services S --endpoints E, not both \(--node-ports with --objects\)/],
   ],

@@ -6,6 +6,7 @@
 import { CommandError, MissingToolError, packageFor, shellQuote, type ExecResult, type RunOptions } from '../exec/index.ts';
 import { provenance, type Backend, type Provenance } from '../provenance/index.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
+import { IPTABLES_BACKENDS, detectIptablesBackend, iptablesTools, type IptablesBackend, type IptablesBackendReport } from '../proxy/iptables-backend.ts';
 import { CAPTURE_KINDS, CAPTURE_SPECS, type CaptureKind, type CaptureParsed, type CaptureSpec, type ParseOptions } from './commands.ts';
 
 /** Runs argv on the node: Lab.exec bound to a node, or a scratch namespace's run. */
@@ -33,6 +34,8 @@ export interface NodeCapture {
   provenance: Provenance;
   /** One item per requested kind. */
   items: CaptureItems;
+  /** Which iptables backend the node's rules are in, and how that was decided (see CaptureOptions.iptablesBackend). */
+  iptablesBackend?: IptablesBackendReport;
 }
 
 export interface CaptureContext {
@@ -45,6 +48,12 @@ export interface CaptureContext {
 export interface CaptureOptions extends ParseOptions {
   /** Per command; the exec's own default applies when unset. */
   timeoutMs?: number;
+  /**
+   * Read iptables through one backend's tools: the one given (a lab that chose it), or, with
+   * 'detect', the one the node uses (both saves are read first, as iptables-wrappers decides).
+   * Unset: the node's plain `iptables-save`.
+   */
+  iptablesBackend?: IptablesBackend | 'detect';
 }
 
 /** No command reached the node: the capture as a whole failed. */
@@ -69,8 +78,9 @@ export async function captureNode(
   const prov = provenance({ source: 'captured', backend: ctx.backend, mode: ctx.mode, node: ctx.node, lab: ctx.lab });
   const items: CaptureItems = {};
   const unique = [...new Set(kinds)];
+  const report = opts.iptablesBackend === undefined ? undefined : await iptablesBackendOf(exec, opts.iptablesBackend, opts);
   for (const kind of unique) {
-    const item = await captureItem(exec, CAPTURE_SPECS[kind] as CaptureSpec, opts);
+    const item = await captureItem(exec, withBackend(CAPTURE_SPECS[kind] as CaptureSpec, report?.backend ?? null), opts);
     if ('unreachable' in item) throw new NodeUnreachableError(ctx.node, { [kind]: item.unreachable });
     (items as Record<CaptureKind, CaptureItem>)[kind] = item;
   }
@@ -79,7 +89,34 @@ export async function captureNode(
   if (all.length > 0 && !all.some((i) => i.exitCode === 0 || i.skipped !== undefined)) {
     throw new NodeUnreachableError(ctx.node, Object.fromEntries(all.map((i) => [i.kind, i.error ?? ''])));
   }
-  return { provenance: prov, items };
+  return { provenance: prov, items, ...(report ? { iptablesBackend: report } : {}) };
+}
+
+/** The iptables kinds read through one backend's binaries (`iptables-legacy-save -c`). */
+function withBackend(spec: CaptureSpec, backend: IptablesBackend | null): CaptureSpec {
+  if (backend === null || !spec.argv[0].startsWith('iptables')) return spec;
+  const t = iptablesTools(backend);
+  const tool = spec.argv[0] === 'iptables-save' ? t.save : spec.argv[0] === 'iptables' ? t.iptables : spec.argv[0];
+  return { ...spec, argv: [tool, ...spec.argv.slice(1)], tool };
+}
+
+async function iptablesBackendOf(exec: NodeExec, want: IptablesBackend | 'detect', opts: CaptureOptions): Promise<IptablesBackendReport> {
+  if (want !== 'detect') {
+    return { backend: want, ruleLines: { legacy: 0, nft: 0 }, errors: {}, evidence: `the lab programs its nodes with iptables-${want}` };
+  }
+  const saves = { legacy: null, nft: null } as Record<IptablesBackend, string | null>;
+  const errors: Partial<Record<IptablesBackend, string>> = {};
+  for (const b of IPTABLES_BACKENDS) {
+    const tool = iptablesTools(b).save;
+    try {
+      const res = await exec([tool], { allowFailure: true, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
+      if (res.exitCode === 0) saves[b] = res.stdout;
+      else errors[b] = `${tool} exited ${res.exitCode}: ${lastLines(res.stderr)}`;
+    } catch (e) {
+      errors[b] = messageOf(e);
+    }
+  }
+  return detectIptablesBackend(saves, errors);
 }
 
 async function captureItem(exec: NodeExec, spec: CaptureSpec, opts: CaptureOptions): Promise<CaptureItem | { unreachable: string }> {

@@ -2,6 +2,7 @@
  * Captures on disk, so a notebook can replay a run without a lab:
  *
  *   <runDir>/<node>/provenance.json   where, when and how the data was taken
+ *   <runDir>/<node>/iptables-backend.json   which iptables backend holds kube-proxy's rules (when detected)
  *   <runDir>/<node>/items.json        per kind: command, exit code, stderr, error, skipped
  *   <runDir>/<node>/<kind>.txt        raw stdout, byte for byte (absent when nothing ran)
  *   <runDir>/<node>/<kind>.json       parsed data (absent when there is none)
@@ -97,6 +98,7 @@ export async function saveCapture(capture: NodeCapture, runDir: string): Promise
   }
   await write('items.json', captureJson(meta));
   await write('provenance.json', captureJson(capture.provenance));
+  if (capture.iptablesBackend) await write('iptables-backend.json', captureJson(capture.iptablesBackend));
   return written;
 }
 

@@ -34,6 +34,17 @@ export const MAX_SYNTHETIC_PODS = 1_000_000;
 /** NodePorts are handed out from 30000 up, within Kubernetes' default range 30000-32767. */
 const NODE_PORT_RANGE = 32767 - 30000 + 1;
 
+/**
+ * The pods do not fit the pod subnet: names the narrowest prefix that would hold them, so a
+ * command can say which flag to pass.
+ */
+export class PodSubnetTooSmallError extends Error {
+  override readonly name = 'PodSubnetTooSmallError';
+  constructor(readonly subnet: string, readonly nodesNeeded: number, readonly nodeMaskSize: number, readonly widestFittingPrefix: number, detail: string) {
+    super(detail);
+  }
+}
+
 /** kind's node names: `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`, … */
 export function kindNodeName(cluster: string, index: number): string {
   if (index === 0) return `${cluster}-control-plane`;
@@ -68,7 +79,9 @@ export function syntheticCluster(opts: SyntheticOptions): Cluster {
   const nodes = Math.max(opts.nodes ?? 3, Math.ceil(totalPods / perNode), 1);
   const subnets = 2 ** (mask - podNet.prefix);
   if (nodes > subnets) {
-    throw new Error(`${S}×${E} pods need ${nodes} nodes of /${mask}, but ${formatCidr(podNet)} holds ${subnets}; pass a larger pod subnet (e.g. 10.0.0.0/8)`);
+    const prefix = mask - Math.ceil(Math.log2(nodes));
+    const detail = `${S}×${E} pods need ${nodes} nodes of /${mask}, but ${formatCidr(podNet)} holds ${subnets}; pass a larger pod subnet (a /${prefix} or wider, e.g. 10.0.0.0/8)`;
+    throw new PodSubnetTooSmallError(formatCidr(podNet), nodes, mask, prefix, detail);
   }
   const firstServiceOffset = 256; // after kind's reserved .1 and .10
   if (firstServiceOffset + S >= cidrSize(svcNet)) throw new Error(`${S} services don't fit in ${formatCidr(svcNet)}`);

@@ -1,5 +1,6 @@
 import { MissingToolError, runner as defaultRunner, type Runner } from '../exec/index.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
+import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { KindGcReport } from './kind/gc.ts';
 import type { GcReport } from './netns/index.ts';
 import { checkLabName, type Backend, type K8sObject, type Lab } from './types.ts';
@@ -9,6 +10,8 @@ export type BackendChoice = Backend | 'auto';
 export interface CreateLabOptions {
   backend?: BackendChoice;
   mode: ProxyMode;
+  /** netns only: program the nodes with iptables-legacy or iptables-nft (default nft). */
+  iptablesBackend?: IptablesBackend;
   workers?: number;
   name: string;
   runner?: Runner;
@@ -57,6 +60,9 @@ export async function chooseBackend(choice: BackendChoice = 'auto', r: Runner = 
 export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   const backend = await chooseBackend(opts.backend, opts.runner);
   try {
+    if (backend !== 'netns' && opts.iptablesBackend !== undefined) {
+      throw new Error(`only the netns backend programs its nodes with a chosen iptables backend; kind's nodes pick their own (kube-netlab capture says which), so leave out iptables-${opts.iptablesBackend} with ${backend}`);
+    }
     if (backend === 'netns') {
       const { createNetnsLab } = await import('./netns/index.ts');
       return await createNetnsLab(opts);

@@ -2,6 +2,7 @@ import type { ExecResult, RunOptions } from '../exec/index.ts';
 import type { EndpointSlice, Service } from '../k8s/types.ts';
 import type { Backend } from '../provenance/index.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
+import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 
 export type { Backend };
 
@@ -71,6 +72,11 @@ export interface Lab {
   readonly name: string;
   readonly backend: Backend;
   readonly mode: ProxyMode;
+  /**
+   * The iptables backend the lab programs its nodes with, where it chooses one (netns); kind's
+   * nodes pick their own (capture detects it).
+   */
+  readonly iptablesBackend?: IptablesBackend;
   capabilities(): Promise<Capabilities>;
   nodes(): Promise<LabNode[]>;
   /** Run argv on a node (its network namespace, or `docker exec` into the kind node). */

@@ -58,6 +58,8 @@ interface SweepSide {
 export interface ScaleSweepLike {
   points: readonly {
     mode: ProxyMode;
+    /** The mode on its iptables backend (`iptables-legacy`): one series each. */
+    variant?: string;
     services: number;
     endpoints: number;
     measured: SweepSide & { provenance?: Provenance; kernel?: unknown };
@@ -108,9 +110,20 @@ export function scalingFigure(input: readonly ScalingPoint[] | ScaleSweepLike, o
   });
 }
 
+/** iptables-nft keeps iptables' colour (Debian's default); the legacy backend gets one of its own. */
+const LEGACY_COLORS: Readonly<Record<string, string>> = { 'iptables-legacy': '#3ca951', 'ipvs-legacy': '#a463f2' };
+
+export function seriesColor(series: string): string {
+  if (LEGACY_COLORS[series]) return LEGACY_COLORS[series];
+  const mode = series.replace(/-(nft|legacy)$/, '') as ProxyMode;
+  return MODE_COLORS[mode] ?? THEME.predicted;
+}
+
 /** One value of a sweep, flattened for Plot. `panel` separates the first and last service. */
 export interface SweepRow {
   mode: ProxyMode;
+  /** What a line and its dots stand for: the variant, or the mode. */
+  series: string;
   services: number;
   value: number;
   source: 'measured' | 'predicted';
@@ -127,7 +140,7 @@ export function scaleSweepRows(sweep: ScaleSweepLike, metric: ScalingMetric): Sw
   for (const p of sweep.points) {
     for (const source of ['measured', 'predicted'] as const) {
       const side = p[source];
-      const base = { mode: p.mode, services: p.services, source, ...(source === 'predicted' ? { inFit: p.predicted.inFit } : {}) };
+      const base = { mode: p.mode, series: p.variant ?? p.mode, services: p.services, source, ...(source === 'predicted' ? { inFit: p.predicted.inFit } : {}) };
       if (metric === 'syncMs' || metric === 'changeMs') {
         const v = side[metric];
         if (v !== null && v !== undefined) rows.push({ ...base, value: v, panel: '' });
@@ -172,6 +185,7 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
   const text = METRIC_TEXT[metric];
   const rows = scaleSweepRows(sweep, metric);
   const modes = [...new Set(sweep.points.map((p) => p.mode))];
+  const series = [...new Set(sweep.points.map((p) => p.variant ?? p.mode))];
   const latency = metric === 'latencyP50' || metric === 'latencyP99';
   const logX = opts.log ?? true;
   const logY = opts.log ?? !latency;
@@ -184,7 +198,7 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
   const predictedName = metric === 'rules' ? 'predicted (lib/sim counts)' : 'predicted (cost model)';
   const measuredName = metric === 'rules' ? 'captured (kernel)' : 'measured (lab)';
   const legend: LegendItem[] = [
-    ...modes.map((m) => ({ label: m, swatch: 'bar' as const, color: MODE_COLORS[m] })),
+    ...series.map((m) => ({ label: m, swatch: 'bar' as const, color: seriesColor(m) })),
     { label: predictedName, swatch: 'line', color: THEME.predicted },
     { label: measuredName, swatch: 'dot', color: THEME.predicted },
     ...(showFit ? [{ label: `model fitted on ≤ ${fitMax} services`, swatch: 'dashed' as const, color: THEME.interval }] : []),
@@ -196,8 +210,8 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
   const y = (r: SweepRow) => (logY ? Math.max(r.value, 1e-3) : r.value);
   const facet = latency ? { fx: 'panel' as const } : {};
   const marks: Plot.Markish[] = [
-    Plot.line(predicted, { x: 'services', y, z: 'mode', stroke: 'mode', strokeWidth: 2, ...facet, className: 'predicted' }),
-    Plot.dot(measured, { x: 'services', y, fill: 'mode', stroke: 'white', r: 4.5, symbol: 'circle', ...facet, className: 'measured' }),
+    Plot.line(predicted, { x: 'services', y, z: 'series', stroke: 'series', strokeWidth: 2, ...facet, className: 'predicted' }),
+    Plot.dot(measured, { x: 'services', y, fill: 'series', stroke: 'white', r: 4.5, symbol: 'circle', ...facet, className: 'measured' }),
   ];
   if (showFit) {
     marks.push(
@@ -225,7 +239,7 @@ function sweepFigure(sweep: ScaleSweepLike, opts: ScalingOptions): Figure {
     // nice: a log axis ends on a power of ten, so the highest dot sits inside the frame.
     y: { type: logY ? 'log' : 'linear', label: `↑ ${opts.yLabel ?? text.y}`, grid: true, nice: true, ...(logY ? {} : { zero: true }) },
     ...(latency ? { fx: { label: null, domain: LAT_PANELS } } : {}),
-    color: { domain: modes, range: modes.map((m) => MODE_COLORS[m]) },
+    color: { domain: series, range: series.map(seriesColor) },
     marks,
   });
 }

@@ -5,3 +5,5 @@ export { generateIptables, builtinJumpsRestore, type IptablesOptions, type Iptab
 export { generateIpvs, ipvsSetName, type IpvsOptions, type IpvsRules } from './ipvs.ts';
 export { generateNftables, type NftablesOptions, type NftablesRules } from './nftables.ts';
 export { GeneratorInputError, safeServicePorts } from './tokens.ts';
+export * from './iptables-backend.ts';
+export * from './sync.ts';

@@ -227,10 +227,9 @@ export function generateNftables(input: readonly ServicePortInfo[], opts: Nftabl
   const table = `${fam.table} ${KUBE_PROXY_TABLE}`;
   const addrProtoPort = `${addrType} . inet_proto . inet_service : verdict`;
 
-  // A full resync from scratch: add+delete makes the delete safe when the table is absent,
-  // and the whole file is one atomic transaction, so packets never see a half-built table.
-  // Upstream flushes stale service chains and deletes them a second later; deleting the
-  // table at once reaches the same end state.
+  // A self-contained file: add+delete makes the delete safe when the table is absent, and the
+  // whole file is one atomic transaction, so packets never see a half-built table. kube-proxy
+  // itself never deletes the table: sync.ts's nftFullSyncTx reshapes this into its transaction.
   tx.raw(`add table ${table}`);
   tx.raw(`delete table ${table}`);
   tx.raw(`add table ${table} { comment "rules for kube-proxy" ; }`);

@@ -4,8 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import type { Runner } from '../exec/index.ts';
+import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
-import type { ClaimCheckPoint } from '../sim/published.ts';
+import { PUBLISHED_CLAIMS, checkPublishedClaims, type ClaimCheckPoint, type PublishedSource } from '../sim/published.ts';
 import type { ScaleOptions, ScaleProgress, ScaleResult } from './types.ts';
 
 export interface SweepModes {
@@ -23,12 +24,14 @@ export function sweepModes(procIpVs = '/proc/net/ip_vs'): SweepModes {
   };
 }
 
-export type SweepCommandOptions = Pick<ScaleOptions, 'modes' | 'services' | 'endpoints' | 'samples' | 'repeats' | 'fitMaxServices'>;
+export type SweepCommandOptions = Pick<ScaleOptions, 'modes' | 'iptablesBackends' | 'services' | 'endpoints' | 'samples' | 'repeats' | 'fitMaxServices'>;
 
 /** The `kube-netlab scale` command that runs the same sweep. */
 export function scaleCommandLine(o: SweepCommandOptions): string {
   const flags = [
-    `--modes ${o.modes.join(',')}`, `--services ${o.services.join(',')}`, `--endpoints ${o.endpoints}`,
+    `--modes ${o.modes.join(',')}`,
+    ...(o.iptablesBackends !== undefined ? [`--iptables-backends ${o.iptablesBackends.join(',')}`] : []),
+    `--services ${o.services.join(',')}`, `--endpoints ${o.endpoints}`,
     ...(o.samples !== undefined ? [`--samples ${o.samples}`] : []),
     ...(o.repeats !== undefined ? [`--repeats ${o.repeats}`] : []),
     ...(o.fitMaxServices !== undefined ? [`--fit-max ${o.fitMaxServices}`] : []),
@@ -38,14 +41,14 @@ export function scaleCommandLine(o: SweepCommandOptions): string {
 
 /** A line for a step that starts or is skipped, as `kube-netlab scale` prints it; null for the rest. */
 export function progressLine(e: ScaleProgress): string | null {
-  if (e.phase === 'step') return `[${e.step}/${e.steps}] ${e.mode}, ${e.services} services × ${e.endpoints} endpoints: ${e.message}`;
-  if (e.phase === 'done' && e.message.startsWith('skipped')) return `[${e.step}/${e.steps}] ${e.mode}, ${e.services} services: ${e.message}`;
+  if (e.phase === 'step') return `[${e.step}/${e.steps}] ${e.variant ?? e.mode}, ${e.services} services × ${e.endpoints} endpoints: ${e.message}`;
+  if (e.phase === 'done' && e.message.startsWith('skipped')) return `[${e.step}/${e.steps}] ${e.variant ?? e.mode}, ${e.services} services: ${e.message}`;
   return null;
 }
 
 /** Steps whose kernel counts differ from lib/sim's, as `mode services`. */
 export function countMismatches(res: ScaleResult): string[] {
-  return res.points.filter((p) => !p.measured.countsMatch).map((p) => `${p.mode} ${p.services}`);
+  return res.points.filter((p) => !p.measured.countsMatch).map((p) => `${p.variant ?? p.mode} ${p.services}`);
 }
 
 /**
@@ -57,7 +60,7 @@ export function unsoundLatencies(res: ScaleResult): string[] {
   for (const p of res.points) {
     for (const [which, l] of [['first', p.measured.firstServiceLatencyUs], ['last', p.measured.lastServiceLatencyUs]] as const) {
       if (!l) continue;
-      const what = `${p.mode} ${p.services}, ${which} service`;
+      const what = `${p.variant ?? p.mode} ${p.services}, ${which} service`;
       if (l.dnatVerified !== true) out.push(`${what}: not every connection was checked to be DNATed`);
       if (!(l.p50 > 0)) out.push(`${what}: p50 ${l.p50} µs is not positive`);
       if (!(l.p99 >= l.p50)) out.push(`${what}: p99 ${l.p99} µs is below p50 ${l.p50} µs`);
@@ -66,9 +69,15 @@ export function unsoundLatencies(res: ScaleResult): string[] {
   return out;
 }
 
-/** The parts of a sweep the published claims are checked against (see checkPublishedClaims). */
-export function claimCheckPoints(res: Pick<ScaleResult, 'points'>): ClaimCheckPoint[] {
-  return res.points.map((p) => ({
+/**
+ * The parts of a sweep the published claims are checked against (see checkPublishedClaims), with
+ * iptables mode on one backend: the claims compare one iptables against nftables.
+ */
+export function claimCheckPoints(res: Pick<ScaleResult, 'points'>, iptablesBackend?: IptablesBackend): ClaimCheckPoint[] {
+  const backends = new Set(res.points.filter((p) => p.mode === 'iptables').map((p) => p.iptablesBackend ?? 'nft'));
+  if (iptablesBackend === undefined && backends.size > 1) throw new Error(`the sweep ran iptables on ${[...backends].join(' and ')}: say which backend the claims are checked on`);
+  const kept = res.points.filter((p) => p.mode !== 'iptables' || iptablesBackend === undefined || (p.iptablesBackend ?? 'nft') === iptablesBackend);
+  return kept.map((p) => ({
     mode: p.mode,
     services: p.services,
     firstP50Us: p.measured.firstServiceLatencyUs?.p50,
@@ -76,6 +85,31 @@ export function claimCheckPoints(res: Pick<ScaleResult, 'points'>): ClaimCheckPo
     syncMs: p.measured.syncMs,
     changeMs: p.measured.changeMs ?? undefined,
   }));
+}
+
+export interface ClaimVerdict {
+  claim: string;
+  statement: string;
+  /** `iptables-legacy vs nftables`: which iptables the claim was checked on. */
+  compared: string;
+  verdict: 'holds' | 'does not hold' | 'cannot tell';
+  /** The figures, and the threshold that decided. */
+  evidence: string;
+}
+
+/** The claims (of one source, or all) against a sweep, once per iptables backend it ran. */
+export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source?: PublishedSource['id']): ClaimVerdict[] {
+  const backends = [...new Set(res.points.filter((p) => p.mode === 'iptables').map((p) => p.iptablesBackend ?? 'nft'))];
+  const out: ClaimVerdict[] = [];
+  for (const b of backends.length > 0 ? backends : [undefined]) {
+    for (const c of checkPublishedClaims(claimCheckPoints(res, b))) {
+      const claim = PUBLISHED_CLAIMS.find((x) => x.id === c.claim)!;
+      if (source !== undefined && claim.source !== source) continue;
+      const verdict = c.holds === null ? 'cannot tell' : c.holds ? 'holds' : 'does not hold';
+      out.push({ claim: c.claim, statement: claim.statement, compared: `${b ? `iptables-${b}` : 'iptables'} vs nftables`, verdict, evidence: c.evidence });
+    }
+  }
+  return out;
 }
 
 /** Network namespaces whose name starts with `prefix` (a sweep's are `<prefix>-<pid>-<hex>`). */

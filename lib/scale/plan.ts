@@ -12,8 +12,9 @@ import type { NftRuleset } from '../parse/nft-types.ts';
 import { generateIptables, type IptablesRules } from '../proxy/iptables.ts';
 import { generateIpvs, type IpvsRules } from '../proxy/ipvs.ts';
 import { PROXY_MODES, isProxyMode, type ProxyMode } from '../proxy/modes.ts';
-import { sepChain, svcChain } from '../proxy/names.ts';
-import { generateNftables, nftEndpointChain, nftServiceChain, KUBE_PROXY_TABLE, type NftablesRules } from '../proxy/nftables.ts';
+import { IPTABLES_BACKENDS, isIptablesBackend, iptablesVariant, type IptablesBackend } from '../proxy/iptables-backend.ts';
+import { generateNftables, KUBE_PROXY_TABLE, type NftablesRules } from '../proxy/nftables.ts';
+import { iptablesPartialRestore, iptablesServiceChains, nftChainNames, nftFullSyncTx, nftIncrementalTx } from '../proxy/sync.ts';
 import type { ModeCounts } from '../sim/counts.ts';
 import type { KernelCounts } from './types.ts';
 
@@ -43,6 +44,58 @@ export function parseModeList(text: string): ProxyMode[] {
   return out;
 }
 
+/** `legacy,nft` → backends, each known and listed once. */
+export function parseBackendList(text: string): IptablesBackend[] {
+  const parts = text.split(',').map((s) => s.trim());
+  const out: IptablesBackend[] = [];
+  for (const p of parts) {
+    if (!isIptablesBackend(p)) throw new ScaleOptionError(`--iptables-backends: unknown backend ${JSON.stringify(p)} (expected ${IPTABLES_BACKENDS.join(', ')}, as in iptables-legacy and iptables-nft)`);
+    if (out.includes(p)) throw new ScaleOptionError(`--iptables-backends lists ${p} twice`);
+    out.push(p);
+  }
+  return out;
+}
+
+/** One sweep of the scale lab: a mode, on an iptables backend where the mode uses iptables. */
+export interface ScaleVariant {
+  mode: ProxyMode;
+  iptablesBackend: IptablesBackend | null;
+  /** `iptables-legacy`, `nftables`, `ipvs-nft`. */
+  name: string;
+}
+
+/** Every mode on every backend it runs on, in the order given: modes first, then backends. */
+export function scaleVariants(modes: readonly ProxyMode[], backends: readonly IptablesBackend[]): ScaleVariant[] {
+  return modes.flatMap((mode): ScaleVariant[] => mode === 'nftables'
+    ? [{ mode, iptablesBackend: null, name: mode }]
+    : backends.map((b) => ({ mode, iptablesBackend: b, name: mode === 'iptables' ? iptablesVariant(b) : `${mode}-${b}` })));
+}
+
+function checkVariantLimits(limits: Record<string, number>, variants: string[]): Record<string, number> {
+  for (const [v, ms] of Object.entries(limits)) {
+    if (!variants.includes(v)) throw new ScaleOptionError(`--max-sync-seconds names ${JSON.stringify(v)}, which this sweep does not run (it runs ${variants.join(', ')})`);
+    whole(`max sync (ms) of ${v}`, ms, 1);
+  }
+  return { ...limits };
+}
+
+/**
+ * `--max-sync-seconds 300,iptables-nft=60`: a limit for every variant, then some of their own.
+ * Returns ms.
+ */
+export function parseSyncLimits(text: string): { maxSyncMs: number; maxSyncMsByVariant: Record<string, number> } {
+  let maxSyncMs = 60_000;
+  const byVariant: Record<string, number> = {};
+  const bad = () => new ScaleOptionError(`--max-sync-seconds must be SECONDS or SECONDS,VARIANT=SECONDS,… (e.g. 300,iptables-nft=60), got ${JSON.stringify(text)}`);
+  for (const part of text.split(',').map((s) => s.trim())) {
+    const m = /^(?:([a-z-]+)=)?(\d+)$/.exec(part);
+    if (!m || Number(m[2]) < 1) throw bad();
+    if (m[1] === undefined) maxSyncMs = Number(m[2]) * 1000;
+    else byVariant[m[1]] = Number(m[2]) * 1000;
+  }
+  return { maxSyncMs, maxSyncMsByVariant: byVariant };
+}
+
 /** `10,100,1000` → sizes, whole numbers ≥ 1, each listed once, sorted ascending. */
 export function parseSizeList(text: string, flag = '--services'): number[] {
   const parts = text.split(',').map((s) => s.trim());
@@ -58,27 +111,33 @@ export function parseSizeList(text: string, flag = '--services'): number[] {
 
 export interface ResolvedScaleOptions {
   modes: ProxyMode[];
+  iptablesBackends: IptablesBackend[];
   services: number[];
   endpoints: number;
   samples: number;
   repeats: number;
   repeatBudgetMs: number;
   maxSyncMs: number;
+  maxSyncMsByVariant: Record<string, number>;
   fitMaxServices: number;
   podSubnet: string;
   netnsPrefix: string;
 }
 
-const whole = (name: string, v: number, min: number) => {
+function whole(name: string, v: number, min: number): number {
   if (!Number.isInteger(v) || v < min) throw new ScaleOptionError(`${name} must be a whole number ≥ ${min}, got ${v}`);
   return v;
-};
+}
 
 /** Fill in defaults and refuse what cannot run, before any namespace exists. */
 export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress' | 'echo'>): ResolvedScaleOptions {
   if (o.modes.length === 0) throw new ScaleOptionError('give at least one mode');
   for (const m of o.modes) if (!isProxyMode(m)) throw new ScaleOptionError(`unknown mode ${JSON.stringify(m)} (expected ${PROXY_MODES.join(', ')})`);
   if (new Set(o.modes).size !== o.modes.length) throw new ScaleOptionError('a mode is listed twice');
+  const backends = o.iptablesBackends ?? ['nft'];
+  if (backends.length === 0) throw new ScaleOptionError('give at least one iptables backend');
+  for (const b of backends) if (!isIptablesBackend(b)) throw new ScaleOptionError(`unknown iptables backend ${JSON.stringify(b)} (expected ${IPTABLES_BACKENDS.join(', ')})`);
+  if (new Set(backends).size !== backends.length) throw new ScaleOptionError('an iptables backend is listed twice');
   if (o.services.length === 0) throw new ScaleOptionError('give at least one service count');
   for (const s of o.services) whole('services', s, 1);
   if (new Set(o.services).size !== o.services.length) throw new ScaleOptionError('a service count is listed twice');
@@ -110,12 +169,14 @@ export function resolveScaleOptions(o: Omit<ScaleOptions, 'signal' | 'onProgress
   if (!/^kn-[a-z0-9-]{1,30}$/.test(prefix)) throw new ScaleOptionError(`namespace prefix ${JSON.stringify(prefix)} must start with kn- (so gc finds leftovers) and hold only a-z, 0-9 and -`);
   return {
     modes: [...o.modes],
+    iptablesBackends: [...backends],
     services,
     endpoints,
     samples: whole('samples', o.samples ?? 200, 1),
     repeats: whole('repeats', o.repeats ?? 3, 1),
     repeatBudgetMs: whole('repeat budget (ms)', o.repeatBudgetMs ?? 60_000, 0),
     maxSyncMs: whole('max sync (ms)', o.maxSyncMs ?? 60_000, 1),
+    maxSyncMsByVariant: checkVariantLimits(o.maxSyncMsByVariant ?? {}, scaleVariants(o.modes, backends).map((v) => v.name)),
     fitMaxServices: whole('fit-max', o.fitMaxServices ?? 1000, 1),
     podSubnet,
     netnsPrefix: prefix,
@@ -154,80 +215,8 @@ export function proxyOptions(podSubnet: string) {
   return { nodeName: SCALE_NODE, nodeIPs: [SCALE_NODE_IP], clusterCIDR: podSubnet };
 }
 
-// ---------------------------------------------------------------------------------------------
-// iptables: kube-proxy's partial sync
-
-const SERVICE_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-/;
-
-/** The nat chains kube-proxy writes for one service port: its SVC chain and one SEP chain per endpoint. */
-export function iptablesServiceChains(p: ServicePortInfo): string[] {
-  const proto = p.protocol.toLowerCase();
-  return [svcChain(p.servicePortName, proto), ...p.endpoints.map((e) => sepChain(p.servicePortName, proto, `${e.ip}:${e.port}`))];
-}
-
-/**
- * The restore input of kube-proxy's partial sync (MinimizeIPTablesRestore, GA in 1.28), cut from
- * a full restore: the filter table and nat's fixed chains (KUBE-SERVICES with every service's
- * rule, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-MARK-MASQ) in full; of the per-service chains only
- * `write` (the changed service's); `stale` chains are declared (which flushes them) and deleted
- * with -X, as kube-proxy deletes chains it no longer writes.
- */
-export function iptablesPartialRestore(fullRestore: string, write: readonly string[], stale: readonly string[]): string {
-  const keep = new Set(write);
-  const wanted = (chain: string, table: string) => table !== 'nat' || !SERVICE_CHAIN.test(chain) || keep.has(chain);
-  const out: string[] = [];
-  let table = '';
-  for (const line of fullRestore.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1);
-    if (line.startsWith(':')) {
-      if (!wanted(line.slice(1, line.indexOf(' ')), table)) continue;
-    } else if (line.startsWith('-A ')) {
-      if (!wanted(line.slice(3, line.indexOf(' ', 3)), table)) continue;
-    } else if (line === 'COMMIT' && table === 'nat') {
-      for (const c of stale) out.push(`:${c} - [0:0]`);
-      for (const c of stale) out.push(`-X ${c}`);
-    }
-    out.push(line);
-  }
-  return out.join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------
-// nftables: kube-proxy's incremental transaction
-
-export function nftServiceChains(p: ServicePortInfo): string[] {
-  return [nftServiceChain(p), ...p.endpoints.map((e) => nftEndpointChain(p, e))];
-}
-
-const NFT_PREFIX = `ip ${KUBE_PROXY_TABLE}`;
-
-/**
- * What kube-proxy's nftables proxier sends when one service changed (syncProxyRules with
- * tryPartialSync): each of the service's chains added if new or flushed if it exists, all of
- * their rules re-added, chains it no longer uses flushed, and the service's map elements added
- * again; every other service is skipped. Cut from the full `nft -f` input of the new state.
- * `followUp` deletes the flushed chains, which kube-proxy does a second later (untimed here).
- */
-export function nftIncrementalTx(fullNew: string, before: ServicePortInfo, after: ServicePortInfo): { tx: string; followUp: string } {
-  const old = new Set(nftServiceChains(before));
-  const now = nftServiceChains(after);
-  const nowSet = new Set(now);
-  const lines: string[] = [];
-  for (const c of now) lines.push(`${old.has(c) ? 'flush' : 'add'} chain ${NFT_PREFIX} ${c}`);
-  const rulePrefix = `add rule ${NFT_PREFIX} `;
-  const elementKeys = [`add element ${NFT_PREFIX} cluster-ips { ${after.clusterIP} }`, `add element ${NFT_PREFIX} service-ips { ${after.clusterIP} . `];
-  const elements: string[] = [];
-  for (const line of fullNew.split('\n')) {
-    if (line.startsWith(rulePrefix)) {
-      const chain = line.slice(rulePrefix.length, line.indexOf(' ', rulePrefix.length));
-      if (nowSet.has(chain)) lines.push(line);
-    } else if (elementKeys.some((k) => line.startsWith(k))) elements.push(line);
-  }
-  const stale = [...old].filter((c) => !nowSet.has(c));
-  for (const c of stale) lines.push(`flush chain ${NFT_PREFIX} ${c}`);
-  lines.push(...elements);
-  return { tx: `${lines.join('\n')}\n`, followUp: stale.map((c) => `delete chain ${NFT_PREFIX} ${c}\n`).join('') };
-}
+// The sync shapes live in lib/proxy/sync.ts; the sweep and its tests read them from here too.
+export { iptablesPartialRestore, iptablesServiceChains, nftIncrementalTx, nftServiceChains } from '../proxy/sync.ts';
 
 // ---------------------------------------------------------------------------------------------
 // IPVS: the same change, as kube-proxy's IPVS proxier applies it
@@ -268,7 +257,11 @@ export interface StepInputs {
   ports: ServicePortInfo[];
   changed: { index: number; service: string; removed: EndpointInfo };
   iptables?: { full: IptablesRules; change: string; revert: string };
-  nftables?: { full: NftablesRules; change: { tx: string; followUp: string }; revert: { tx: string; followUp: string } };
+  /**
+   * `first`: kube-proxy's first full sync, into an empty namespace; `resync`: its periodic full
+   * sync over the rules the first wrote. Neither deletes the table.
+   */
+  nftables?: { full: NftablesRules; first: string; resync: string; change: { tx: string; followUp: string }; revert: { tx: string; followUp: string } };
   ipvs?: { full: IpvsRules; change: ReturnType<typeof ipvsChange>; revert: ReturnType<typeof ipvsChange> };
 }
 
@@ -298,7 +291,17 @@ export function stepInputs(mode: ProxyMode, services: number, endpoints: number,
   if (mode === 'nftables') {
     const full = generateNftables(ports, opts);
     const next = generateNftables(changedPorts, opts);
-    return { ...base, nftables: { full, change: nftIncrementalTx(next.nft, before, after), revert: nftIncrementalTx(full.nft, after, before) } };
+    const chains = nftChainNames(full.nft);
+    return {
+      ...base,
+      nftables: {
+        full,
+        first: nftFullSyncTx(full, { first: true }),
+        resync: nftFullSyncTx(full, { first: false, existingChains: chains }),
+        change: nftIncrementalTx(next.nft, before, after),
+        revert: nftIncrementalTx(full.nft, after, before),
+      },
+    };
   }
   const full = generateIpvs(ports, opts);
   const next = generateIpvs(changedPorts, opts);

@@ -16,12 +16,13 @@ import { parseIpsetList, parseIptablesSave, parseIpvsadm, parseNftJson } from '.
 import { builtinJumpsRestore } from '../proxy/iptables.ts';
 import { IPVS_JUMPS } from '../proxy/ipvs.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
+import { iptablesTools, type IptablesBackend, type IptablesTools } from '../proxy/iptables-backend.ts';
 import { provenance } from '../provenance/index.ts';
 import { predictCounts, type ModeCounts } from '../sim/counts.ts';
 import { fitCostModels, median, percentiles, predictCost, type CostObservation } from '../sim/cost-model.ts';
 import {
   SCALE_NODE, SCALE_NODE_IP, TARGET_PORT, clientAddress, countIpsets, countIptables, countNftables, countsMatch,
-  iptablesTargets, localEndpoints, orderTargets, resolveScaleOptions, stepInputs, verifyDnat,
+  iptablesTargets, localEndpoints, orderTargets, resolveScaleOptions, scaleVariants, stepInputs, verifyDnat,
   type LatencyTarget, type ProbeTargetOutput, type ResolvedScaleOptions, type StepInputs,
   estimateSyncMs,
 } from './plan.ts';
@@ -64,39 +65,45 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
   const started = performance.now();
   const at = new Date().toISOString();
   const ipvsKernel = existsSync('/proc/net/ip_vs');
-  const tools = await toolVersions(r, o.modes, ipvsKernel);
-  const command = `kube-netlab scale --modes ${o.modes.join(',')} --services ${o.services.join(',')} --endpoints ${o.endpoints} --samples ${o.samples}`;
+  const variants = scaleVariants(o.modes, o.iptablesBackends);
+  const tools = await toolVersions(r, variants.map((v) => ({ mode: v.mode, backend: v.iptablesBackend })), ipvsKernel);
+  const backendsUsed = variants.some((v) => v.iptablesBackend !== null) ? ` --iptables-backends ${o.iptablesBackends.join(',')}` : '';
+  const command = `kube-netlab scale --modes ${o.modes.join(',')}${backendsUsed} --services ${o.services.join(',')} --endpoints ${o.endpoints} --samples ${o.samples}`;
   // Root writes logs and ready files here: a private folder of the kit's, never $TMPDIR.
   await ensureStateDir();
   await ensurePrivateSubdir(join(stateDir(), 'scale'));
   const dir = await mkdtemp(join(stateDir(), 'scale', 'sweep-'));
-  const measured: { mode: ProxyMode; services: number; m: MeasuredPoint; counts: ModeCounts }[] = [];
+  const measured: { mode: ProxyMode; backend: IptablesBackend | null; variant: string; services: number; m: MeasuredPoint; counts: ModeCounts }[] = [];
   const skippedSteps: SkippedStep[] = [];
   let clientIP = '';
   try {
-    const steps = o.modes.length * o.services.length;
+    const steps = variants.length * o.services.length;
     let step = 0;
-    for (const mode of o.modes) {
+    for (const { mode, iptablesBackend: backend, name: variant } of variants) {
       for (const services of o.services) {
         signal?.throwIfAborted();
         step++;
         const progress = (phase: ScaleProgress['phase'], message: string, netns?: string) =>
-          opts.onProgress?.({ step, steps, mode, services, endpoints: o.endpoints, phase, message, ...(netns ? { netns } : {}) });
+          opts.onProgress?.({ step, steps, mode, variant, services, endpoints: o.endpoints, phase, message, ...(netns ? { netns } : {}) });
         // Don't start a step that would run for many minutes; say so, with the estimate.
-        const estimate = estimateSyncMs(measured.filter((x) => x.mode === mode).map((x) => ({ services: x.services, syncMs: x.m.syncMs })), services);
-        if (estimate && estimate.ms > o.maxSyncMs) {
-          const reason = `a full sync would take about ${Math.round(estimate.ms / 1000)} s (${estimate.basis}), over the ${Math.round(o.maxSyncMs / 1000)} s limit (--max-sync-seconds)`;
-          skippedSteps.push({ mode, services, reason, estimatedSyncMs: Math.round(estimate.ms) });
+        const estimate = estimateSyncMs(measured.filter((x) => x.variant === variant).map((x) => ({ services: x.services, syncMs: x.m.syncMs })), services);
+        const limit = o.maxSyncMsByVariant[variant] ?? o.maxSyncMs;
+        if (estimate && estimate.ms > limit) {
+          const reason = `a full sync would take about ${Math.round(estimate.ms / 1000)} s (${estimate.basis}), over the ${Math.round(limit / 1000)} s limit (--max-sync-seconds)`;
+          skippedSteps.push({ mode, variant, services, reason, estimatedSyncMs: Math.round(estimate.ms) });
           progress('done', `skipped: ${reason}`);
           continue;
         }
         const inputs = stepInputs(mode, services, o.endpoints, o.podSubnet);
         clientIP = clientAddress(o.podSubnet, inputs.ports);
         const { m, counts } = await withScratchNetns(o.netnsPrefix, async (ns) => {
-          const ctx: StepContext = { ns, r, o, mode, services, inputs, signal, dir, ipvsKernel, clientIP, progress, command };
+          const ipt = backend === null ? null : iptablesTools(backend);
+          const ctx: StepContext = { ns, r, o, mode, backend, ipt, variant, services, inputs, signal, dir, ipvsKernel, clientIP, progress, command };
           progress('step', describeStep(ctx), ns.name);
           try {
-            return await runStep(ctx);
+            const done = await runStep(ctx);
+            await clearRules(ctx);
+            return done;
           } finally {
             await stopMarked(ns.marker);
           }
@@ -105,7 +112,7 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
           if (signal?.aborted) throw signal.reason;
           throw e;
         });
-        measured.push({ mode, services, m, counts });
+        measured.push({ mode, backend, variant, services, m, counts });
         progress('done', `done in ${(m.stepMs / 1000).toFixed(1)} s`, m.netns);
       }
     }
@@ -113,16 +120,16 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
     await rm(dir, { recursive: true, force: true });
   }
 
-  const observations: CostObservation[] = measured.map(({ mode, services, m }) => ({
-    mode, services, endpoints: o.endpoints, syncMs: m.syncMs, changeMs: m.changeMs,
+  const observations: CostObservation[] = measured.map(({ mode, variant, services, m }) => ({
+    mode, variant, services, endpoints: o.endpoints, syncMs: m.syncMs, changeMs: m.changeMs,
     firstServiceLatencyUs: m.firstServiceLatencyUs, lastServiceLatencyUs: m.lastServiceLatencyUs,
   }));
   const models = fitCostModels(observations, { maxServices: o.fitMaxServices });
-  const points: ScalePoint[] = measured.map(({ mode, services, m, counts }) => {
-    const model = models[mode]!;
+  const points: ScalePoint[] = measured.map(({ mode, backend, variant, services, m, counts }) => {
+    const model = models[variant]!;
     const p = predictCost(model, services, o.endpoints);
     return {
-      mode, services, endpoints: o.endpoints,
+      mode, iptablesBackend: backend, variant, services, endpoints: o.endpoints,
       measured: m,
       predicted: {
         provenance: provenance({ source: 'predicted', backend: null, mode, node: SCALE_NODE, at, command }),
@@ -138,7 +145,7 @@ export async function runScaleSweep(opts: ScaleOptions, runner: Runner = default
     points,
     skippedSteps,
     model: { fitMaxServices: o.fitMaxServices, x: MODEL_X, modes: models },
-    options: { modes: o.modes, services: o.services, endpoints: o.endpoints, samples: o.samples, repeats: o.repeats, repeatBudgetMs: o.repeatBudgetMs, maxSyncMs: o.maxSyncMs, podSubnet: o.podSubnet, node: SCALE_NODE, nodeIP: SCALE_NODE_IP, clientIP },
+    options: { modes: o.modes, iptablesBackends: o.iptablesBackends, services: o.services, endpoints: o.endpoints, samples: o.samples, repeats: o.repeats, repeatBudgetMs: o.repeatBudgetMs, maxSyncMs: o.maxSyncMs, maxSyncMsByVariant: o.maxSyncMsByVariant, podSubnet: o.podSubnet, node: SCALE_NODE, nodeIP: SCALE_NODE_IP, clientIP },
     kernel: release(),
     tools,
     at,
@@ -151,6 +158,10 @@ interface StepContext {
   r: Runner;
   o: ResolvedScaleOptions;
   mode: ProxyMode;
+  backend: IptablesBackend | null;
+  /** The backend's binaries; null in nftables mode. */
+  ipt: IptablesTools | null;
+  variant: string;
   services: number;
   inputs: StepInputs;
   signal: AbortSignal | undefined;
@@ -288,19 +299,21 @@ async function toolStart(c: StepContext, argvs: string[][]): Promise<number> {
   return median(samples);
 }
 
-const IPT_RESTORE = ['iptables-restore', '--noflush'];
+/** The backend's restore, as kube-proxy runs it: --noflush, so chains it does not write stay. */
+const restoreArgv = (c: StepContext) => [c.ipt!.restore, '--noflush'];
 
 async function iptablesStep(c: StepContext, measureLatency: MeasureLatency): Promise<ModeResult> {
   const g = c.inputs.iptables!;
+  const IPT_RESTORE = restoreArgv(c);
   const start = await toolStart(c, [IPT_RESTORE]);
   // kube-proxy ensures its jumps from the built-in chains before the first restore (untimed:
   // they are a handful of `iptables -I` calls, whatever the size).
   await runIn(c, IPT_RESTORE, { input: builtinJumpsRestore(g.full.builtinJumps) });
-  c.progress('sync', `iptables-restore of ${g.full.counts.nat.rules} nat rules`, c.ns.name);
+  c.progress('sync', `${c.ipt!.restore} of ${g.full.counts.nat.rules} nat rules`, c.ns.name);
   const syncSamples = await repeat(c, () => timed(c, IPT_RESTORE, g.full.restore));
 
-  c.progress('counts', 'iptables-save, parsed', c.ns.name);
-  const save = parseIptablesSave((await runIn(c, ['iptables-save'])).stdout);
+  c.progress('counts', `${c.ipt!.save}, parsed`, c.ns.name);
+  const save = parseIptablesSave((await runIn(c, [c.ipt!.save])).stdout);
   const kernel: KernelCounts = { iptables: countIptables(save) };
   await measureLatency(iptablesTargets(save, c.inputs.ports), null);
 
@@ -309,8 +322,8 @@ async function iptablesStep(c: StepContext, measureLatency: MeasureLatency): Pro
     await runIn(c, IPT_RESTORE, { input: g.revert });
   });
   return {
-    toolStart: start, syncSamples, syncParts: { 'iptables-restore': syncSamples }, changeSamples,
-    changeMethod: `kube-proxy's partial sync (MinimizeIPTablesRestore): iptables-restore --noflush of the filter table, nat's fixed chains (KUBE-SERVICES holds a rule per service, so this still grows with S), ${c.inputs.changed.service}'s KUBE-SVC/KUBE-SEP chains and the -X of the removed endpoint's chain; kube-proxy's iptables-save to find stale chains is not timed`,
+    toolStart: start, syncSamples, syncParts: { [c.ipt!.restore]: syncSamples }, changeSamples,
+    changeMethod: `kube-proxy's partial sync (MinimizeIPTablesRestore, KEP-3453): ${c.ipt!.restore} --noflush of the filter table, nat's fixed chains (KUBE-SERVICES holds a rule per service, so this still grows with S), ${c.inputs.changed.service}'s KUBE-SVC/KUBE-SEP chains and the -X of the removed endpoint's chain; kube-proxy's iptables-save to find stale chains is not timed`,
     kernel, skipped: [],
   };
 }
@@ -321,7 +334,8 @@ async function nftablesStep(c: StepContext, measureLatency: MeasureLatency): Pro
   const g = c.inputs.nftables!;
   const start = await toolStart(c, [NFT]);
   c.progress('sync', `nft -f of ${g.full.counts.rules} rules, ${g.full.counts.elements} elements`, c.ns.name);
-  const syncSamples = await repeat(c, () => timed(c, NFT, g.full.nft));
+  // The first sync goes into an empty namespace; the rest are kube-proxy's periodic full syncs over it.
+  const syncSamples = await repeat(c, (i) => timed(c, NFT, i === 0 ? g.first : g.resync));
 
   c.progress('counts', 'nft -j list ruleset, parsed', c.ns.name);
   const ruleset = parseNftJson((await runIn(c, ['nft', '-j', 'list', 'ruleset'])).stdout);
@@ -339,13 +353,14 @@ async function nftablesStep(c: StepContext, measureLatency: MeasureLatency): Pro
   });
   return {
     toolStart: start, syncSamples, syncParts: { nft: syncSamples }, changeSamples,
-    changeMethod: `kube-proxy's incremental nftables transaction: ${c.inputs.changed.service}'s service and endpoint chains flushed (or added) and their rules re-added, the removed endpoint's chain flushed, its map elements re-added, in one nft -f; deleting the flushed chain (kube-proxy does it a second later) is not timed. The full sync is lib/proxy's input, which deletes and recreates table ip kube-proxy in one transaction`,
+    changeMethod: `kube-proxy's incremental nftables transaction: ${c.inputs.changed.service}'s service and endpoint chains added and flushed and their rules re-added, the removed endpoint's chain flushed, no map element (an endpoint change keeps them), in one nft -f, as knftables writes it; deleting the flushed chain (kube-proxy does it a second later, in a transaction of its own) is not timed. The full sync is kube-proxy's too: add table (never delete), add + flush of every chain, set and map, then every rule and element; the first one also adds and deletes each base chain once`,
     kernel, skipped: [],
   };
 }
 
 async function ipvsStep(c: StepContext, skipped: Skipped[], measureLatency: MeasureLatency): Promise<ModeResult> {
   const g = c.inputs.ipvs!;
+  const IPT_RESTORE = restoreArgv(c);
   const noIpvs = 'kernel has no IP_VS (/proc/net/ip_vs is absent)';
   const start = await toolStart(c, [['ipset', 'restore', '-exist'], IPT_RESTORE]);
   await runIn(c, IPT_RESTORE, { input: builtinJumpsRestore(IPVS_JUMPS.map((j) => ({ ...j, args: [...j.args] }))) });
@@ -379,7 +394,7 @@ async function ipvsStep(c: StepContext, skipped: Skipped[], measureLatency: Meas
 
   c.progress('counts', 'ipset list, iptables-save, ipvsadm -Ln, parsed', c.ns.name);
   const sets = parseIpsetList((await runIn(c, ['ipset', 'list'])).stdout);
-  const save = parseIptablesSave((await runIn(c, ['iptables-save'])).stdout);
+  const save = parseIptablesSave((await runIn(c, [c.ipt!.save])).stdout);
   let virtualServers: number | null = null;
   let realServers: number | null = null;
   if (c.ipvsKernel) {
@@ -446,18 +461,37 @@ async function latency(c: StepContext, targets: [LatencyTarget, LatencyTarget]):
   }) as [LatencyMeasurement, LatencyMeasurement];
 }
 
+/**
+ * Empty the step's tables before its namespace is deleted (untimed). The kernel tears a deleted
+ * namespace down in the background; with 100,000+ rules left in it that work, and the locks it
+ * holds, overlap the next step and slowed its syncs several-fold. Flushed here, the cost stays in
+ * the step that made the rules.
+ */
+async function clearRules(c: StepContext): Promise<void> {
+  if (c.ipt) {
+    // Without --noflush a restore flushes the tables it names and deletes their user chains.
+    await runIn(c, [c.ipt.restore], { input: '*nat\nCOMMIT\n*filter\nCOMMIT\n' });
+  }
+  if (c.mode === 'nftables') await runIn(c, ['nft', 'flush', 'ruleset']);
+  if (c.mode === 'ipvs') {
+    if (c.ipvsKernel) await runIn(c, ['ipvsadm', '-C'], { allowFailure: true });
+    await runIn(c, ['ipset', 'destroy'], { allowFailure: true });
+  }
+}
+
 /** Stop what this step started in its namespace (the probe server, and any client left): they carry its marker. */
 async function stopMarked(marker: string): Promise<void> {
   await stopProcesses(await processesMarked(marker), 2000);
 }
 
-async function toolVersions(r: Runner, modes: readonly ProxyMode[], ipvsKernel: boolean): Promise<Record<string, string>> {
+async function toolVersions(r: Runner, variants: readonly { mode: ProxyMode; backend: IptablesBackend | null }[], ipvsKernel: boolean): Promise<Record<string, string>> {
   const want = new Set<string>();
-  for (const m of modes) {
-    if (m === 'iptables') want.add('iptables');
+  for (const { mode: m, backend } of variants) {
+    const iptables = backend ? iptablesTools(backend).iptables : 'iptables';
+    if (m === 'iptables') want.add(iptables);
     if (m === 'nftables') want.add('nft');
     if (m === 'ipvs') {
-      want.add('iptables');
+      want.add(iptables);
       want.add('ipset');
       if (ipvsKernel) want.add('ipvsadm');
     }

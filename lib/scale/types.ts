@@ -1,3 +1,4 @@
+import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 import type { Provenance } from '../provenance/index.ts';
 import type { ModeCounts } from '../sim/counts.ts';
@@ -5,6 +6,11 @@ import type { CostPrediction, LineFit, ModeCostModel, Percentiles } from '../sim
 
 export interface ScaleOptions {
   modes: ProxyMode[];
+  /**
+   * The iptables backends iptables and ipvs modes are run on, each a sweep of its own
+   * (default ['nft'], what Debian's `iptables` is); nftables mode uses none.
+   */
+  iptablesBackends?: IptablesBackend[];
   /** Service counts, one step per mode and count. */
   services: number[];
   /** Endpoints per service (≥ 1). */
@@ -20,6 +26,8 @@ export interface ScaleOptions {
    * longer than this (default 60,000 ms); it is reported in skippedSteps with the estimate.
    */
   maxSyncMs?: number;
+  /** maxSyncMs for some variants (`iptables-nft`: 60,000), where one is much slower than the rest. */
+  maxSyncMsByVariant?: Record<string, number>;
   /** Sizes up to this many services are fitted; the model predicts the rest (default 1000). */
   fitMaxServices?: number;
   /**
@@ -43,6 +51,8 @@ export interface ScaleProgress {
   step: number;
   steps: number;
   mode: ProxyMode;
+  /** The mode, or the mode on its iptables backend (`iptables-legacy`). */
+  variant: string;
   services: number;
   endpoints: number;
   phase: ScalePhase;
@@ -129,6 +139,10 @@ export interface PredictedPoint {
 
 export interface ScalePoint {
   mode: ProxyMode;
+  /** The iptables backend the rules were loaded with; null in nftables mode. */
+  iptablesBackend: IptablesBackend | null;
+  /** `iptables-legacy`, `iptables-nft`, `nftables`, `ipvs-nft` …: what a table row or a plot series is. */
+  variant: string;
   services: number;
   endpoints: number;
   measured: MeasuredPoint;
@@ -140,12 +154,14 @@ export interface ScaleModel {
   fitMaxServices: number;
   /** What each line's x is. */
   x: { syncMs: string; changeMs: string; latency: string };
-  modes: Partial<Record<ProxyMode, ModeCostModel>>;
+  /** Keyed by variant. */
+  modes: Partial<Record<string, ModeCostModel>>;
 }
 
 /** A step the sweep did not start, and why: nothing about it was measured. */
 export interface SkippedStep {
   mode: ProxyMode;
+  variant: string;
   services: number;
   reason: string;
   /** The extrapolated full-sync time that ruled it out. */
@@ -156,7 +172,7 @@ export interface ScaleResult {
   points: ScalePoint[];
   skippedSteps: SkippedStep[];
   model: ScaleModel;
-  options: { modes: ProxyMode[]; services: number[]; endpoints: number; samples: number; repeats: number; repeatBudgetMs: number; maxSyncMs: number; podSubnet: string; node: string; nodeIP: string; clientIP: string };
+  options: { modes: ProxyMode[]; iptablesBackends: IptablesBackend[]; services: number[]; endpoints: number; samples: number; repeats: number; repeatBudgetMs: number; maxSyncMs: number; maxSyncMsByVariant: Record<string, number>; podSubnet: string; node: string; nodeIP: string; clientIP: string };
   kernel: string;
   tools: Record<string, string>;
   at: string;

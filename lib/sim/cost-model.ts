@@ -129,6 +129,8 @@ export function rulesTraversed(mode: ProxyMode, services: number, endpoints: num
 /** One measured point, as the scale lab records it (null where it could not be measured). */
 export interface CostObservation {
   mode: ProxyMode;
+  /** Points of one variant are fitted together (the scale lab's `iptables-legacy`, `iptables-nft`, `nftables`); default the mode. */
+  variant?: string;
   services: number;
   endpoints: number;
   syncMs: number | null;
@@ -139,6 +141,8 @@ export interface CostObservation {
 
 export interface ModeCostModel {
   mode: ProxyMode;
+  /** What was fitted: the mode, or the mode on one iptables backend. */
+  variant: string;
   /** Service counts whose points were fitted; the model predicts the others. */
   fittedOn: number[];
   /** Full sync ms against syncObjects, a power law (log-log). */
@@ -158,15 +162,19 @@ export interface FitOptions {
 }
 
 /**
- * Fit each mode's lines on its points with services ≤ maxServices. A line needs points from at
+ * Fit each variant's (mode's) lines on its points with services ≤ maxServices. A line needs points from at
  * least two sizes: one size cannot tell a fixed cost from a per-rule cost.
  */
-export function fitCostModels(observations: readonly CostObservation[], opts: FitOptions = {}): Partial<Record<ProxyMode, ModeCostModel>> {
+export function fitCostModels(observations: readonly CostObservation[], opts: FitOptions = {}): Partial<Record<string, ModeCostModel>> {
   const max = opts.maxServices ?? 1000;
-  const out: Partial<Record<ProxyMode, ModeCostModel>> = {};
-  const modes = [...new Set(observations.map((o) => o.mode))];
-  for (const mode of modes) {
-    const mine = observations.filter((o) => o.mode === mode && o.services <= max);
+  const out: Partial<Record<string, ModeCostModel>> = {};
+  const variantOf = (o: CostObservation) => o.variant ?? o.mode;
+  const variants = [...new Set(observations.map(variantOf))];
+  for (const variant of variants) {
+    const all = observations.filter((o) => variantOf(o) === variant);
+    const mode = all[0].mode;
+    if (all.some((o) => o.mode !== mode)) throw new Error(`variant ${variant} holds points of two modes`);
+    const mine = all.filter((o) => o.services <= max);
     const notes: string[] = [];
     const line = (what: string, pts: { x: number; y: number; services: number }[], power = false): LineFit | null => {
       const sizes = new Set(pts.map((p) => p.services));
@@ -184,8 +192,9 @@ export function fitCostModels(observations: readonly CostObservation[], opts: Fi
         ...(o.firstServiceLatencyUs ? [{ x: rulesTraversed(mode, o.services, o.endpoints, 'first'), y: o.firstServiceLatencyUs[q], services: o.services }] : []),
         ...(o.lastServiceLatencyUs ? [{ x: rulesTraversed(mode, o.services, o.endpoints, 'last'), y: o.lastServiceLatencyUs[q], services: o.services }] : []),
       ]);
-    out[mode] = {
+    out[variant] = {
       mode,
+      variant,
       fittedOn: [...new Set(mine.map((o) => o.services))].sort((a, b) => a - b),
       syncMs: line('sync', timed('syncMs'), true),
       changeMs: line('change', timed('changeMs'), true),

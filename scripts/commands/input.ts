@@ -1,6 +1,6 @@
 import { isIpv4, isIpv6 } from '../../lib/parse/addr.ts';
 import { quoteForTerminal } from '../../lib/parse/errors.ts';
-import { readClusterJson, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
+import { PodSubnetTooSmallError, readClusterJson, syntheticCluster, type Cluster } from '../../lib/k8s/index.ts';
 import { UsageError, intOption, stringOption, type ParsedArgs } from '../cli.ts';
 import { InputError, readInput, showPath, type InputKind } from '../io.ts';
 
@@ -107,6 +107,11 @@ export async function clusterFromArgs(args: ParsedArgs): Promise<Cluster> {
     });
   } catch (e) {
     if (e instanceof UsageError) throw e;
+    if (e instanceof PodSubnetTooSmallError) {
+      // --cluster-cidr looks like the fix but only sets kube-proxy's local-traffic detector.
+      const { nodesNeeded: n, nodeMaskSize: m, subnet, widestFittingPrefix: p } = e;
+      throw new UsageError(`${services}×${endpoints} pods need ${n} nodes of /${m}, but the pod subnet ${subnet} holds ${2 ** (m - Number(subnet.split('/')[1]))}: pass --pod-subnet with a /${p} or wider, e.g. --pod-subnet 10.0.0.0/8 (--cluster-cidr only sets kube-proxy's local-traffic detector)`);
+    }
     throw new UsageError((e as Error).message);
   }
 }

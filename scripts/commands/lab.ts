@@ -11,6 +11,7 @@ import type { Capabilities, Lab, LabNode } from '../../lib/lab/types.ts';
 import { checkLabName } from '../../lib/lab/types.ts';
 import type { ProxyMode } from '../../lib/proxy/modes.ts';
 import { isProxyMode } from '../../lib/proxy/modes.ts';
+import { isIptablesBackend, type IptablesBackend } from '../../lib/proxy/iptables-backend.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
 
@@ -49,6 +50,8 @@ function progress(io: Io, args: ParsedArgs): (step: string) => void {
 export interface UpOptions {
   backend: BackendChoice;
   mode: ProxyMode;
+  /** netns: program the nodes with iptables-legacy or iptables-nft. */
+  iptablesBackend?: IptablesBackend;
   workers: number;
   replicas: number;
   name: string;
@@ -86,6 +89,7 @@ export async function upLab(o: UpOptions): Promise<{ lab: Lab; result: UpResult 
   try {
     lab = await createLab({
       backend: o.backend, mode: o.mode, workers: o.workers, name: o.name, runner: o.runner,
+      ...(o.iptablesBackend !== undefined ? { iptablesBackend: o.iptablesBackend } : {}),
       onProgress: o.onProgress, signal: o.signal, workloads: [...httpbin, ...(await loadManifest('curl'))],
     });
   } catch (e) {
@@ -108,14 +112,21 @@ export async function upLab(o: UpOptions): Promise<{ lab: Lab; result: UpResult 
 
 export const up: CommandSpec = {
   summary: 'bring up a lab: nodes, kube-proxy in the chosen mode, httpbin and the curl client',
-  usage: 'up [--backend netns|kind|auto] [--mode iptables|ipvs|nftables] [--workers N] [--replicas R] [--name NAME] [--echo] [--json]',
+  usage: 'up [--backend netns|kind|auto] [--mode iptables|ipvs|nftables] [--iptables legacy|nft] [--workers N] [--replicas R] [--name NAME] [--echo] [--json]',
   options: {
-    backend: { type: 'string' }, mode: { type: 'string' }, workers: { type: 'string' }, replicas: { type: 'string' },
+    backend: { type: 'string' }, mode: { type: 'string' }, iptables: { type: 'string' }, workers: { type: 'string' }, replicas: { type: 'string' },
     name: { type: 'string' }, echo: { type: 'boolean' },
   },
   async run(args, io) {
     const mode = stringOption(args, 'mode') ?? 'iptables';
     if (!isProxyMode(mode)) throw new UsageError(`--mode must be iptables, ipvs or nftables, got ${JSON.stringify(mode)}`);
+    const iptablesBackend = stringOption(args, 'iptables');
+    if (iptablesBackend !== undefined && !isIptablesBackend(iptablesBackend)) {
+      throw new UsageError(`--iptables must be legacy or nft (the nodes are programmed with iptables-legacy or iptables-nft), got ${JSON.stringify(iptablesBackend)}`);
+    }
+    if (iptablesBackend !== undefined && backendOption(args) === 'kind') {
+      throw new UsageError('--iptables applies to the netns backend: kind\'s nodes pick their own backend (kube-netlab capture says which)');
+    }
     const say = progress(io, args);
     const r = args.values.echo ? runner.withEcho((c) => io.err(`  $ ${c}`)) : runner;
     // Ctrl-C, SIGTERM or a closed terminal (SIGHUP) removes the lab however far `up` got; a second
@@ -131,6 +142,7 @@ export const up: CommandSpec = {
     try {
       up = await upLab({
         backend: backendOption(args), mode, workers: intOption(args, 'workers', 2), replicas: intOption(args, 'replicas', 3),
+        ...(iptablesBackend !== undefined ? { iptablesBackend } : {}),
         name: nameOption(args), runner: r, onProgress: say, signal: ac.signal,
       });
     } catch (e) {
@@ -142,7 +154,7 @@ export const up: CommandSpec = {
     }
     const { lab, result } = up;
     if (args.values.json) return printJson(io, result);
-    io.out(`lab ${lab.name} is up on ${lab.backend} in ${result.seconds}s, kube-proxy mode ${lab.mode}`);
+    io.out(`lab ${lab.name} is up on ${lab.backend} in ${result.seconds}s, kube-proxy mode ${lab.mode}${lab.iptablesBackend && lab.mode !== 'nftables' ? ` on iptables-${lab.iptablesBackend}` : ''}`);
     for (const n of result.nodes) io.out(`  node ${n.name.padEnd(22)} ${n.ip.padEnd(12)} pods ${n.podCIDR}`);
     for (const x of result.services) io.out(`  svc  ${x.name.padEnd(22)} ${x.clusterIP.padEnd(12)} ${x.ports.join(' ')}`);
     for (const p of result.pods) io.out(`  pod  ${p.name.padEnd(40)} ${p.ip.padEnd(12)} on ${p.node}`);
@@ -286,17 +298,20 @@ export const capture: CommandSpec = {
     const dir = stringOption(args, 'out') ?? join('runs', `${lab.name}-${stamp}`);
     const results = [];
     for (const node of nodes) {
-      const cap = await captureNode((argv, o) => lab.exec(node.name, argv, o), { backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name });
+      // Read the rules where they are: the backend the lab chose, or on kind the one the node uses.
+      const cap = await captureNode((argv, o) => lab.exec(node.name, argv, o), { backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name }, undefined, { iptablesBackend: 'detect' });
       await saveCapture(cap, dir);
       results.push(cap);
     }
     if (args.values.json) {
-      return printJson(io, { dir, nodes: results.map((c) => ({ provenance: c.provenance, items: Object.fromEntries(Object.entries(c.items).map(([k, v]) => [k, { command: v?.command, ok: !v?.error && !v?.skipped, skipped: v?.skipped ?? null, error: v?.error ?? null }])) })) });
+      return printJson(io, { dir, nodes: results.map((c) => ({ provenance: c.provenance, iptablesBackend: c.iptablesBackend ?? null, items: Object.fromEntries(Object.entries(c.items).map(([k, v]) => [k, { command: v?.command, ok: !v?.error && !v?.skipped, skipped: v?.skipped ?? null, error: v?.error ?? null }])) })) });
     }
     io.out(`captured ${results.length} nodes of lab ${lab.name} (${lab.backend}/${lab.mode}) into ${dir}`);
     for (const c of results) {
       const parts = Object.entries(c.items).map(([k, v]) => `${k}${v?.skipped ? ' (skipped)' : v?.error ? ' (error)' : ''}`);
       io.out(`  ${c.provenance.node}: ${parts.join(', ')}`);
+      const b = c.iptablesBackend;
+      if (b) io.out(`    iptables backend: ${b.backend ? `iptables-${b.backend}` : 'none holds kube-proxy rules'} (${b.evidence})`);
       for (const v of Object.values(c.items)) if (v?.skipped) io.out(`    ${v.command}: ${v.skipped}`);
     }
   },

@@ -1,14 +1,15 @@
 import { KIND_DEFAULTS } from '../../lib/k8s/index.ts';
-import { ScaleOptionError, formatScaleTable, parseModeList, parseSizeList, resolveScaleOptions, runScaleSweep } from '../../lib/scale/index.ts';
+import { ScaleOptionError, formatScaleTable, parseBackendList, parseModeList, parseSyncLimits, parseSizeList, resolveScaleOptions, runScaleSweep } from '../../lib/scale/index.ts';
 import { progressLine } from '../../lib/scale/live.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec } from '../cli.ts';
 
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
 export const scale: CommandSpec = {
   summary: 'time syncs and changes, first-packet latency and kernel counts per mode as services grow, beside a fitted cost model (root)',
-  usage: 'scale [--modes iptables,nftables[,ipvs]] [--services 10,100,1000] [--endpoints 10] [--samples 200] [--repeats 3] [--fit-max 1000] [--max-sync-seconds 60] [--pod-subnet CIDR] [--echo] [--json]',
+  usage: 'scale [--modes iptables,nftables[,ipvs]] [--iptables-backends legacy,nft] [--services 10,100,1000] [--endpoints 10] [--samples 200] [--repeats 3] [--fit-max 1000] [--max-sync-seconds 60[,VARIANT=SECONDS…]] [--pod-subnet CIDR] [--echo] [--json]',
   options: {
     modes: { type: 'string' },
+    'iptables-backends': { type: 'string' },
     services: { type: 'string' },
     endpoints: { type: 'string' },
     samples: { type: 'string' },
@@ -25,14 +26,15 @@ export const scale: CommandSpec = {
       const samples = intOption(args, 'samples', 200);
       const repeats = intOption(args, 'repeats', 3);
       const fitMaxServices = intOption(args, 'fit-max', 1000);
-      const maxSyncSeconds = intOption(args, 'max-sync-seconds', 60);
-      for (const [k, v] of [['endpoints', endpoints], ['samples', samples], ['repeats', repeats], ['fit-max', fitMaxServices], ['max-sync-seconds', maxSyncSeconds]] as const) {
+      const limits = parseSyncLimits(stringOption(args, 'max-sync-seconds') ?? '60');
+      for (const [k, v] of [['endpoints', endpoints], ['samples', samples], ['repeats', repeats], ['fit-max', fitMaxServices]] as const) {
         if (v < 1) throw new UsageError(`--${k} must be at least 1, got ${v}`);
       }
       opts = resolveScaleOptions({
         modes: parseModeList(stringOption(args, 'modes') ?? 'iptables,nftables'),
+        iptablesBackends: parseBackendList(stringOption(args, 'iptables-backends') ?? 'nft'),
         services: parseSizeList(stringOption(args, 'services') ?? '10,100,1000'),
-        endpoints, samples, repeats, fitMaxServices, maxSyncMs: maxSyncSeconds * 1000,
+        endpoints, samples, repeats, fitMaxServices, ...limits,
         podSubnet: stringOption(args, 'pod-subnet'),
       });
     } catch (e) {

@@ -32,7 +32,7 @@ describe('synthetic clusters', () => {
   });
 
   it('refuse pods that do not fit the pod subnet, naming the fix', () => {
-    expect(() => syntheticCluster({ services: 10_000, endpoints: 10 })).toThrow(/larger pod subnet/);
+    expect(() => syntheticCluster({ services: 10_000, endpoints: 10 })).toThrow(/396 nodes of \/24, but 10\.244\.0\.0\/16 holds 256; pass a larger pod subnet \(a \/15 or wider/);
     expect(syntheticCluster({ services: 10_000, endpoints: 10, podSubnet: '10.0.0.0/8' }).services).toHaveLength(10_000);
   });
 });

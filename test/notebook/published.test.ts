@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  claimRows, formatDuration, oursAt, publishedFigureRows, publishedSourceRows, uncheckedClaimLines,
+  claimRows, formatDuration, oursAt, publishedFigureRows, publishedSourceRows, sideBySideRows, uncheckedClaimLines,
 } from '../../lib/notebook/published.ts';
 import { readRecordedScale } from '../../lib/scale/recorded.ts';
 import type { ScaleResult } from '../../lib/scale/types.ts';
@@ -28,9 +28,11 @@ describe('published figures and claims beside our sweeps', () => {
     expect(oursAt(null, 'iptables', 5000)).toBe('no recorded sweep (npm run bench)');
     expect(oursAt(sweep, 'ipvs', 5000)).toBe('ipvs is not in the recorded sweep');
     expect(oursAt(sweep, 'iptables', 123)).toBe('not a size of the recorded sweep');
-    const at = { ...sweep, points: [{ ...sweep.points[0], mode: 'iptables' as const, services: 5000, measured: { ...sweep.points[0].measured, changeMs: 86.12 } }], skippedSteps: [] };
+    // The recorded sweep ran iptables on both backends: one answer per backend.
+    expect(oursAt(sweep, 'iptables', 5000)).toMatch(/^iptables-legacy: [\d.]+ ms measured \(one-endpoint change\); iptables-nft: not run: a full sync would take about \d+ s/);
+    const at = { ...sweep, points: [{ ...sweep.points[0], mode: 'iptables' as const, variant: 'iptables-nft', services: 5000, measured: { ...sweep.points[0].measured, changeMs: 86.12 } }], skippedSteps: [] };
     expect(oursAt(at, 'iptables', 5000)).toBe('86.1 ms measured (one-endpoint change)');
-    const skipped = { ...sweep, points: [], skippedSteps: [{ mode: 'iptables' as const, services: 5000, reason: 'a full sync would take about 73 s', estimatedSyncMs: 73_000 }] };
+    const skipped = { ...sweep, points: [], skippedSteps: [{ mode: 'iptables' as const, variant: 'iptables-nft', services: 5000, reason: 'a full sync would take about 73 s', estimatedSyncMs: 73_000 }] };
     expect(oursAt(skipped, 'iptables', 5000)).toBe('not run: a full sync would take about 73 s');
     const rows = publishedFigureRows(null);
     expect(rows).toHaveLength(PUBLISHED_FIGURES.length);
@@ -41,9 +43,20 @@ describe('published figures and claims beside our sweeps', () => {
     const sweep = await recorded();
     const rows = claimRows([{ label: 'live', sweep: null }, { label: 'recorded', sweep }]);
     expect(rows.length).toBeGreaterThan(0);
-    expect(rows.every((r) => r[0] === 'recorded' && ['holds', 'does not hold', 'cannot tell'].includes(r[2]))).toBe(true);
+    expect(rows.every((r) => /^recorded, iptables-(legacy|nft) vs nftables$/.test(r[0]) && ['holds', 'does not hold', 'cannot tell'].includes(r[2]))).toBe(true);
+    expect(new Set(rows.map((r) => r[0]))).toEqual(new Set(['recorded, iptables-legacy vs nftables', 'recorded, iptables-nft vs nftables']));
     expect(rows.map((r) => r[1])).toContain(PUBLISHED_CLAIMS[0].statement);
     expect(claimRows([{ label: 'recorded', sweep: { points: [] } }]).map((r) => r[2])).toEqual(['cannot tell', 'cannot tell', 'cannot tell', 'cannot tell']);
+  });
+
+  it('puts measured, modelled and published side by side where the model was not fitted', async () => {
+    const sweep = await recorded();
+    const rows = sideBySideRows(sweep);
+    expect(rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(sweep.points.filter((p) => !p.predicted.inFit).map((p) => `${p.variant} ${p.services}`));
+    for (const r of rows) expect(r[2]).toMatch(/^[\d.]+ \[[\d.]+\]$/);
+    const legacy5k = rows.find((r) => r[0] === 'iptables-legacy' && r[1] === '5000')!;
+    expect(legacy5k[5]).toMatch(/^Scale Kubernetes to Support 50,000 Services: 11 min, time to add one rule, 2017 kube-proxy \(secondary\); blog \(source text\): nftables p50 ≈ iptables p01 — (holds|does not hold|cannot tell) here \(iptables-legacy vs nftables\)$/);
+    expect(sideBySideRows(null)).toEqual([]);
   });
 
   it('names the claims no sweep checks, and why', () => {

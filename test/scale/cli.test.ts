@@ -24,6 +24,8 @@ describe('kube-netlab scale: usage errors exit 2 and say what is wrong', () => {
     [['--services', '10,10'], /--services lists 10 twice/],
     [['--services', '10000', '--endpoints', '10', '--pod-subnet', '10.244.0.0/16'], /10000×10 pods need \d+ nodes of \/24, but 10\.244\.0\.0\/16 holds 256; pass a larger --pod-subnet/],
     [['--endpoints', '0'], /--endpoints must be at least 1/],
+    [['--iptables-backends', 'legacy,xtables'], /--iptables-backends: unknown backend "xtables" \(expected legacy, nft, as in iptables-legacy and iptables-nft\)/],
+    [['--iptables-backends', 'nft,nft'], /--iptables-backends lists nft twice/],
     [['--samples', 'many'], /--samples must be a whole number/],
     [['--pod-subnet', 'nowhere'], /--pod-subnet: "nowhere" is not a CIDR/],
     [['--bogus'], /Unknown option '--bogus'/],
@@ -59,16 +61,17 @@ describe('kube-netlab scale, run', () => {
     expect(steps[0]).toMatch(/^\[1\/2\] nftables, 5 services × 2 endpoints: .* \(netns kn-scale-\d+-[0-9a-f]{6}\)$/);
     const json = JSON.parse(r.out);
     expect(json.points.map((p: { services: number }) => p.services)).toEqual([5, 10]);
-    expect(Object.keys(json.points[0])).toEqual(['mode', 'services', 'endpoints', 'measured', 'predicted']);
+    expect(Object.keys(json.points[0])).toEqual(['mode', 'iptablesBackend', 'variant', 'services', 'endpoints', 'measured', 'predicted']);
     expect(json.points[1].measured.countsMatch).toBe(true);
     expect(await namespacesOf(process.pid)).toEqual([]);
   }, 60_000);
 
   it('prints a table by default', async () => {
-    const r = await cli('scale', '--modes', 'iptables', '--services', '5,10', '--endpoints', '2', '--samples', '10', '--repeats', '1');
+    const r = await cli('scale', '--modes', 'iptables', '--iptables-backends', 'legacy', '--services', '5,10', '--endpoints', '2', '--samples', '10', '--repeats', '1');
     expect(r.code).toBe(0);
+    expect(r.err).toMatch(/^\[1\/2\] iptables-legacy, 5 services × 2 endpoints: /m);
     expect(r.out).toMatch(/^mode\s+services\s+fit\s+sync ms\s+change ms\s+first svc p50\/p99 µs\s+last svc p50\/p99 µs\s+kernel = lib\/sim$/m);
-    expect(r.out).toMatch(/^iptables\s+5\s+in\s+[\d.]+ \[[\d.]+\]/m);
+    expect(r.out).toMatch(/^iptables-legacy\s+5\s+in\s+[\d.]+ \[[\d.]+\]/m);
     expect(r.out).toContain('all counts equal');
     expect(r.out).toContain('sync ms    = ');
   }, 60_000);

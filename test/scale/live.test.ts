@@ -44,17 +44,17 @@ describe('a live sweep, as a notebook runs it', () => {
   });
 
   it('says a line when a step starts or is skipped, nothing for the phases between', () => {
-    const e = { step: 2, steps: 6, mode: 'iptables' as const, services: 100, endpoints: 10, message: '3,205 nat rules' };
-    expect(progressLine({ ...e, phase: 'step' })).toBe('[2/6] iptables, 100 services × 10 endpoints: 3,205 nat rules');
+    const e = { step: 2, steps: 6, mode: 'iptables' as const, variant: 'iptables-legacy', services: 100, endpoints: 10, message: '3,205 nat rules' };
+    expect(progressLine({ ...e, phase: 'step' })).toBe('[2/6] iptables-legacy, 100 services × 10 endpoints: 3,205 nat rules');
     expect(progressLine({ ...e, phase: 'sync' })).toBeNull();
-    expect(progressLine({ ...e, phase: 'done', message: 'skipped: too slow' })).toBe('[2/6] iptables, 100 services: skipped: too slow');
+    expect(progressLine({ ...e, phase: 'done', message: 'skipped: too slow' })).toBe('[2/6] iptables-legacy, 100 services: skipped: too slow');
     expect(progressLine({ ...e, phase: 'done', message: 'done in 3 s' })).toBeNull();
   });
 
   it('finds no fault in a sound sweep, and names the step of each fault it finds', () => {
     expect(countMismatches(recorded)).toEqual([]);
     expect(unsoundLatencies(recorded)).toEqual([]);
-    const p0 = recorded.points[0];
+    const p0 = { ...recorded.points[0], mode: recorded.points[0].variant };
     expect(countMismatches(withPoint(0, (p) => ({ ...p, measured: { ...p.measured, countsMatch: false } })))).toEqual([`${p0.mode} ${p0.services}`]);
     const slow = withPoint(0, (p) => ({ ...p, measured: { ...p.measured, lastServiceLatencyUs: { ...p.measured.lastServiceLatencyUs!, p50: 500, p99: 400 } } }));
     expect(unsoundLatencies(slow)).toEqual([`${p0.mode} ${p0.services}, last service: p99 400 µs is below p50 500 µs`]);
@@ -62,10 +62,12 @@ describe('a live sweep, as a notebook runs it', () => {
     expect(unsoundLatencies(zero)).toEqual([`${p0.mode} ${p0.services}, first service: p50 0 µs is not positive`]);
   });
 
-  it('hands the published-claim checks what they read of each point', () => {
-    const points = claimCheckPoints(recorded);
-    expect(points).toHaveLength(recorded.points.length);
+  it('hands the published-claim checks what they read of each point, with iptables on the backend asked for', () => {
+    expect(() => claimCheckPoints(recorded)).toThrow(/the sweep ran iptables on legacy and nft: say which backend the claims are checked on/);
+    const points = claimCheckPoints(recorded, 'legacy');
+    expect(points).toHaveLength(recorded.points.filter((p) => p.variant !== 'iptables-nft').length);
     const p = recorded.points[0];
+    expect(p.variant).toBe('iptables-legacy');
     expect(points[0]).toEqual({
       mode: p.mode, services: p.services, firstP50Us: p.measured.firstServiceLatencyUs?.p50, lastP50Us: p.measured.lastServiceLatencyUs?.p50,
       syncMs: p.measured.syncMs, changeMs: p.measured.changeMs ?? undefined,
@@ -88,11 +90,12 @@ describe('the sweep as tables', () => {
     expect(t.header).toEqual(['mode', 'services', 'fit', 'sync ms', 'change ms', 'first svc p50/p99 µs', 'last svc p50/p99 µs', 'kernel = lib/sim']);
     expect(t.rows).toHaveLength(recorded.points.length);
     expect(t.caption).toBe(`kube-proxy at scale: ${recorded.options.endpoints} endpoints per service, pod subnet ${recorded.options.podSubnet}, kernel ${recorded.kernel}`);
-    expect(t.rows[0].slice(0, 3)).toEqual([recorded.points[0].mode, String(recorded.points[0].services), recorded.points[0].predicted.inFit ? 'in' : 'out']);
+    expect(t.rows[0].slice(0, 3)).toEqual([recorded.points[0].variant, String(recorded.points[0].services), recorded.points[0].predicted.inFit ? 'in' : 'out']);
     const text = formatScaleTable(recorded);
     expect(text.startsWith(`${t.caption}\n${scaleLegend(recorded).join('\n')}\n\nmode  `)).toBe(true);
     expect(text.endsWith(scaleNotes(recorded))).toBe(true);
-    expect(scaleNotes(recorded)).toMatch(/^Model, least squares per mode/);
+    expect(scaleNotes(recorded)).toMatch(/^Model, least squares per mode and iptables backend/);
+    expect(scaleNotes(recorded)).toContain('\n  iptables-legacy (fitted on 10, 100, 1000 services)\n');
     expect(scaleNotes(recorded)).toContain('every namespace the sweep made is gone.');
   });
 });

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseIpsetList, parseIptablesSave, parseNftJson } from '../../lib/parse/index.ts';
 import { builtinJumpsRestore } from '../../lib/proxy/iptables.ts';
+import { iptablesTools } from '../../lib/proxy/iptables-backend.ts';
+import { nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../lib/proxy/sync.ts';
 import { IPVS_JUMPS } from '../../lib/proxy/ipvs.ts';
 import {
   LARGE_POD_SUBNET, LatencyCheckError, ScaleOptionError, clientAddress, countIpsets, countIptables, countNftables,
-  iptablesServiceChains, iptablesTargets, nftServiceChains, parseModeList,
+  iptablesServiceChains, iptablesTargets, nftServiceChains, parseBackendList, parseModeList, parseSyncLimits, scaleVariants,
   parseSizeList, resolveScaleOptions, stepInputs, verifyDnat, type ProbeTargetOutput,
 } from '../../lib/scale/index.ts';
 import { predictCounts } from '../../lib/sim/index.ts';
@@ -19,6 +21,18 @@ describe('options', () => {
     expect(parseSizeList('1000,10,100')).toEqual([10, 100, 1000]);
     for (const bad of ['10,abc', '10,,100', '0', '1.5', '-3', '']) expect(() => parseSizeList(bad)).toThrow(/whole numbers ≥ 1/);
     expect(() => parseSizeList('10,10')).toThrow(/lists 10 twice/);
+  });
+
+  it('parses iptables backends and per-variant sync limits, refusing a variant the sweep does not run', () => {
+    expect(parseBackendList('legacy,nft')).toEqual(['legacy', 'nft']);
+    expect(() => parseBackendList('legacy,')).toThrow(/unknown backend ""/);
+    expect(parseSyncLimits('300,iptables-nft=60')).toEqual({ maxSyncMs: 300_000, maxSyncMsByVariant: { 'iptables-nft': 60_000 } });
+    for (const bad of ['', 'ten', '300,iptables-nft=', '0']) expect(() => parseSyncLimits(bad)).toThrow(/--max-sync-seconds must be SECONDS/);
+    const ok = resolveScaleOptions({ modes: ['iptables', 'nftables'], iptablesBackends: ['legacy', 'nft'], services: [10], endpoints: 2, maxSyncMsByVariant: { 'iptables-nft': 60_000 } });
+    expect(ok.maxSyncMsByVariant).toEqual({ 'iptables-nft': 60_000 });
+    expect(() => resolveScaleOptions({ modes: ['iptables'], iptablesBackends: ['legacy'], services: [10], endpoints: 2, maxSyncMsByVariant: { 'iptables-nft': 60_000 } }))
+      .toThrow(/names "iptables-nft", which this sweep does not run \(it runs iptables-legacy\)/);
+    expect(scaleVariants(['iptables', 'nftables', 'ipvs'], ['legacy']).map((v) => v.name)).toEqual(['iptables-legacy', 'nftables', 'ipvs-legacy']);
   });
 
   it('keeps kind\'s pod subnet when the pods fit, and picks a bigger one when they do not', () => {
@@ -62,20 +76,34 @@ describe('the change kube-proxy applies, as text', () => {
     }
   });
 
-  it('nftables: one transaction flushes and rewrites one service\'s chains and re-adds its elements', () => {
+  it('nftables: one transaction adds and flushes one service\'s chains and rewrites their rules, as knftables writes ensureChain', () => {
     const s = stepInputs('nftables', 5, 3, '10.244.0.0/16');
     const before = s.ports[s.changed.index];
     const [svc, ...eps] = nftServiceChains(before);
     const lines = s.nftables!.change.tx.trim().split('\n');
-    expect(lines.slice(0, 3)).toEqual([`flush chain ip kube-proxy ${svc}`, `flush chain ip kube-proxy ${eps[0]}`, `flush chain ip kube-proxy ${eps[1]}`]);
+    expect(lines.slice(0, 6)).toEqual([svc, eps[0], eps[1]].flatMap((c) => [`add chain ip kube-proxy ${c}`, `flush chain ip kube-proxy ${c}`]));
     expect(lines.filter((l) => l.startsWith('add rule'))).toHaveLength(2 + 2 * 2);
-    expect(lines).toContain(`flush chain ip kube-proxy ${eps[2]}`);
-    expect(lines.filter((l) => l.startsWith('add element'))).toEqual([
-      `add element ip kube-proxy cluster-ips { ${before.clusterIP} }`,
-      `add element ip kube-proxy service-ips { ${before.clusterIP} . tcp . 80 : goto ${svc} }`,
-    ]);
+    expect(lines.at(-1)).toBe(`flush chain ip kube-proxy ${eps[2]}`);
+    // Its elements name the same service chain before and after: ensureElem writes none.
+    expect(lines.filter((l) => l.startsWith('add element'))).toEqual([]);
+    expect(lines.filter((l) => !l.includes(svc) && !eps.some((e) => l.includes(e)))).toEqual([]);
     expect(s.nftables!.change.followUp).toBe(`delete chain ip kube-proxy ${eps[2]}\n`);
-    expect(s.nftables!.revert.tx).toContain(`add chain ip kube-proxy ${eps[2]}\n`);
+    expect(s.nftables!.revert.tx).toContain(`add chain ip kube-proxy ${eps[2]}\nflush chain ip kube-proxy ${eps[2]}\n`);
+  });
+
+  it('nftables: the full sync never deletes the table; it adds and flushes what it owns', () => {
+    const g = stepInputs('nftables', 5, 3, '10.244.0.0/16').nftables!;
+    for (const tx of [g.first, g.resync]) {
+      expect(tx).not.toMatch(/^delete table/m);
+      expect(tx.split('\n')[0]).toBe('add table ip kube-proxy { comment "rules for kube-proxy" ; }');
+      expect(tx).toContain('add chain ip kube-proxy services\nflush chain ip kube-proxy services\n');
+      expect(tx).toMatch(/add map ip kube-proxy service-ips \{[^\n]*\}\nflush map ip kube-proxy service-ips\n/);
+      expect(tx).toMatch(/add set ip kube-proxy cluster-ips \{[^\n]*\}\nflush set ip kube-proxy cluster-ips\n/);
+    }
+    // Only the first sync of a kube-proxy adds and deletes each of the 8 base chains once.
+    expect(g.first.match(/^delete chain /gm)).toHaveLength(8);
+    expect(g.first.split('\n')[1]).toBe('add chain ip kube-proxy filter-prerouting-pre-dnat');
+    expect(g.resync).not.toMatch(/^delete chain /m);
   });
 });
 
@@ -107,7 +135,12 @@ describe('the change in the kernel (the kernel is the oracle)', () => {
     const want = predictCounts('nftables', { services: 20, endpoints: 4 }).nftables!;
     await withNetns(async (ns) => {
       const count = async () => countNftables(parseNftJson((await ns.run(['nft', '-j', 'list', 'ruleset'])).stdout));
-      await ns.run(['nft', '-f', '-'], { input: g.full.nft });
+      await ns.run(['nft', '-f', '-'], { input: g.first });
+      expect(await count()).toEqual(want);
+      // The periodic full sync over it, and a second first sync (a restarted kube-proxy), leave the same.
+      await ns.run(['nft', '-f', '-'], { input: g.resync });
+      expect(await count()).toEqual(want);
+      await ns.run(['nft', '-f', '-'], { input: g.first });
       expect(await count()).toEqual(want);
       await ns.run(['nft', '-f', '-'], { input: g.change.tx });
       // Flushed, not yet deleted: the chain is still there, its 2 rules are not (the numgen
@@ -119,6 +152,40 @@ describe('the change in the kernel (the kernel is the oracle)', () => {
       expect(listed).not.toContain(`${s.changed.removed.ip}:8080`);
       await ns.run(['nft', '-f', '-'], { input: g.revert.tx });
       expect(await count()).toEqual(want);
+    });
+  });
+
+  it('nftables: a full sync flushes the service chains it no longer writes, and they can be deleted a second later', async () => {
+    const big = stepInputs('nftables', 6, 2, '10.244.0.0/16').nftables!;
+    const small = stepInputs('nftables', 5, 2, '10.244.0.0/16').nftables!;
+    await withNetns(async (ns) => {
+      await ns.run(['nft', '-f', '-'], { input: big.first });
+      const existing = nftChainNames((await ns.run(['nft', 'list', 'chains', 'ip'])).stdout);
+      expect(existing).toHaveLength(predictCounts('nftables', { services: 6, endpoints: 2 }).nftables!.chains);
+      const tx = nftFullSyncTx(small.full, { first: false, existingChains: existing });
+      const stale = existing.filter((c) => !nftChainNames(small.full.nft).includes(c));
+      expect(stale).toHaveLength(3);
+      await ns.run(['nft', '-f', '-'], { input: tx });
+      const counted = countNftables(parseNftJson((await ns.run(['nft', '-j', 'list', 'ruleset'])).stdout));
+      expect(counted).toEqual({ ...predictCounts('nftables', { services: 5, endpoints: 2 }).nftables!, chains: existing.length });
+      await ns.run(['nft', '-f', '-'], { input: nftStaleChainDeletion('ip', stale) });
+      expect(countNftables(parseNftJson((await ns.run(['nft', '-j', 'list', 'ruleset'])).stdout))).toEqual(predictCounts('nftables', { services: 5, endpoints: 2 }).nftables!);
+    });
+  });
+
+  it('iptables-legacy: the same restore and partial restore load into the legacy tables, which iptables-nft does not see', async () => {
+    const s = stepInputs('iptables', 20, 4, '10.244.0.0/16');
+    const g = s.iptables!;
+    const want = predictCounts('iptables', { services: 20, endpoints: 4 }).iptables!;
+    const legacy = iptablesTools('legacy');
+    await withNetns(async (ns) => {
+      const count = async (save: string) => countIptables(parseIptablesSave((await ns.run([save])).stdout));
+      await ns.run([legacy.restore, '--noflush'], { input: builtinJumpsRestore(g.full.builtinJumps) });
+      await ns.run([legacy.restore, '--noflush'], { input: g.full.restore });
+      expect(await count(legacy.save)).toEqual({ nat: want.nat, filter: want.filter });
+      expect(await count(iptablesTools('nft').save)).toEqual({ nat: { chains: 0, rules: 0 }, filter: { chains: 0, rules: 0 } });
+      await ns.run([legacy.restore, '--noflush'], { input: g.change });
+      expect(await count(legacy.save)).toEqual({ nat: { chains: want.nat.chains - 1, rules: want.nat.rules - 3 }, filter: want.filter });
     });
   });
 

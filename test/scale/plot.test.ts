@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { scalingFigure, toPng } from '../../lib/plot/index.ts';
-import { scaleSweepRows, type ScaleSweepLike } from '../../lib/plot/scaling.ts';
+import { scaleSweepRows, seriesColor, type ScaleSweepLike } from '../../lib/plot/scaling.ts';
+import { MODE_COLORS } from '../../lib/plot/theme.ts';
 import { provenance } from '../../lib/provenance/index.ts';
 import type { ScaleResult } from '../../lib/scale/index.ts';
 import { predictCounts } from '../../lib/sim/index.ts';
@@ -53,6 +54,21 @@ describe('scalingFigure draws a scale sweep: measured dots, predicted lines', ()
     expect(lat.find((r) => r.mode === 'iptables' && r.services === 1000 && r.source === 'predicted' && r.panel.startsWith('last'))!.value).toBe(161);
     const rules = scaleSweepRows(sweep(), 'rules');
     expect(rules.find((r) => r.mode === 'iptables' && r.services === 10 && r.source === 'measured')!.value).toBe(325 + 4);
+  });
+
+  it('one series per iptables backend: each variant its own line, dots and colour', () => {
+    const base = sweep();
+    const both = { ...base, points: [
+      ...base.points.filter((p) => p.mode === 'iptables').map((p) => ({ ...p, variant: 'iptables-legacy' })),
+      ...base.points.filter((p) => p.mode === 'iptables').map((p) => ({ ...p, variant: 'iptables-nft' })),
+    ] };
+    const rows = scaleSweepRows(both, 'syncMs');
+    expect([...new Set(rows.map((r) => r.series))]).toEqual(['iptables-legacy', 'iptables-nft']);
+    const fig = scalingFigure(both, { metric: 'syncMs' });
+    expect(markTags(fig.svg, 'predicted')).toEqual(['path', 'path']);
+    expect(seriesColor('iptables-nft')).toBe(MODE_COLORS.iptables);
+    expect(seriesColor('iptables-legacy')).not.toBe(MODE_COLORS.iptables);
+    for (const c of [seriesColor('iptables-legacy'), seriesColor('iptables-nft')]) expect(fig.svg).toContain(c);
   });
 
   it('sync time: one line and one set of dots per mode, the fit boundary labelled', () => {

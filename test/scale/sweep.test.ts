@@ -22,14 +22,18 @@ describe('the scale sweep, for real in the kernel', () => {
 
   beforeAll(async () => {
     result = await runScaleSweep({
-      modes: ['iptables', 'nftables', 'ipvs'], services: [10, 50], endpoints: 4, samples: 30, repeats: 2,
+      modes: ['iptables', 'nftables', 'ipvs'], iptablesBackends: ['legacy', 'nft'], services: [10, 50], endpoints: 4, samples: 30, repeats: 2,
       netnsPrefix: PREFIX, onProgress: (e) => events.push(e),
     });
   }, 180_000);
 
-  it('has the JSON shape: points of mode, services, endpoints, measured, predicted', () => {
-    expect(result.points).toHaveLength(6);
-    for (const p of result.points) expect(Object.keys(p)).toEqual(['mode', 'services', 'endpoints', 'measured', 'predicted']);
+  it('has the JSON shape: points of mode, backend, variant, services, endpoints, measured, predicted', () => {
+    // iptables and ipvs on each backend, nftables on none: 5 variants × 2 sizes.
+    expect(result.points.map((p) => `${p.variant} ${p.services}`)).toEqual([
+      'iptables-legacy 10', 'iptables-legacy 50', 'iptables-nft 10', 'iptables-nft 50', 'nftables 10', 'nftables 50', 'ipvs-legacy 10', 'ipvs-legacy 50', 'ipvs-nft 10', 'ipvs-nft 50',
+    ]);
+    for (const p of result.points) expect(Object.keys(p)).toEqual(['mode', 'iptablesBackend', 'variant', 'services', 'endpoints', 'measured', 'predicted']);
+    expect(result.points.map((p) => p.iptablesBackend)).toEqual(['legacy', 'legacy', 'nft', 'nft', null, null, 'legacy', 'legacy', 'nft', 'nft']);
     const json = JSON.parse(JSON.stringify(result));
     expect(json.points[0].measured).toHaveProperty('syncMs');
     expect(json.points[0].measured).toHaveProperty('changeMs');
@@ -37,7 +41,8 @@ describe('the scale sweep, for real in the kernel', () => {
     expect(json.points[0].measured.lastServiceLatencyUs).toHaveProperty('p99');
     expect(json.points[0].predicted).toHaveProperty('counts');
     expect(result.kernel).toMatch(/^\d+\.\d+/);
-    expect(result.tools.iptables).toMatch(/iptables v/);
+    expect(result.tools['iptables-legacy']).toMatch(/iptables v.* \(legacy\)/);
+    expect(result.tools['iptables-nft']).toMatch(/iptables v.* \(nf_tables\)/);
     expect(result.tools.nft).toMatch(/nftables v/);
   });
 
@@ -114,15 +119,17 @@ describe('the scale sweep, for real in the kernel', () => {
       expect(p.predicted.syncMs).toBeCloseTo(p.measured.syncMs, 6);
       expect(p.predicted.changeMs).toBeCloseTo(p.measured.changeMs!, 6);
     }
-    const m = result.model.modes.iptables!;
+    expect(Object.keys(result.model.modes)).toEqual(['iptables-legacy', 'iptables-nft', 'nftables', 'ipvs-legacy', 'ipvs-nft']);
+    const m = result.model.modes['iptables-legacy']!;
     expect(m.fittedOn).toEqual([10, 50]);
     expect(m.latencyP50Us!.n).toBe(4);
     expect(result.model.modes.nftables!.latencyP50Us!.slope).toBe(0);
   });
 
   it('reports progress per step and phase, and leaves no namespace behind', async () => {
-    expect(events.filter((e) => e.phase === 'step').map((e) => `${e.step}/${e.steps} ${e.mode} ${e.services}`)).toEqual([
-      '1/6 iptables 10', '2/6 iptables 50', '3/6 nftables 10', '4/6 nftables 50', '5/6 ipvs 10', '6/6 ipvs 50',
+    expect(events.filter((e) => e.phase === 'step').map((e) => `${e.step}/${e.steps} ${e.variant} ${e.services}`)).toEqual([
+      '1/10 iptables-legacy 10', '2/10 iptables-legacy 50', '3/10 iptables-nft 10', '4/10 iptables-nft 50', '5/10 nftables 10', '6/10 nftables 50',
+      '7/10 ipvs-legacy 10', '8/10 ipvs-legacy 50', '9/10 ipvs-nft 10', '10/10 ipvs-nft 50',
     ]);
     expect(new Set(events.map((e) => e.phase))).toEqual(new Set(['step', 'sync', 'counts', 'change', 'latency', 'done']));
     for (const p of result.points) expect(p.measured.netns.startsWith(`${PREFIX}-${process.pid}-`)).toBe(true);
@@ -180,4 +187,20 @@ describe('aborting the sweep', () => {
     await expect(runScaleSweep({ modes: ['iptables'], services: [10], endpoints: 3, netnsPrefix: PREFIX, signal: ac.signal })).rejects.toThrow('never mind');
     expect(await myNamespaces()).toEqual([]);
   });
+});
+
+describe('each step empties its tables before its namespace goes', () => {
+  it('flushes iptables (through the step\'s backend) and nftables, so the kernel\'s teardown does not spill into the next step', async () => {
+    const echoed: string[] = [];
+    await runScaleSweep({
+      modes: ['iptables', 'nftables'], iptablesBackends: ['legacy'], services: [5], endpoints: 2, samples: 5, repeats: 1,
+      netnsPrefix: PREFIX, echo: (c) => echoed.push(c),
+    });
+    const inStep = (tool: string) => echoed.filter((c) => new RegExp(` ${tool}( |$)`).test(c));
+    // The last legacy restore of the iptables step is the bare one (no --noflush): it empties the tables.
+    expect(inStep('iptables-legacy-restore').at(-1)).toMatch(/ iptables-legacy-restore( <.*)?$/);
+    expect(inStep('iptables-legacy-restore').at(-1)).not.toContain('--noflush');
+    expect(echoed.some((c) => c.endsWith(' nft flush ruleset'))).toBe(true);
+    expect(await myNamespaces()).toEqual([]);
+  }, 60_000);
 });

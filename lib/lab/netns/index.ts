@@ -11,6 +11,7 @@ import { KIND_DEFAULTS, kindNodeName, service } from '../../k8s/synthetic.ts';
 import type { EndpointSlice, Service } from '../../k8s/types.ts';
 import { deploymentPodName } from '../../k8s/workshop.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
+import { iptablesTools, type IptablesBackend } from '../../proxy/iptables-backend.ts';
 import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, SyncReport } from '../types.ts';
 import { checkLabName } from '../types.ts';
 import { describeWorkloads } from '../create.ts';
@@ -31,6 +32,11 @@ export { gcNetns, inspectNetnsLabs, removeNetnsLab, type GcReport, type LabHealt
 export interface NetnsLabOptions {
   name: string;
   mode: ProxyMode;
+  /**
+   * Program the nodes with iptables-legacy or iptables-nft (default nft, what Debian's `iptables`
+   * is): kube-proxy uses whichever its node uses.
+   */
+  iptablesBackend?: IptablesBackend;
   /** Worker nodes besides the control plane (kind's workshop config has 2). */
   workers?: number;
   runner?: Runner;
@@ -87,6 +93,10 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 50) throw new Error(`workers must be 1..50, got ${workers}`);
   const why = await netnsUnavailable(base);
   if (why) throw new Error(`the netns backend cannot run here: ${why}`);
+  const ipt = iptablesTools(opts.iptablesBackend ?? 'nft');
+  for (const tool of [ipt.restore, ipt.save]) {
+    if (!(await base.has(tool))) throw new Error(`the netns backend cannot program nodes with iptables-${opts.iptablesBackend}: ${tool} is not installed (Debian package: iptables)`);
+  }
   await ensureStateDir();
   const lock = await lockLab(name, 'up', 0, base);
   try {
@@ -103,7 +113,7 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
       podCIDR: formatCidr(subnetAt(podNet, KIND_DEFAULTS.nodeMaskSize, i)),
     }));
     const state: LabState = {
-      version: 2, name, backend: 'netns', mode: opts.mode, status: 'creating', creator: processRef(process.pid), owner,
+      version: 2, name, backend: 'netns', mode: opts.mode, iptablesBackend: opts.iptablesBackend ?? 'nft', status: 'creating', creator: processRef(process.pid), owner,
       ...(opts.heldBy !== undefined ? { heldBy: processRef(opts.heldBy) } : {}),
       createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
     };
@@ -115,11 +125,11 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
       progress(`node network ${networkNs(name)} (bridge kind, 172.18.0.0/16)`);
       await createNodeNetwork(r, name, marker);
       progress(`${nodes.length} nodes: ${nodes.map((n) => `${n.name} ${n.ip} pods ${n.podCIDR}`).join(', ')}`);
-      await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet, marker)));
+      await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet, marker, iptablesTools(state.iptablesBackend ?? 'nft'))));
       await routePodCidrs(r, name, nodes);
       progress('default services: default/kubernetes, kube-system/kube-dns');
       await lab.addDefaultServices();
-      progress(`kube-proxy (${opts.mode}) sync on every node`);
+      progress(`kube-proxy (${opts.mode}${opts.mode === 'nftables' ? '' : `, iptables-${state.iptablesBackend}`}) sync on every node`);
       await lab.syncAll(true);
       if (opts.workloads && opts.workloads.length > 0) {
         progress(describeWorkloads(opts.workloads));
@@ -157,11 +167,13 @@ export class NetnsLab implements Lab {
   readonly backend = 'netns' as const;
   readonly name: string;
   readonly mode: ProxyMode;
+  readonly iptablesBackend: IptablesBackend;
   private removed = false;
 
   constructor(private readonly state: LabState, private r: Runner, private readonly marker: string) {
     this.name = state.name;
     this.mode = state.mode;
+    this.iptablesBackend = state.iptablesBackend ?? 'nft';
   }
 
   /** After creation: later commands must not be cancelled by the signal that guarded `up`. */
@@ -284,7 +296,7 @@ export class NetnsLab implements Lab {
     const ipvsKernel = ipvsKernelAvailable();
     return Promise.all(this.state.nodes.map((node) => {
       const ports = resolveServicePorts(clusterOf(this.state), { nodeName: node.name });
-      return syncNode(this.r, this.name, node, ports, { mode: this.mode, podSubnet: KIND_DEFAULTS.podSubnet, first, ipvsKernel });
+      return syncNode(this.r, this.name, node, ports, { mode: this.mode, podSubnet: KIND_DEFAULTS.podSubnet, first, ipvsKernel, iptables: iptablesTools(this.iptablesBackend) });
     }));
   }
 

@@ -4,6 +4,8 @@ import type { ServicePortInfo } from '../../k8s/types.ts';
 import { builtinJumpsRestore, generateIptables } from '../../proxy/iptables.ts';
 import { IPVS_JUMPS, generateIpvs } from '../../proxy/ipvs.ts';
 import { generateNftables } from '../../proxy/nftables.ts';
+import { iptablesTools, type IptablesTools } from '../../proxy/iptables-backend.ts';
+import { isNftServiceChain, nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../proxy/sync.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { LabNode, SyncReport } from '../types.ts';
 import { nodeNs } from './names.ts';
@@ -15,6 +17,8 @@ export interface SyncOptions {
   first: boolean;
   /** The kernel runs IPVS; without it only the ipsets and iptables rules are loaded. */
   ipvsKernel: boolean;
+  /** The iptables backend's tools (iptables and ipvs modes); default iptables-nft. */
+  iptables?: IptablesTools;
 }
 
 const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
@@ -25,27 +29,33 @@ const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ..
  */
 export async function syncNode(r: Runner, lab: string, node: LabNode, ports: ServicePortInfo[], opts: SyncOptions): Promise<SyncReport> {
   const ns = nodeNs(lab, node.name);
-  const before = await snapshot(r, ns, opts.mode);
+  const ipt = opts.iptables ?? iptablesTools('nft');
+  const before = await snapshot(r, ns, opts.mode, ipt);
   const proxyOpts = { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: opts.podSubnet };
   if (opts.mode === 'iptables') {
     const gen = generateIptables(ports, proxyOpts);
-    if (opts.first) await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: builtinJumpsRestore(gen.builtinJumps) });
-    await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: deleteStaleChains(gen.restore, before.chains) });
+    if (opts.first) await r.run(execIn(ns, ipt.restore, '--noflush'), { input: builtinJumpsRestore(gen.builtinJumps) });
+    await r.run(execIn(ns, ipt.restore, '--noflush'), { input: deleteStaleChains(gen.restore, before.chains) });
   } else if (opts.mode === 'ipvs') {
     const gen = generateIpvs(ports, proxyOpts);
     await r.run(execIn(ns, 'ipset', 'restore', '-exist'), { input: replaceSetMembers(gen.ipsetRestore) });
-    if (opts.first) await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: builtinJumpsRestore(IPVS_JUMPS.map((j) => ({ ...j, args: [...j.args] }))) });
-    await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: deleteStaleChains(gen.iptablesRestore, before.chains) });
+    if (opts.first) await r.run(execIn(ns, ipt.restore, '--noflush'), { input: builtinJumpsRestore(IPVS_JUMPS.map((j) => ({ ...j, args: [...j.args] }))) });
+    await r.run(execIn(ns, ipt.restore, '--noflush'), { input: deleteStaleChains(gen.iptablesRestore, before.chains) });
     await syncDummyAddresses(r, ns, gen.dummyInterface, gen.dummyAddresses, opts.ipvsKernel);
     if (opts.ipvsKernel) {
       await r.run(execIn(ns, 'ipvsadm', '-C'));
       await r.run(execIn(ns, 'ipvsadm', '-R'), { input: gen.ipvsadmRestore });
     }
   } else {
+    // kube-proxy's full sync: add and flush, never delete the table. It deletes the chains it
+    // flushed as stale a second later; the lab does it at once, for the same end state.
     const gen = generateNftables(ports, proxyOpts);
-    await r.run(execIn(ns, 'nft', '-f', '-'), { input: gen.nft });
+    await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftFullSyncTx(gen, { first: opts.first, existingChains: before.nftChains }) });
+    const written = new Set(nftChainNames(gen.nft));
+    const stale = before.nftChains.filter((c) => isNftServiceChain(c) && !written.has(c));
+    if (stale.length > 0) await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftStaleChainDeletion(gen.family, stale) });
   }
-  const after = await snapshot(r, ns, opts.mode);
+  const after = await snapshot(r, ns, opts.mode, ipt);
   return { node: node.name, mode: opts.mode, ...diffLines(before.lines, after.lines) };
 }
 
@@ -81,9 +91,11 @@ interface Snapshot {
   lines: string[];
   /** KUBE-* chains per table, for deleting the ones a sync no longer writes. */
   chains: Map<string, Set<string>>;
+  /** The chains of table ip kube-proxy (nftables mode). */
+  nftChains: string[];
 }
 
-async function snapshot(r: Runner, ns: string, mode: ProxyMode): Promise<Snapshot> {
+async function snapshot(r: Runner, ns: string, mode: ProxyMode, ipt: IptablesTools): Promise<Snapshot> {
   const lines: string[] = [];
   const chains = new Map<string, Set<string>>();
   if (mode === 'nftables') {
@@ -94,9 +106,9 @@ async function snapshot(r: Runner, ns: string, mode: ProxyMode): Promise<Snapsho
         if (t && t !== '}' && t !== '{') lines.push(t);
       }
     }
-    return { lines, chains };
+    return { lines, chains, nftChains: out.exitCode === 0 ? nftChainNames(out.stdout) : [] };
   }
-  const saved = await r.run(execIn(ns, 'iptables-save'));
+  const saved = await r.run(execIn(ns, ipt.save));
   let table = '';
   for (const l of saved.stdout.split('\n')) {
     if (l.startsWith('*')) {
@@ -109,7 +121,7 @@ async function snapshot(r: Runner, ns: string, mode: ProxyMode): Promise<Snapsho
     const sets = await r.run(execIn(ns, 'ipset', 'save'));
     for (const l of sets.stdout.split('\n')) if (l.startsWith('add ')) lines.push(`ipset ${l}`);
   }
-  return { lines, chains };
+  return { lines, chains, nftChains: [] };
 }
 
 /**

@@ -6,6 +6,7 @@ import { runner as defaultRunner, type Runner } from '../../exec/runner.ts';
 import { LockBusyError, ensurePrivateDir, ensurePrivateSubdir, readOwnFile, replaceFile, takeLock, writeNewFile, type Lock } from '../../files/index.ts';
 import type { Service } from '../../k8s/types.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
+import type { IptablesBackend } from '../../proxy/iptables-backend.ts';
 import type { LabNode, Pod } from '../types.ts';
 
 /** A Deployment as the netns backend runs it. */
@@ -41,6 +42,8 @@ export interface LabState {
   name: string;
   backend: 'netns';
   mode: ProxyMode;
+  /** The iptables backend the nodes are programmed with; absent (older labs): nft. */
+  iptablesBackend?: IptablesBackend;
   status: LabPhase;
   /** The process that created the lab. */
   creator: ProcessRef;

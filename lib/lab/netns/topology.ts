@@ -1,4 +1,5 @@
 import { addMarkedNamespace, type Runner } from '../../exec/index.ts';
+import { iptablesTools, type IptablesTools } from '../../proxy/iptables-backend.ts';
 import { addressAt, parseIpv4Cidr } from '../../k8s/addresses.ts';
 import type { LabNode } from '../types.ts';
 import { networkNs, nodeNs, podNs, podVethName } from './names.ts';
@@ -25,7 +26,7 @@ export async function createNodeNetwork(r: Runner, lab: string, marker: string):
 }
 
 /** A node: its namespace, eth0 on the node network, forwarding on, kindnet's masquerade. */
-export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string, marker: string): Promise<void> {
+export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string, marker: string, iptables: IptablesTools = iptablesTools('nft')): Promise<void> {
   const ns = nodeNs(lab, node.name);
   const peer = `eth-n${index}`;
   await addMarkedNamespace(r, ns, marker);
@@ -35,7 +36,7 @@ export async function createNode(r: Runner, lab: string, node: LabNode, index: n
     input: [`addr add ${node.ip}/16 dev eth0`, 'link set eth0 up', `route add default via ${NODE_GATEWAY}`].join('\n'),
   });
   await r.run(execIn(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'));
-  await r.run(execIn(ns, 'iptables-restore', '--noflush'), { input: kindMasqAgentRules(podSubnet) });
+  await r.run(execIn(ns, iptables.restore, '--noflush'), { input: kindMasqAgentRules(podSubnet) });
 }
 
 /** kindnet's egress masquerade: pod traffic leaving the pod subnet takes the node's address. */
