@@ -1,0 +1,177 @@
+/**
+ * The kernel's packet-trace events, as the two monitors print them:
+ *
+ * - `nft monitor trace` (nft 0.9 to 1.1; with `-a`, rules carry `# handle N`):
+ *     trace id 4623751d ip kube-proxy nat-prerouting packet: iif "veth…" … ip saddr A ip daddr B … tcp sport S tcp dport P …
+ *     trace id 4623751d ip kube-proxy services rule ip daddr . meta l4proto . th dport vmap @service-ips (verdict goto service-…)
+ *     trace id 4623751d ip kube-proxy filter-forward policy accept
+ * - `xtables-monitor --trace` (iptables-nft 1.8):
+ *     PACKET: 2 4623751d IN=veth… OUT= … SRC=A DST=B … SPORT=S DPORT=P SYN
+ *      TRACE: 2 4623751d nat:KUBE-SVC-X:rule:0x4d:JUMP:KUBE-SEP-A  -4 -t nat -A KUBE-SVC-X … -j KUBE-SEP-A
+ *      TRACE: 2 4623751d filter:FORWARD:policy:ACCEPT
+ *
+ * Both become one event list in the order printed. A trace id names one packet while it crosses
+ * the hooks, but the kernel reuses ids, so grouping events into walks is the caller's (lib/trace/live.ts).
+ */
+import { ParseError, rejectBinary } from './errors.ts';
+
+/** What the kernel printed of the packet where it entered a base chain. */
+export interface TracePacketHeader {
+  src: string | null;
+  dst: string | null;
+  protocol: string | null;
+  sport: number | null;
+  dport: number | null;
+  iif: string | null;
+  oif: string | null;
+}
+
+export type TraceVerdict = 'accept' | 'drop' | 'continue' | 'return' | 'jump' | 'goto' | 'queue' | 'stolen' | 'break';
+
+export interface TraceEvent {
+  /** 1-based line in the monitor's output. */
+  line: number;
+  id: string;
+  /** nft: `ip kube-proxy` (family and table); xtables-monitor: the iptables table, `nat`. */
+  table: string;
+  chain: string;
+  /** packet: the packet entered the chain (its headers); rule: a rule matched; policy: a base chain's policy applied; return: a chain ended. */
+  kind: 'packet' | 'rule' | 'policy' | 'return';
+  /**
+   * The rule as the monitor prints it: nft syntax with counters shown as `counter` and without its
+   * handle; iptables-save syntax (what follows `-A CHAIN`) from xtables-monitor. null otherwise.
+   */
+  rule: string | null;
+  handle: number | null;
+  verdict: TraceVerdict | null;
+  /** The chain a jump or goto enters. */
+  target: string | null;
+  packet: TracePacketHeader | null;
+}
+
+const VERDICTS = new Set<string>(['accept', 'drop', 'continue', 'return', 'jump', 'goto', 'queue', 'stolen', 'break']);
+const MAX_LINE = 64 * 1024;
+
+function verdictOf(word: string, where: string, line: number, text: string): TraceVerdict {
+  const v = word.toLowerCase();
+  if (!VERDICTS.has(v)) throw new ParseError(where, line, text, `a verdict (${[...VERDICTS].join(', ')})`);
+  return v as TraceVerdict;
+}
+
+function nftHeader(rest: string): TracePacketHeader {
+  const addr = /\bip6? saddr (\S+)/.exec(rest);
+  const daddr = /\bip6? daddr (\S+)/.exec(rest);
+  const sport = /\b(tcp|udp|sctp) sport (\d+)/.exec(rest);
+  const dport = /\b(tcp|udp|sctp) dport (\d+)/.exec(rest);
+  return {
+    src: addr?.[1] ?? null,
+    dst: daddr?.[1] ?? null,
+    protocol: dport?.[1] ?? sport?.[1] ?? null,
+    sport: sport ? Number(sport[2]) : null,
+    dport: dport ? Number(dport[2]) : null,
+    iif: /\biif "([^"]*)"/.exec(rest)?.[1] ?? null,
+    oif: /\boif "([^"]*)"/.exec(rest)?.[1] ?? null,
+  };
+}
+
+/** `counter packets 12 bytes 720` differs on every packet: shown as `counter`. */
+function plainRule(text: string): string {
+  return text.replace(/\bcounter packets \d+ bytes \d+/g, 'counter').replace(/\s+/g, ' ').trim();
+}
+
+const NFT_LINE = /^trace id ([0-9a-f]{1,16}) (ip|ip6|inet|arp|bridge|netdev) (\S+) (\S+) (packet|rule|policy|verdict|unknown)\b:? ?(.*)$/;
+
+/** `nft monitor trace` (or `nft -a monitor trace`) output; other lines (`# Warning: …`, blanks) are skipped. */
+export function parseNftMonitorTrace(text: string): TraceEvent[] {
+  const where = 'nft monitor trace';
+  rejectBinary(where, text);
+  const out: TraceEvent[] = [];
+  let n = 0;
+  for (const raw of text.split('\n')) {
+    n++;
+    const lineText = raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw.trimEnd();
+    if (lineText === '' || lineText.startsWith('#')) continue;
+    if (!lineText.startsWith('trace id ')) continue; // nft's own notices between events
+    const m = NFT_LINE.exec(lineText);
+    if (!m) throw new ParseError(where, n, lineText, '`trace id ID FAMILY TABLE CHAIN packet:|rule|policy|verdict …`');
+    const [, id, family, table, chain, what, rest] = m;
+    const base = { line: n, id, table: `${family} ${table}`, chain, rule: null, handle: null, verdict: null, target: null, packet: null };
+    if (what === 'packet') {
+      out.push({ ...base, kind: 'packet', packet: nftHeader(rest) });
+    } else if (what === 'policy') {
+      out.push({ ...base, kind: 'policy', verdict: verdictOf(rest.trim().split(' ')[0] ?? '', where, n, lineText) });
+    } else if (what === 'verdict') {
+      const [v, target] = rest.trim().split(' ');
+      out.push({ ...base, kind: 'return', verdict: verdictOf(v ?? '', where, n, lineText), target: target ?? null });
+    } else if (what === 'rule') {
+      const vm = / ?\(verdict ([a-z]+)(?: (\S+))?\)$/.exec(rest);
+      if (!vm) throw new ParseError(where, n, lineText, 'a rule followed by `(verdict …)`');
+      let ruleText = rest.slice(0, vm.index);
+      const hm = / # handle (\d+)$/.exec(ruleText);
+      if (hm) ruleText = ruleText.slice(0, hm.index);
+      out.push({
+        ...base, kind: 'rule', rule: plainRule(ruleText), handle: hm ? Number(hm[1]) : null,
+        verdict: verdictOf(vm[1], where, n, lineText), target: vm[2] ?? null,
+      });
+    }
+    // `unknown` trace types carry nothing a walk needs.
+  }
+  return out;
+}
+
+const XT_PACKET = /^PACKET: (\d+) ([0-9a-f]{1,16}) (.*)$/;
+const XT_TRACE = /^TRACE: (\d+) ([0-9a-f]{1,16}) ([a-z]+):(\S+?):(rule|policy|return):(?:(0x[0-9a-f]+):)?(\S*)(?:\s+(.*))?$/;
+/** xtables-monitor prints NFT_RETURN (-5) as its number. */
+const XT_NUMERIC: Record<string, TraceVerdict> = { '0xfffffffb': 'return', '0xffffffff': 'continue', '0xfffffffd': 'jump', '0xfffffffc': 'goto', '0xfffffffe': 'break' };
+
+function xtHeader(rest: string): TracePacketHeader {
+  const field = (k: string) => new RegExp(`(?:^| )${k}=(\\S*)`).exec(rest)?.[1] ?? null;
+  const num = (k: string) => {
+    const v = field(k);
+    return v !== null && /^\d+$/.test(v) ? Number(v) : null;
+  };
+  const sport = num('SPORT');
+  const proto = /(?:^| )PROTO=(\S+)/.exec(rest)?.[1]?.toLowerCase() ?? (sport !== null ? 'tcp' : null);
+  return { src: field('SRC'), dst: field('DST'), protocol: proto, sport, dport: num('DPORT'), iif: field('IN') || null, oif: field('OUT') || null };
+}
+
+/**
+ * `xtables-monitor --trace` output. A PACKET line names no chain: it becomes a `packet` event of
+ * the chain its next TRACE line (of the same id) is in.
+ */
+export function parseXtablesMonitorTrace(text: string): TraceEvent[] {
+  const where = 'xtables-monitor --trace';
+  rejectBinary(where, text);
+  const out: TraceEvent[] = [];
+  const pending = new Map<string, { line: number; packet: TracePacketHeader }>();
+  let n = 0;
+  for (const raw of text.split('\n')) {
+    n++;
+    const lineText = (raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw).trim();
+    if (lineText === '') continue;
+    const p = XT_PACKET.exec(lineText);
+    if (p) {
+      pending.set(p[2], { line: n, packet: xtHeader(p[3]) });
+      continue;
+    }
+    if (!lineText.startsWith('TRACE:')) continue; // ruleset change events and notices
+    const m = XT_TRACE.exec(lineText);
+    if (!m) throw new ParseError(where, n, lineText, '`TRACE: FAMILY ID TABLE:CHAIN:rule|policy|return:…`');
+    const [, , id, table, chain, what, handle, verdictText, ruleText] = m;
+    const before = pending.get(id);
+    if (before) {
+      pending.delete(id);
+      out.push({ line: before.line, id, table, chain, kind: 'packet', rule: null, handle: null, verdict: null, target: null, packet: before.packet });
+    }
+    const [word, ...targetParts] = verdictText.split(':');
+    const verdict = XT_NUMERIC[word.toLowerCase()] ?? (word === '' ? 'return' : verdictOf(word, where, n, lineText));
+    const target = targetParts.length > 0 ? targetParts.join(':') : null;
+    // `-4 -t nat -A CHAIN rest`: what iptables-save prints after `-A CHAIN`.
+    const rule = ruleText ? ruleText.trim().replace(/^-[46] -t \S+ -A \S+ ?/, '') : null;
+    out.push({
+      line: n, id, table, chain, kind: what === 'rule' ? 'rule' : what === 'policy' ? 'policy' : 'return',
+      rule: what === 'rule' ? rule : null, handle: handle ? parseInt(handle, 16) : null, verdict, target, packet: null,
+    });
+  }
+  return out;
+}
