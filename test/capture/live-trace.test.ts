@@ -244,3 +244,59 @@ describe('live trace on a netns lab in iptables mode', () => {
     for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
   });
 });
+
+describe('live trace on a netns lab in nftables mode', () => {
+  let lab: NetnsLab;
+  beforeAll(async () => {
+    lab = await createNetnsLab({ name: `t${tag}-ltn`, mode: 'nftables' });
+    await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('a table of the kit\'s own: every path predicted, the numgen split plausible, the table gone afterwards', async () => {
+    const r = await traceLive(lab, { service: 'httpbin', requests: 300 });
+    expect([r.answered, r.packets, r.unexplained, r.paths.length]).toEqual([300, 300, 0, 3]);
+    expect(r.chiSquare!.pValue).toBeGreaterThan(1e-4);
+    for (const p of r.paths) {
+      expect(p.path).toContain('services');
+      expect(p.path.some((c) => c.startsWith('service-'))).toBe(true);
+      expect(p.rules.find((x) => x.chain.startsWith('service-'))?.rule).toMatch(/numgen random mod 3 vmap/);
+      expect(p.path.some((c) => c.startsWith('kube-netlab-trace'))).toBe(false);
+    }
+    expect(r.commands.rules).toMatch(/^nft add table ip kube-netlab-trace-\d+-/);
+    const tables = (await lab.exec(r.node, ['nft', 'list', 'tables'])).stdout;
+    expect(tables).toContain('table ip kube-proxy');
+    expect(tables).not.toContain('kube-netlab-trace');
+  });
+
+  it('xtables-monitor is refused with the reason', async () => {
+    await expect(traceLive(lab, { service: 'httpbin', requests: 5, monitor: 'xtables' })).rejects.toThrow(/nftables lab is traced with nft monitor trace/);
+  });
+});
+
+describe('live trace of a Local NodePort called on a node without a local pod', () => {
+  let lab: NetnsLab;
+  beforeAll(async () => {
+    lab = await createNetnsLab({ name: `t${tag}-ltl`, mode: 'iptables' });
+    await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl')), ...(await loadManifest('httpbin-nodeport'))]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('the kernel shows the rule that drops, as predicted', async () => {
+    const pods = await lab.pods({ app: 'httpbin' });
+    const nodes = await lab.nodes();
+    const empty = nodes.find((n) => !pods.some((p) => p.node === n.name))!;
+    const caller = nodes.find((n) => n !== empty)!;
+    const r = await traceLive(lab, { service: 'httpbin-local', from: { node: caller.name }, to: { node: empty.name }, requests: 3, timeoutMs: 1000 });
+    expect([r.node, r.answered, r.packets, r.unexplained]).toEqual([empty.name, 0, 3, 0]);
+    expect(r.paths).toHaveLength(1);
+    expect(r.paths[0]).toMatchObject({ verdict: 'DROP', dnat: null, predicted: 1 });
+    expect(r.paths[0].rules.at(-1)).toMatchObject({ table: 'filter', chain: 'KUBE-EXTERNAL-SERVICES', verdict: 'drop' });
+    expect(r.paths[0].rules.at(-1)?.rule).toMatch(/has no local endpoints.*-j DROP/);
+    expect(r.chiSquare).toBeNull();
+  });
+});
