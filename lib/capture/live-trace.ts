@@ -8,7 +8,7 @@
  * are removed on the way out whatever happens, and `gc` removes those of a trace that was killed.
  */
 import { resolveServicePorts } from '../k8s/resolve.ts';
-import { CommandError, MissingToolError, type ExecResult } from '../exec/index.ts';
+import { CommandError, MissingToolError, type ExecResult, type ProcessRef } from '../exec/index.ts';
 import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
 import { parseIptablesSave, parseNftRuleset } from '../parse/index.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
@@ -22,7 +22,7 @@ import type { Hook, Packet, TraceResult } from '../trace/types.ts';
 import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
 import { eventListenerInodes } from './conntrack-watch.ts';
 import type { NodeExec } from './capture.ts';
-import { TRACE_TABLE_PREFIX, installTraceRules, removeTraceRules, type TraceRules } from './trace-rules.ts';
+import { TRACE_TABLE_PREFIX, gcTraceMonitors, gcTraceRules, installTraceRules, removeTraceRules, traceMonitorEnv, type TraceGcDecision, type TraceRules } from './trace-rules.ts';
 
 export interface LiveTraceOptions {
   namespace?: string;
@@ -227,7 +227,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     say(`tracing on ${node.name}: ${rules.kind === 'iptables' ? `raw chain ${rules.chain} (-j TRACE)` : `table ip ${rules.table} (meta nftrace set 1)`}, read by ${monitorArgv.join(' ')}`);
     let tail = '';
     monitorRun = exec(['timeout', String(maxSeconds), ...monitorArgv], {
-      allowFailure: true, timeoutMs: (maxSeconds + 30) * 1000, signal: stop.signal,
+      allowFailure: true, timeoutMs: (maxSeconds + 30) * 1000, signal: stop.signal, env: traceMonitorEnv(rules.owner as ProcessRef),
       onStdout: (chunk) => {
         output += chunk;
         lastData = performance.now();
@@ -322,8 +322,9 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   const notes: string[] = [...(predicted.result.warnings ?? [])];
   if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
   if (incomplete > 0) notes.push(`${incomplete} traced packets printed nothing past the kit's rule before the monitor stopped; not counted`);
+  const mark = `-m comment --comment ${installed.kind === 'iptables' ? installed.comment : ''}`;
   const ruleDesc = installed.kind === 'iptables'
-    ? `iptables -t raw -N ${installed.chain}; iptables -t raw -A ${installed.chain} -s ${srcIp} -d ${target.ip} -p tcp --dport ${target.port} --syn -j TRACE; iptables -t raw -I ${hook} -j ${installed.chain}`
+    ? `iptables -t raw -N ${installed.chain}; iptables -t raw -A ${installed.chain} -s ${srcIp} -d ${target.ip} -p tcp --dport ${target.port} --syn ${mark} -j TRACE; iptables -t raw -I ${hook} ${mark} -j ${installed.chain}`
     : `nft add table ip ${installed.table}; nft 'add chain ip ${installed.table} trace-${hook.toLowerCase()} { type filter hook ${hook.toLowerCase()} priority -300; }'; nft add rule ip ${installed.table} trace-${hook.toLowerCase()} ip saddr ${srcIp} ip daddr ${target.ip} tcp dport ${target.port} tcp flags syn / fin,syn,rst,ack meta nftrace set 1`;
   const svcFlag = `${checked.namespace}/${checked.service}${checked.portName ? `:${checked.portName}` : ''}`;
   const fromFlag = checked.from ? ` --from ${client.name}` : '';
@@ -346,4 +347,32 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     incomplete,
     notes,
   };
+}
+
+export interface LiveTraceGcReport {
+  /** Per lab node: the tracing rules removed or kept, and why. */
+  rules: (TraceGcDecision & { lab: string })[];
+  /** Monitors of dead traces ended (pids on this machine). */
+  monitors: number[];
+  /** Labs whose nodes could not be read, with the reason. */
+  skipped: { lab: string; why: string }[];
+}
+
+/**
+ * What killed live traces left: their rules on every node of the labs given (removed only when
+ * they carry the mark of an owner that has died), and their monitors.
+ */
+export async function gcLiveTraces(labs: readonly Lab[]): Promise<LiveTraceGcReport> {
+  const report: LiveTraceGcReport = { rules: [], monitors: await gcTraceMonitors(), skipped: [] };
+  for (const lab of labs) {
+    try {
+      for (const node of await lab.nodes()) {
+        const decisions = await gcTraceRules((argv, opts) => lab.exec(node.name, argv, opts), `${lab.name}/${node.name}`);
+        report.rules.push(...decisions.map((d) => ({ ...d, lab: lab.name })));
+      }
+    } catch (e) {
+      report.skipped.push({ lab: lab.name, why: (e as Error).message });
+    }
+  }
+  return report;
 }

@@ -13,7 +13,8 @@
  * They live inside a lab node's namespace (or kind node); nothing here runs on the host.
  */
 import { randomBytes } from 'node:crypto';
-import { processStart, stillRuns, type ProcessRef } from '../exec/index.ts';
+import { readFile, readdir } from 'node:fs/promises';
+import { processStart, stillRuns, stopProcesses, type ProcessRef } from '../exec/index.ts';
 import type { NodeExec } from './capture.ts';
 
 export const TRACE_COMMENT_PREFIX = 'kube-netlab-trace';
@@ -184,4 +185,47 @@ export async function gcTraceRules(exec: NodeExec, where: string): Promise<Trace
     }
   }
   return decisions;
+}
+
+/**
+ * The monitor a trace starts carries its owner in this variable, so that `gc` can end the monitor
+ * of a trace that was killed (it would otherwise wait out its time bound, printing nothing).
+ */
+export const TRACE_MONITOR_ENV = 'KUBE_NETLAB_TRACE';
+
+export function traceMonitorEnv(owner: ProcessRef): Record<string, string> {
+  return { [TRACE_MONITOR_ENV]: traceOwnerComment(owner) };
+}
+
+/**
+ * End the monitors left by traces whose owner has died: processes on this machine whose
+ * environment names a trace owner that no longer runs (netns labs run them as processes here; a
+ * kind node's runs in its container, and the docker exec that started it is ended here). Returns
+ * the pids ended.
+ */
+export async function gcTraceMonitors(): Promise<number[]> {
+  const prefix = Buffer.from(`${TRACE_MONITOR_ENV}=`);
+  const orphans: ProcessRef[] = [];
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  await Promise.all(entries.map(async (e) => {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
+    let env: Buffer;
+    try {
+      env = await readFile(`/proc/${pid}/environ`);
+    } catch {
+      return;
+    }
+    const at = env.indexOf(prefix);
+    if (at < 0 || (at > 0 && env[at - 1] !== 0)) return;
+    const end = env.indexOf(0, at);
+    const owner = parseTraceComment(env.subarray(at + prefix.length, end < 0 ? undefined : end).toString());
+    if (owner && !stillRuns(owner)) orphans.push({ pid, start: processStart(pid) });
+  }));
+  return stopProcesses(orphans);
 }

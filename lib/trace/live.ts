@@ -260,3 +260,76 @@ export function compareWalks(walks: readonly ObservedWalk[], prediction: TraceRe
 
 /** iptables' built-in chains (also the base chains iptables-nft registers). */
 export const IPTABLES_BUILTIN = /^(?:PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)$/;
+
+/** One branch of the outcome tree: a run of chains, with the predicted share and the walks observed through it. */
+export interface LiveTreeNode {
+  chains: string[];
+  predicted: number;
+  observed: number;
+  children: LiveTreeNode[];
+  /** Set where a path ends: the outcome, and whether the prediction has it. */
+  end: { verdict: Outcome['verdict']; dnat: string | null; snat: string | null; unexplained: boolean } | null;
+}
+
+/**
+ * The predicted outcomes and the observed paths as one tree: chains shared by several paths once,
+ * each branch with its predicted probability and its observed count. An explained walk counts
+ * under the predicted path it matched (its own may lack an empty built-in chain); an unexplained
+ * one hangs where its chains leave the predicted ones.
+ */
+export function liveOutcomeTree(prediction: TraceResult, comparison: Pick<LiveComparison, 'counts' | 'paths'>): LiveTreeNode {
+  const root: LiveTreeNode = { chains: [], predicted: 0, observed: 0, children: [], end: null };
+  const add = (path: readonly string[], end: NonNullable<LiveTreeNode['end']>, p: number, n: number) => {
+    root.predicted += p;
+    root.observed += n;
+    let node = root;
+    for (const chain of path) {
+      let next = node.children.find((c) => c.end === null && c.chains[0] === chain);
+      if (!next) node.children.push((next = { chains: [chain], predicted: 0, observed: 0, children: [], end: null }));
+      next.predicted += p;
+      next.observed += n;
+      node = next;
+    }
+    node.children.push({ chains: [], predicted: p, observed: n, children: [], end });
+  };
+  prediction.outcomes.forEach((o, i) => add(o.path, { verdict: o.verdict, dnat: o.dnat, snat: o.snat, unexplained: false }, o.probability, comparison.counts[i] ?? 0));
+  for (const p of comparison.paths) {
+    if (p.outcome === null) add(p.path, { verdict: p.verdict, dnat: p.dnat, snat: p.snat, unexplained: true }, 0, p.count);
+  }
+  // A chain with one way on joins the run above it.
+  const squash = (n: LiveTreeNode): LiveTreeNode => {
+    let node = n;
+    while (node.children.length === 1 && node.children[0].end === null) {
+      const only = node.children[0];
+      node = { ...node, chains: [...node.chains, ...only.chains], children: only.children };
+    }
+    if (node.children.length === 1 && node.end === null && node.children[0].end !== null && node.chains.length > 0) {
+      node = { ...node, children: [], end: node.children[0].end };
+    }
+    return { ...node, children: node.children.map(squash) };
+  };
+  return squash(root);
+}
+
+const pct = (p: number) => `${(p * 100).toFixed(2)}%`;
+
+/** The tree as text: each branch with its predicted percentage and, beside it, the count observed. */
+export function liveTreeLines(tree: LiveTreeNode, packets: number): string[] {
+  const lines: string[] = [];
+  const endText = (e: NonNullable<LiveTreeNode['end']>) =>
+    `⇒ ${e.verdict}${e.dnat ? `, DNAT → ${e.dnat}` : ''}${e.snat ? `, ${e.snat}` : ''}${e.unexplained ? '   UNEXPLAINED: no predicted outcome' : ''}`;
+  const figures = (n: LiveTreeNode) => {
+    const seen = packets > 0 ? ` (${pct(n.observed / packets)})` : '';
+    return `predicted ${pct(n.predicted).padStart(7)} · observed ${String(n.observed).padStart(5)}${seen.padEnd(10)}`;
+  };
+  const walk = (n: LiveTreeNode, prefix: string, tail: boolean, top: boolean) => {
+    const branch = top ? '' : tail ? '└─ ' : '├─ ';
+    const text = [n.chains.join(' › '), n.end ? endText(n.end) : ''].filter(Boolean).join(' ');
+    lines.push(`${figures(n)}  ${prefix}${branch}${text}`);
+    const next = top ? '' : prefix + (tail ? '   ' : '│  ');
+    n.children.forEach((c, i) => walk(c, next, i === n.children.length - 1, false));
+  };
+  if (tree.chains.length === 0 && tree.end === null) tree.children.forEach((c, i) => walk(c, '', i === tree.children.length - 1, tree.children.length === 1));
+  else walk(tree, '', true, true);
+  return lines;
+}

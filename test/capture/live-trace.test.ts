@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  findTraceRules, gcTraceRules, installTraceRules, iptablesTraceInput, parseTraceComment, parseTraceTable, removeTraceRules,
+  findTraceRules, gcTraceMonitors, gcTraceRules, traceMonitorEnv, installTraceRules, iptablesTraceInput, parseTraceComment, parseTraceTable, removeTraceRules,
   traceLive, traceOwnerComment, type TraceMatch,
 } from '../../lib/capture/index.ts';
 import { processStart, type ProcessRef } from '../../lib/exec/index.ts';
@@ -163,6 +163,21 @@ describe('the kit\'s tracing rules, in a private namespace', () => {
     expect(parseTraceTable('kube-netlab-trace-4242-987654-0a1b2c3d')).toEqual(owner);
     expect(parseTraceTable('kube-proxy')).toBeNull();
     expect(() => iptablesTraceInput({ ...MATCH, src: '1.2.3.4 -j ACCEPT' }, 'KUBE-NETLAB-TRACE-00000000', 'c')).toThrow(/not an IPv4 address/);
+  });
+
+  it('gc ends a monitor whose trace was killed, and leaves one whose trace still runs', async () => {
+    const orphan = spawn('sleep', ['30'], { env: { ...process.env, ...traceMonitorEnv(await deadOwner()) } });
+    const running = spawn('sleep', ['30'], { env: { ...process.env, ...traceMonitorEnv({ pid: process.pid, start: processStart(process.pid) }) } });
+    await Promise.all([once(orphan, 'spawn'), once(running, 'spawn')]);
+    try {
+      const ended = await gcTraceMonitors();
+      expect(ended).toContain(orphan.pid);
+      expect(ended).not.toContain(running.pid);
+      expect(running.exitCode).toBeNull();
+    } finally {
+      orphan.kill('SIGKILL');
+      running.kill('SIGKILL');
+    }
   });
 
   for (const kind of ['iptables', 'nftables'] as const) {
