@@ -201,6 +201,9 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
   const predicted = await predict(lab, exec, packet, hook, [node.ip]);
   const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
+  // Read while the connections run: nft monitor names iptables-nft's rules by handle.
+  const handles = kind === 'iptables' && monitor === 'nft' ? iptablesTextByHandle(exec, predicted.dump as IptablesSave) : null;
+  handles?.catch(() => undefined);
   const match = { protocol, src: srcIp, dst: target.ip, dport: target.port, hook };
   options.signal?.throwIfAborted();
 
@@ -278,7 +281,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   }
 
   say(`monitor stopped: ${starts} packets traced, ${output.length} characters of events`);
-  let events: TraceEvent[] = monitor === 'nft' ? parseNftMonitorTrace(output) : parseXtablesMonitorTrace(output);
+  const events: TraceEvent[] = monitor === 'nft' ? parseNftMonitorTrace(output) : parseXtablesMonitorTrace(output);
   const installed = rules as TraceRules;
   let compare: CompareOptions;
   let ours: (e: TraceEvent) => boolean;
@@ -291,12 +294,12 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   } else {
     if (monitor === 'nft') {
       // iptables-nft's tables as iptables names them, each rule in iptables-save's words.
-      const byHandle = await iptablesTextByHandle(exec, predicted.dump as IptablesSave);
-      events = events.map((e) => {
-        const table = e.table.startsWith('ip ') ? e.table.slice(3) : e.table;
-        const text = e.handle !== null ? byHandle.get(`${table} ${e.chain} ${e.handle}`) : undefined;
-        return { ...e, table, rule: text ?? e.rule };
-      });
+      const byHandle = await (handles as Promise<Map<string, string>>);
+      for (const e of events) {
+        if (e.table.startsWith('ip ')) e.table = e.table.slice(3);
+        const text = e.handle !== null ? byHandle.get(`${e.table} ${e.chain} ${e.handle}`) : undefined;
+        if (text !== undefined) e.rule = text;
+      }
     }
     compare = { isBase: (c) => IPTABLES_BUILTIN.test(c) };
     ours = (e) => e.table === 'raw' && e.chain === installed.chain;
@@ -375,4 +378,18 @@ export async function gcLiveTraces(labs: readonly Lab[]): Promise<LiveTraceGcRep
     }
   }
   return report;
+}
+
+/**
+ * traceLive, or null where the node cannot be traced, with the reason given to `say` (a notebook
+ * goes on without the section; a kind node without nft, an IPVS lab on a kernel without IP_VS).
+ */
+export async function traceLiveOrSkip(lab: Lab, options: LiveTraceOptions, say: (line: string) => void = console.log): Promise<LiveTraceReport | null> {
+  try {
+    return await traceLive(lab, options);
+  } catch (e) {
+    if (!(e instanceof LiveTraceUnavailable)) throw e;
+    say(`NOT TRACED: ${e.message}`);
+    return null;
+  }
 }

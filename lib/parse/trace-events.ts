@@ -58,25 +58,35 @@ function verdictOf(word: string, where: string, line: number, text: string): Tra
   return v as TraceVerdict;
 }
 
+/** The packet's fields, read word by word: one pass over a line of some 400 characters. */
 function nftHeader(rest: string): TracePacketHeader {
-  const addr = /\bip6? saddr (\S+)/.exec(rest);
-  const daddr = /\bip6? daddr (\S+)/.exec(rest);
-  const sport = /\b(tcp|udp|sctp) sport (\d+)/.exec(rest);
-  const dport = /\b(tcp|udp|sctp) dport (\d+)/.exec(rest);
-  return {
-    src: addr?.[1] ?? null,
-    dst: daddr?.[1] ?? null,
-    protocol: dport?.[1] ?? sport?.[1] ?? null,
-    sport: sport ? Number(sport[2]) : null,
-    dport: dport ? Number(dport[2]) : null,
-    iif: /\biif "([^"]*)"/.exec(rest)?.[1] ?? null,
-    oif: /\boif "([^"]*)"/.exec(rest)?.[1] ?? null,
-  };
+  const h: TracePacketHeader = { src: null, dst: null, protocol: null, sport: null, dport: null, iif: null, oif: null };
+  const w = rest.split(' ');
+  for (let i = 0; i + 1 < w.length; i++) {
+    const word = w[i];
+    const next = w[i + 1];
+    if (word === 'iif' || word === 'oif') {
+      if (next.startsWith('"') && next.endsWith('"')) h[word] = next.slice(1, -1);
+    } else if ((word === 'ip' || word === 'ip6') && i + 2 < w.length) {
+      if (next === 'saddr') h.src ??= w[i + 2];
+      else if (next === 'daddr') h.dst ??= w[i + 2];
+    } else if ((word === 'tcp' || word === 'udp' || word === 'sctp') && i + 2 < w.length && /^\d{1,5}$/.test(w[i + 2])) {
+      if (next === 'sport' && h.sport === null) {
+        h.sport = Number(w[i + 2]);
+        h.protocol ??= word;
+      } else if (next === 'dport' && h.dport === null) {
+        h.dport = Number(w[i + 2]);
+        h.protocol = word;
+      }
+    }
+  }
+  return h;
 }
 
-/** `counter packets 12 bytes 720` differs on every packet: shown as `counter`. */
+/** `counter packets 12 bytes 720` differs on every packet: shown as `counter`; runs of blanks as one. */
 function plainRule(text: string): string {
-  return text.replace(/\bcounter packets \d+ bytes \d+/g, 'counter').replace(/\s+/g, ' ').trim();
+  const counted = text.includes('counter packets') ? text.replace(/\bcounter packets \d+ bytes \d+/g, 'counter') : text;
+  return counted.replace(/\s{2,}|\t/g, ' ').trim();
 }
 
 const NFT_LINE = /^trace id ([0-9a-f]{1,16}) (ip|ip6|inet|arp|bridge|netdev) (\S+) (\S+) (packet|rule|policy|verdict|unknown)\b:? ?(.*)$/;
@@ -104,13 +114,16 @@ export function parseNftMonitorTrace(text: string): TraceEvent[] {
       const [v, target] = rest.trim().split(' ');
       out.push({ ...base, kind: 'return', verdict: verdictOf(v ?? '', where, n, lineText), target: target ?? null });
     } else if (what === 'rule') {
-      const vm = / ?\(verdict ([a-z]+)(?: (\S+))?\)$/.exec(rest);
+      // `… # handle N (verdict jump X)`, read from the end: the rule text itself may hold anything.
+      const at = rest.lastIndexOf('(verdict ');
+      const vm = at >= 0 && rest.endsWith(')') ? /^\(verdict ([a-z]+)(?: (\S+))?\)$/.exec(rest.slice(at)) : null;
       if (!vm) throw new ParseError(where, n, lineText, 'a rule followed by `(verdict …)`');
-      let ruleText = rest.slice(0, vm.index);
-      const hm = / # handle (\d+)$/.exec(ruleText);
-      if (hm) ruleText = ruleText.slice(0, hm.index);
+      let ruleText = rest.slice(0, at).trimEnd();
+      const hat = ruleText.lastIndexOf(' # handle ');
+      const handle = hat >= 0 && /^\d+$/.test(ruleText.slice(hat + 10)) ? Number(ruleText.slice(hat + 10)) : null;
+      if (handle !== null) ruleText = ruleText.slice(0, hat);
       out.push({
-        ...base, kind: 'rule', rule: plainRule(ruleText), handle: hm ? Number(hm[1]) : null,
+        ...base, kind: 'rule', rule: plainRule(ruleText), handle,
         verdict: verdictOf(vm[1], where, n, lineText), target: vm[2] ?? null,
       });
     }

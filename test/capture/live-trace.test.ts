@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  findTraceRules, gcTraceMonitors, gcTraceRules, traceMonitorEnv, installTraceRules, iptablesTraceInput, parseTraceComment, parseTraceTable, removeTraceRules,
-  traceLive, traceOwnerComment, type TraceMatch,
+  LiveTraceUnavailable, findTraceRules, gcTraceMonitors, gcTraceRules, traceMonitorEnv, installTraceRules, iptablesTraceInput, parseTraceComment, parseTraceTable, removeTraceRules,
+  traceLive, traceLiveOrSkip, traceOwnerComment, type TraceMatch,
 } from '../../lib/capture/index.ts';
 import { processStart, type ProcessRef } from '../../lib/exec/index.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
@@ -12,7 +12,7 @@ import { ParseError } from '../../lib/parse/errors.ts';
 import { parseNftMonitorTrace, parseXtablesMonitorTrace } from '../../lib/parse/trace-events.ts';
 import { IPTABLES_BUILTIN, buildWalks, compareWalks } from '../../lib/trace/live.ts';
 import type { TraceResult } from '../../lib/trace/types.ts';
-import { testRunTag, withNetns } from '../helpers/netns.ts';
+import { ipvsSkipReason, testRunTag, withNetns } from '../helpers/netns.ts';
 
 // Shaped after what nft 1.0.6 (`nft -a monitor trace`) and xtables-monitor 1.8.9 (`--trace`) print
 // for one SYN to the workshop's httpbin in a netns lab in iptables mode (iptables-nft), cut short.
@@ -313,5 +313,26 @@ describe('live trace of a Local NodePort called on a node without a local pod', 
     expect(r.paths[0].rules.at(-1)).toMatchObject({ table: 'filter', chain: 'KUBE-EXTERNAL-SERVICES', verdict: 'drop' });
     expect(r.paths[0].rules.at(-1)?.rule).toMatch(/has no local endpoints.*-j DROP/);
     expect(r.chiSquare).toBeNull();
+  });
+});
+
+describe('live trace where it cannot run', () => {
+  let lab: NetnsLab;
+  beforeAll(async () => {
+    lab = await createNetnsLab({ name: `t${tag}-ltv`, mode: 'ipvs', workers: 1 });
+    await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('IPVS mode: refused with the reason, before any rule is added; traceLiveOrSkip says it and goes on', async () => {
+    const why = ipvsSkipReason() === null ? /IPVS mode: the live trace follows iptables and nftables rules/ : /without IP_VS/;
+    await expect(traceLive(lab, { service: 'httpbin', requests: 5 })).rejects.toThrow(LiveTraceUnavailable);
+    await expect(traceLive(lab, { service: 'httpbin', requests: 5 })).rejects.toThrow(why);
+    const said: string[] = [];
+    expect(await traceLiveOrSkip(lab, { service: 'httpbin', requests: 5 }, (l) => said.push(l))).toBeNull();
+    expect(said).toEqual([expect.stringMatching(/^NOT TRACED: IPVS mode/)]);
+    for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
   });
 });
