@@ -13,10 +13,10 @@ import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
 import { parseIptablesSave, parseNftRuleset } from '../parse/index.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
 import type { NftRuleset } from '../parse/nft-types.ts';
-import { parseNftMonitorTrace, parseXtablesMonitorTrace, type TraceEvent } from '../parse/trace-events.ts';
+import { TraceEventReader, type TraceEvent } from '../parse/trace-events.ts';
 import { provenance, type Provenance } from '../provenance/index.ts';
 import { traceIptables } from '../trace/iptables.ts';
-import { IPTABLES_BUILTIN, buildWalks, compareWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
+import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
 import { traceNftables } from '../trace/nftables.ts';
 import type { Hook, Packet, TraceResult } from '../trace/types.ts';
 import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
@@ -214,8 +214,9 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let rules: TraceRules | null = null;
-  let output = '';
-  let starts = 0;
+  let reader: TraceEventReader | null = null;
+  let readError: unknown = null;
+  let chars = 0;
   let lastData = performance.now();
   let load: LoadResult;
   let monitorRun: Promise<ExecResult> | null = null;
@@ -228,15 +229,19 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     // One line per traced packet: where it meets the kit's rule.
     startMark = rules.kind === 'nftables' ? ` ip ${rules.table} trace-${hook.toLowerCase()} packet: ` : monitor === 'nft' ? ` ip raw ${rules.chain} packet: ` : ` raw:${rules.chain}:rule:`;
     say(`tracing on ${node.name}: ${rules.kind === 'iptables' ? `raw chain ${rules.chain} (-j TRACE)` : `table ip ${rules.table} (meta nftrace set 1)`}, read by ${monitorArgv.join(' ')}`);
-    let tail = '';
+    // Events are parsed as the monitor prints them, so little is left to do once it stops.
+    const events = new TraceEventReader(monitor, startMark);
+    reader = events;
     monitorRun = exec(['timeout', String(maxSeconds), ...monitorArgv], {
       allowFailure: true, timeoutMs: (maxSeconds + 30) * 1000, signal: stop.signal, env: traceMonitorEnv(rules.owner as ProcessRef),
       onStdout: (chunk) => {
-        output += chunk;
+        chars += chunk.length;
         lastData = performance.now();
-        const lines = (tail + chunk).split('\n');
-        tail = lines.pop() ?? '';
-        for (const l of lines) if (l.includes(startMark)) starts++;
+        try {
+          events.push(chunk);
+        } catch (e) {
+          readError ??= e; // thrown after the monitor stops, the rules removed
+        }
       },
     });
     monitorRun.catch(() => undefined);
@@ -259,10 +264,10 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       from: client.from, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     });
     options.signal?.throwIfAborted();
-    say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${starts} packets traced so far`);
+    say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${reader?.marked ?? 0} packets traced so far`);
     // Every connection's first packet has been traced; let the monitor print the rest of the walks.
     const drainBy = performance.now() + 5000 + checked.requests * 5;
-    while (performance.now() < drainBy && !(starts >= load.total && performance.now() - lastData > 150)) {
+    while (performance.now() < drainBy && !((reader?.marked ?? 0) >= load.total && performance.now() - lastData > 150)) {
       if (ended) break;
       options.signal?.throwIfAborted();
       await sleep(25);
@@ -280,8 +285,9 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     throw new Error(`${monitorArgv.join(' ')} on ${node.name} fell behind and the kernel dropped events (No buffer space available): trace fewer connections, or fewer at once (--concurrency)`);
   }
 
-  say(`monitor stopped: ${starts} packets traced, ${output.length} characters of events`);
-  const events: TraceEvent[] = monitor === 'nft' ? parseNftMonitorTrace(output) : parseXtablesMonitorTrace(output);
+  if (readError !== null) throw readError;
+  const events: TraceEvent[] = (reader as TraceEventReader | null)?.end() ?? [];
+  say(`monitor stopped: ${(reader as TraceEventReader | null)?.marked ?? 0} packets traced, ${chars} characters of events`);
   const installed = rules as TraceRules;
   let compare: CompareOptions;
   let ours: (e: TraceEvent) => boolean;
@@ -307,20 +313,8 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     ignore = (e) => e.table !== 'nat' && e.table !== 'filter';
   }
   const walks = buildWalks(events, { startsWalk: (e) => e.kind === 'packet' && ours(e), ignore });
-  // One walk per connection: a SYN sent again is traced again, but it is the same connection.
-  const seen = new Set<string>();
-  const firsts: ObservedWalk[] = [];
-  let incomplete = 0;
-  for (const w of walks) {
-    const key = `${w.first?.src}:${w.first?.sport}`;
-    if (w.path.length === 0) {
-      incomplete++;
-      continue;
-    }
-    if (seen.has(key)) continue;
-    seen.add(key);
-    firsts.push(w);
-  }
+  const natBase = new Set((predicted.ruleset?.tables ?? []).flatMap((t) => t.chains.filter((c) => c.type === 'nat').map((c) => c.name)));
+  const { firsts, incomplete, retransmissions } = connectionWalks(walks, (w) => w.path.some((c, i) => (installed.kind === 'iptables' ? w.tables[i] === 'nat' : w.base[i] && natBase.has(c))));
   const comparison = compareWalks(firsts, predicted.result, compare);
   const notes: string[] = [...(predicted.result.warnings ?? [])];
   if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
@@ -345,7 +339,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     hook,
     requests: checked.requests,
     answered: load.ok,
-    retransmissions: walks.length - incomplete - firsts.length,
+    retransmissions,
     commands: { rules: ruleDesc, monitor: monitorArgv.join(' ') },
     incomplete,
     notes,

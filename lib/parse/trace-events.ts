@@ -91,45 +91,44 @@ function plainRule(text: string): string {
 
 const NFT_LINE = /^trace id ([0-9a-f]{1,16}) (ip|ip6|inet|arp|bridge|netdev) (\S+) (\S+) (packet|rule|policy|verdict|unknown)\b:? ?(.*)$/;
 
+/** One line of `nft monitor trace` output read into `out`; other lines (`# Warning: …`, blanks) skipped. */
+function nftLine(out: TraceEvent[], n: number, lineText: string): void {
+  const where = 'nft monitor trace';
+  if (lineText === '' || lineText.startsWith('#')) return;
+  if (!lineText.startsWith('trace id ')) return; // nft's own notices between events
+  const m = NFT_LINE.exec(lineText);
+  if (!m) throw new ParseError(where, n, lineText, '`trace id ID FAMILY TABLE CHAIN packet:|rule|policy|verdict …`');
+  const [, id, family, table, chain, what, rest] = m;
+  const base = { line: n, id, table: `${family} ${table}`, chain, rule: null, handle: null, verdict: null, target: null, packet: null };
+  if (what === 'packet') {
+    out.push({ ...base, kind: 'packet', packet: nftHeader(rest) });
+  } else if (what === 'policy') {
+    out.push({ ...base, kind: 'policy', verdict: verdictOf(rest.trim().split(' ')[0] ?? '', where, n, lineText) });
+  } else if (what === 'verdict') {
+    const [v, target] = rest.trim().split(' ');
+    out.push({ ...base, kind: 'return', verdict: verdictOf(v ?? '', where, n, lineText), target: target ?? null });
+  } else if (what === 'rule') {
+    // `… # handle N (verdict jump X)`, read from the end: the rule text itself may hold anything.
+    const at = rest.lastIndexOf('(verdict ');
+    const vm = at >= 0 && rest.endsWith(')') ? /^\(verdict ([a-z]+)(?: (\S+))?\)$/.exec(rest.slice(at)) : null;
+    if (!vm) throw new ParseError(where, n, lineText, 'a rule followed by `(verdict …)`');
+    let ruleText = rest.slice(0, at).trimEnd();
+    const hat = ruleText.lastIndexOf(' # handle ');
+    const handle = hat >= 0 && /^\d+$/.test(ruleText.slice(hat + 10)) ? Number(ruleText.slice(hat + 10)) : null;
+    if (handle !== null) ruleText = ruleText.slice(0, hat);
+    out.push({
+      ...base, kind: 'rule', rule: plainRule(ruleText), handle,
+      verdict: verdictOf(vm[1], where, n, lineText), target: vm[2] ?? null,
+    });
+  }
+  // `unknown` trace types carry nothing a walk needs.
+}
+
 /** `nft monitor trace` (or `nft -a monitor trace`) output; other lines (`# Warning: …`, blanks) are skipped. */
 export function parseNftMonitorTrace(text: string): TraceEvent[] {
-  const where = 'nft monitor trace';
-  rejectBinary(where, text);
-  const out: TraceEvent[] = [];
-  let n = 0;
-  for (const raw of text.split('\n')) {
-    n++;
-    const lineText = raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw.trimEnd();
-    if (lineText === '' || lineText.startsWith('#')) continue;
-    if (!lineText.startsWith('trace id ')) continue; // nft's own notices between events
-    const m = NFT_LINE.exec(lineText);
-    if (!m) throw new ParseError(where, n, lineText, '`trace id ID FAMILY TABLE CHAIN packet:|rule|policy|verdict …`');
-    const [, id, family, table, chain, what, rest] = m;
-    const base = { line: n, id, table: `${family} ${table}`, chain, rule: null, handle: null, verdict: null, target: null, packet: null };
-    if (what === 'packet') {
-      out.push({ ...base, kind: 'packet', packet: nftHeader(rest) });
-    } else if (what === 'policy') {
-      out.push({ ...base, kind: 'policy', verdict: verdictOf(rest.trim().split(' ')[0] ?? '', where, n, lineText) });
-    } else if (what === 'verdict') {
-      const [v, target] = rest.trim().split(' ');
-      out.push({ ...base, kind: 'return', verdict: verdictOf(v ?? '', where, n, lineText), target: target ?? null });
-    } else if (what === 'rule') {
-      // `… # handle N (verdict jump X)`, read from the end: the rule text itself may hold anything.
-      const at = rest.lastIndexOf('(verdict ');
-      const vm = at >= 0 && rest.endsWith(')') ? /^\(verdict ([a-z]+)(?: (\S+))?\)$/.exec(rest.slice(at)) : null;
-      if (!vm) throw new ParseError(where, n, lineText, 'a rule followed by `(verdict …)`');
-      let ruleText = rest.slice(0, at).trimEnd();
-      const hat = ruleText.lastIndexOf(' # handle ');
-      const handle = hat >= 0 && /^\d+$/.test(ruleText.slice(hat + 10)) ? Number(ruleText.slice(hat + 10)) : null;
-      if (handle !== null) ruleText = ruleText.slice(0, hat);
-      out.push({
-        ...base, kind: 'rule', rule: plainRule(ruleText), handle,
-        verdict: verdictOf(vm[1], where, n, lineText), target: vm[2] ?? null,
-      });
-    }
-    // `unknown` trace types carry nothing a walk needs.
-  }
-  return out;
+  const reader = new TraceEventReader('nft');
+  reader.push(text);
+  return reader.end();
 }
 
 const XT_PACKET = /^PACKET: (\d+) ([0-9a-f]{1,16}) (.*)$/;
@@ -149,42 +148,81 @@ function xtHeader(rest: string): TracePacketHeader {
 }
 
 /**
- * `xtables-monitor --trace` output. A PACKET line names no chain: it becomes a `packet` event of
- * the chain its next TRACE line (of the same id) is in.
+ * One line of `xtables-monitor --trace` output read into `out`. A PACKET line names no chain: it
+ * waits in `pending` and becomes a `packet` event of the chain its next TRACE line (of the same id)
+ * is in.
  */
-export function parseXtablesMonitorTrace(text: string): TraceEvent[] {
+function xtLine(out: TraceEvent[], pending: Map<string, { line: number; packet: TracePacketHeader }>, n: number, lineText: string): void {
   const where = 'xtables-monitor --trace';
-  rejectBinary(where, text);
-  const out: TraceEvent[] = [];
-  const pending = new Map<string, { line: number; packet: TracePacketHeader }>();
-  let n = 0;
-  for (const raw of text.split('\n')) {
-    n++;
-    const lineText = (raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw).trim();
-    if (lineText === '') continue;
-    const p = XT_PACKET.exec(lineText);
-    if (p) {
-      pending.set(p[2], { line: n, packet: xtHeader(p[3]) });
-      continue;
-    }
-    if (!lineText.startsWith('TRACE:')) continue; // ruleset change events and notices
-    const m = XT_TRACE.exec(lineText);
-    if (!m) throw new ParseError(where, n, lineText, '`TRACE: FAMILY ID TABLE:CHAIN:rule|policy|return:…`');
-    const [, , id, table, chain, what, handle, verdictText, ruleText] = m;
-    const before = pending.get(id);
-    if (before) {
-      pending.delete(id);
-      out.push({ line: before.line, id, table, chain, kind: 'packet', rule: null, handle: null, verdict: null, target: null, packet: before.packet });
-    }
-    const [word, ...targetParts] = verdictText.split(':');
-    const verdict = XT_NUMERIC[word.toLowerCase()] ?? (word === '' ? 'return' : verdictOf(word, where, n, lineText));
-    const target = targetParts.length > 0 ? targetParts.join(':') : null;
-    // `-4 -t nat -A CHAIN rest`: what iptables-save prints after `-A CHAIN`.
-    const rule = ruleText ? ruleText.trim().replace(/^-[46] -t \S+ -A \S+ ?/, '') : null;
-    out.push({
-      line: n, id, table, chain, kind: what === 'rule' ? 'rule' : what === 'policy' ? 'policy' : 'return',
-      rule: what === 'rule' ? rule : null, handle: handle ? parseInt(handle, 16) : null, verdict, target, packet: null,
-    });
+  if (lineText === '') return;
+  const p = XT_PACKET.exec(lineText);
+  if (p) {
+    pending.set(p[2], { line: n, packet: xtHeader(p[3]) });
+    return;
   }
-  return out;
+  if (!lineText.startsWith('TRACE:')) return; // ruleset change events and notices
+  const m = XT_TRACE.exec(lineText);
+  if (!m) throw new ParseError(where, n, lineText, '`TRACE: FAMILY ID TABLE:CHAIN:rule|policy|return:…`');
+  const [, , id, table, chain, what, handle, verdictText, ruleText] = m;
+  const before = pending.get(id);
+  if (before) {
+    pending.delete(id);
+    out.push({ line: before.line, id, table, chain, kind: 'packet', rule: null, handle: null, verdict: null, target: null, packet: before.packet });
+  }
+  const [word, ...targetParts] = verdictText.split(':');
+  const verdict = XT_NUMERIC[word.toLowerCase()] ?? (word === '' ? 'return' : verdictOf(word, where, n, lineText));
+  const target = targetParts.length > 0 ? targetParts.join(':') : null;
+  // `-4 -t nat -A CHAIN rest`: what iptables-save prints after `-A CHAIN`.
+  const rule = ruleText ? ruleText.trim().replace(/^-[46] -t \S+ -A \S+ ?/, '') : null;
+  out.push({
+    line: n, id, table, chain, kind: what === 'rule' ? 'rule' : what === 'policy' ? 'policy' : 'return',
+    rule: what === 'rule' ? rule : null, handle: handle ? parseInt(handle, 16) : null, verdict, target, packet: null,
+  });
+}
+
+/** `xtables-monitor --trace` output. */
+export function parseXtablesMonitorTrace(text: string): TraceEvent[] {
+  const reader = new TraceEventReader('xtables');
+  reader.push(text);
+  return reader.end();
+}
+
+/**
+ * Trace events read as a monitor prints them, in pieces of any size (a line may arrive in two),
+ * so that parsing keeps up with the monitor instead of starting when it stops.
+ */
+export class TraceEventReader {
+  readonly events: TraceEvent[] = [];
+  private readonly pending = new Map<string, { line: number; packet: TracePacketHeader }>();
+  /** Lines seen that hold `mark` (the start of a traced packet's walk), counted as they arrive. */
+  marked = 0;
+  private tail = '';
+  private n = 0;
+  constructor(readonly format: 'nft' | 'xtables', private readonly mark: string | null = null) {}
+
+  push(chunk: string): void {
+    rejectBinary(this.format === 'nft' ? 'nft monitor trace' : 'xtables-monitor --trace', chunk);
+    const text = this.tail + chunk;
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      this.line(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.tail = text.slice(start);
+  }
+
+  /** The events, the last line included even without its newline. */
+  end(): TraceEvent[] {
+    if (this.tail !== '') this.line(this.tail);
+    this.tail = '';
+    return this.events;
+  }
+
+  private line(raw: string): void {
+    this.n++;
+    if (this.mark !== null && raw.includes(this.mark)) this.marked++;
+    const cut = raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw;
+    if (this.format === 'nft') nftLine(this.events, this.n, cut.trimEnd());
+    else xtLine(this.events, this.pending, this.n, cut.trim());
+  }
 }

@@ -143,6 +143,35 @@ function walkOf(all: readonly TraceEvent[], id: string, ignore: (e: TraceEvent) 
   return walk;
 }
 
+/**
+ * One walk per connection. A SYN sent again is traced again: where the first was dropped it walks
+ * the same rules (conntrack never confirmed the connection); where it was let through, conntrack
+ * knows the connection and the nat chains are skipped. A later SYN from the same port that does
+ * walk nat after an accepted one is a new connection reusing the port (after TIME_WAIT), and
+ * counts. Walks with no chain at all (cut off when the monitor stopped) are left out.
+ */
+export function connectionWalks(walks: readonly ObservedWalk[], entersNat: (w: ObservedWalk) => boolean): { firsts: ObservedWalk[]; incomplete: number; retransmissions: number } {
+  const last = new Map<string, ObservedWalk>();
+  const firsts: ObservedWalk[] = [];
+  let incomplete = 0;
+  let retransmissions = 0;
+  for (const w of walks) {
+    if (w.path.length === 0) {
+      incomplete++;
+      continue;
+    }
+    const key = `${w.first?.src}:${w.first?.sport}`;
+    const before = last.get(key);
+    if (before && (before.verdict !== 'ACCEPT' || !entersNat(w))) {
+      retransmissions++;
+      continue;
+    }
+    last.set(key, w);
+    firsts.push(w);
+  }
+  return { firsts, incomplete, retransmissions };
+}
+
 /** Where base chains run: the tracer's order among chains of one key is not the kernel's to show. */
 export type OrderKey = (chain: string, table: string | null) => string | null;
 

@@ -10,7 +10,7 @@ import { loadManifest } from '../../lib/lab/manifests.ts';
 import { createNetnsLab, type NetnsLab } from '../../lib/lab/netns/index.ts';
 import { ParseError } from '../../lib/parse/errors.ts';
 import { parseNftMonitorTrace, parseXtablesMonitorTrace } from '../../lib/parse/trace-events.ts';
-import { IPTABLES_BUILTIN, buildWalks, compareWalks } from '../../lib/trace/live.ts';
+import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks } from '../../lib/trace/live.ts';
 import type { TraceResult } from '../../lib/trace/types.ts';
 import { ipvsSkipReason, testRunTag, withNetns } from '../helpers/netns.ts';
 
@@ -115,6 +115,20 @@ describe('walks against the prediction', () => {
     const twice = NFT_IPTABLES + NFT_IPTABLES.replaceAll('45156', '45157').replaceAll('10.244.1.4', '10.244.2.2').replaceAll('KUBE-SEP-A', 'KUBE-SEP-B');
     const walks = iptablesWalks(parseNftMonitorTrace(twice));
     expect(walks.map((w) => [w.first?.sport, w.dnat])).toEqual([[45156, '10.244.1.4:8080'], [45157, '10.244.2.2:8080']]);
+  });
+
+  it('one walk per connection: a SYN sent again is not counted twice, a port reused for a new connection is', () => {
+    const a = iptablesWalks(parseNftMonitorTrace(NFT_IPTABLES))[0];
+    const nat = (w: typeof a) => w.tables.includes('nat');
+    // Sent again after an answer was slow: conntrack knows it, so no nat chain.
+    const again = { ...a, path: a.path.slice(4), tables: a.tables.slice(4).map(() => 'filter'), base: a.base.slice(4) };
+    const reused = { ...a };
+    const dropped = { ...a, first: { ...a.first!, sport: 50000 }, verdict: 'DROP' as const };
+    const droppedAgain = { ...dropped };
+    const cut = { ...a, first: { ...a.first!, sport: 50001 }, path: [], tables: [], base: [] };
+    const r = connectionWalks([a, again, reused, dropped, droppedAgain, cut], nat);
+    expect(r.firsts).toEqual([a, reused, dropped]);
+    expect([r.retransmissions, r.incomplete]).toEqual([2, 1]);
   });
 
   it('counts explained walks per outcome, and a walk no outcome predicts as unexplained', () => {
