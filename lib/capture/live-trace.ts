@@ -86,8 +86,12 @@ async function nodeHas(exec: NodeExec, tool: string, arg = '--version'): Promise
   }
 }
 
-/** Why this node cannot be traced live, or the monitor to use. */
-async function probe(lab: Lab, exec: NodeExec, node: string, wanted: LiveTraceOptions['monitor']): Promise<'nft' | 'xtables'> {
+/**
+ * The monitor to read the node's trace events with, or LiveTraceUnavailable with the reason: the
+ * tools are looked for on the node itself (netns: `ip netns exec`; kind: `docker exec` into the
+ * node container, whose image may lack them).
+ */
+export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<'nft' | 'xtables'> {
   if (lab.mode === 'ipvs') {
     const caps = await lab.capabilities();
     if (!caps.ipvs) throw new LiveTraceUnavailable('IPVS mode on a kernel without IP_VS (/proc/net/ip_vs is absent): no connection reaches a virtual server, so there is no path to trace; the IPVS figures here are predictions');
@@ -107,6 +111,11 @@ async function probe(lab: Lab, exec: NodeExec, node: string, wanted: LiveTraceOp
   if (wanted !== 'xtables' && nft) return 'nft';
   if (await nodeHas(exec, 'xtables-monitor', '--help')) return 'xtables';
   throw new LiveTraceUnavailable(`node ${node} has neither nft nor xtables-monitor to read the trace events (kind's node image may lack both; apt-get install -y nftables on the node)`);
+}
+
+/** The command that prints the trace events (started under `timeout`, on the node). */
+export function monitorCommand(monitor: 'nft' | 'xtables'): string[] {
+  return monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
 }
 
 /** The prediction for the packet, from what the node holds now. */
@@ -194,7 +203,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   if (protocol !== 'tcp') throw new LiveTraceUnavailable(`Service port ${sp.servicePortName} is ${sp.protocol}: the live trace sends HTTP requests, so it traces TCP Services only`);
   const packet: Packet = { protocol, src: srcIp, dst: target.ip, dport: target.port };
 
-  const monitor = await probe(lab, exec, node.name, options.monitor);
+  const monitor = await probeLiveTrace(lab, exec, node.name, options.monitor);
   // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
   // its socket overflows (No buffer space available), one at a time it keeps up.
   const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
@@ -207,7 +216,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   const match = { protocol, src: srcIp, dst: target.ip, dport: target.port, hook };
   options.signal?.throwIfAborted();
 
-  const monitorArgv = monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
+  const monitorArgv = monitorCommand(monitor);
   // Bounded even where stopping the client does not stop it (docker exec leaves it running).
   const maxSeconds = Math.ceil(60 + (checked.requests * ((options.timeoutMs ?? 5000) / 1000 + 0.05)) / concurrency);
   const stop = new AbortController();
