@@ -97,3 +97,22 @@ describe('kube-netlab trace --live on a netns lab', () => {
     expect((await lab.nodes()).length).toBe(3);
   });
 });
+
+describe('kube-netlab trace --live where the node cannot be traced', () => {
+  let lab: NetnsLab;
+  beforeAll(async () => {
+    lab = await createNetnsLab({ name: `t${tag}-ltx`, mode: 'ipvs', workers: 1 });
+    await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('exits 3 with the reason, and adds nothing', async () => {
+    const r = await runCli(['trace', '--live', '--name', lab.name, '--requests', '5']);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/kube-netlab trace: cannot trace live here: IPVS mode/);
+    expect(r.out).toBe('');
+    for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
+  });
+});
