@@ -88,9 +88,11 @@ describe('kube-netlab trace --live on a netns lab', () => {
     expect(gc.code, gc.err).toBe(0);
     const report = JSON.parse(gc.out) as { traces: { rules: { action: string; what: string; lab: string }[] } };
     const chain = left[0].kind === 'iptables' ? left[0].chain : '';
-    expect(report.traces.rules.filter((d) => d.lab === lab.name)).toEqual([
-      expect.objectContaining({ action: 'removed', what: expect.stringContaining(chain) }),
-    ]);
+    // Another test file's `gc` in the same state folder may have got there first; either way the
+    // rules are gone, and a gc that saw them says it removed them.
+    const mine = report.traces.rules.filter((d) => d.lab === lab.name);
+    expect(mine.length).toBeLessThanOrEqual(1);
+    for (const d of mine) expect(d).toMatchObject({ action: 'removed', what: expect.stringContaining(chain) });
     expect(await findTraceRules(exec)).toEqual([]);
     expect((await exec(['iptables-save', '-t', 'raw'])).stdout).not.toMatch(/TRACE|kube-netlab-trace/);
     // The lab itself is the user's: still there, still up.
