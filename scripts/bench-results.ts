@@ -18,6 +18,7 @@ import type { ScaleResult as SweepResult } from '../lib/scale/types.ts';
 export const BENCHMARKS = {
   core: ['npm', 'run', 'bench:core'],
   lab: ['npm', 'run', 'bench:lab'],
+  trace: ['npm', 'run', 'bench:trace'],
   // iptables on both backends; iptables-nft is held to 60 s a sync, so its 5,000 and 10,000 are
   // estimated, not run, and the sweep fits in about 10 minutes.
   scale: [
@@ -31,6 +32,7 @@ export type BenchmarkName = keyof typeof BENCHMARKS;
 const NPM_SCRIPTS: Record<string, string> = {
   'bench:core': 'out/build/scripts/bench-core.js',
   'bench:lab': 'out/build/scripts/bench-lab.js',
+  'bench:trace': 'out/build/scripts/bench-trace.js',
 };
 
 interface CoreResult {
@@ -41,6 +43,10 @@ interface CoreResult {
 interface LabResult {
   runs: number; requests: number; concurrency: number;
   results: { mode: string; upToFirstAnswerMs: number; bareNamespacesMs: number; namespaces: number; serviceRps: number; podRps: number }[];
+}
+interface TraceResult {
+  runs: number; requests: number; concurrency: number; target: number;
+  results: { mode: string; tracedMs: number; tracedLoadMs: number; untracedMs: number; ratio: number; unexplained: number; packets: number }[];
 }
 /** The fields of `kube-netlab scale --json` this page shows; the JSON file keeps all of it. */
 interface ScaleResult {
@@ -104,6 +110,20 @@ function labSection(r: LabResult): string[] {
     '',
     '| mode | up → first answer (reference: create and delete as many bare namespaces) | through the Service (reference: the same client straight to one pod) |',
     '|---|---|---|',
+    ...rows,
+    '',
+  ];
+}
+
+function traceSection(r: TraceResult): string[] {
+  const rows = r.results.map((m) => `| ${m.mode} | ${fmt(m.tracedMs)} ms (the connections ${fmt(m.tracedLoadMs)} ms of it) | ${fmt(m.untracedMs)} ms | ${m.ratio.toFixed(2)}× ${m.ratio <= r.target ? '(within' : '(over'} ${r.target}×) | ${m.unexplained} of ${fmt(m.packets)} |`);
+  return [
+    '## Live trace: the kernel tracing 1000 connections (netns backend)',
+    '',
+    `\`${shellQuote(BENCHMARKS.trace)}\`: ${fmt(r.requests)} new connections from the curl pod to httpbin's ClusterIP at concurrency ${r.concurrency}, traced (\`traceLive\`, from the call to the report: the prediction, the tracing rule in and out, \`nft monitor trace\`, every walk parsed and compared) against the same connections untraced, alternating in one lab, median of ${r.runs} runs. Target: at most ${r.target}×.`,
+    '',
+    '| mode | traced | untraced (reference) | ratio | unexplained walks |',
+    '|---|---:|---:|---:|---:|',
     ...rows,
     '',
   ];
@@ -199,6 +219,7 @@ async function main(): Promise<void> {
     '',
     ...section('core', coreSection as (r: never) => string[]),
     ...section('lab', labSection as (r: never) => string[]),
+    ...section('trace', traceSection as (r: never) => string[]),
     ...section('scale', scaleSection as (r: never) => string[]),
   ].join('\n');
   writeFileSync(join(outDir, 'README.md'), md);

@@ -21,7 +21,7 @@ export interface CommandSpec {
    * Only reads and prints (no namespaces, labs or files to clean up): when its reader goes away
    * (`| head`) the process ends at once, quietly. Other commands carry on with output dropped.
    */
-  readOnly?: boolean;
+  readOnly?: boolean | ((argv: readonly string[]) => boolean);
   run(args: ParsedArgs, io: Io): Promise<number | void>;
 }
 
@@ -67,10 +67,14 @@ function help(): string {
   ].join('\n');
 }
 
+function isReadOnly(cmd: CommandSpec, argv: readonly string[]): boolean {
+  return typeof cmd.readOnly === 'function' ? cmd.readOnly(argv) : cmd.readOnly === true;
+}
+
 export async function main(argv: string[], given?: Io): Promise<number> {
   const [name, ...rest] = argv;
   // Help and read-only commands have nothing to finish once nobody reads them: exit 0, quietly.
-  const stops = name === undefined || !Object.hasOwn(COMMANDS, name) || COMMANDS[name].readOnly === true;
+  const stops = name === undefined || !Object.hasOwn(COMMANDS, name) || isReadOnly(COMMANDS[name], rest);
   const io = given ?? processIo(() => {
     if (stops) process.exit(0);
   });

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { execa, type Options } from 'execa';
 import { openNewLog } from '../files/private.ts';
 import { installHint, packageFor } from './packages.ts';
@@ -19,6 +20,8 @@ export interface RunOptions {
   lendFd?: number;
   /** The command talks to our terminal directly (a server the user stops with Ctrl-C); nothing is captured. */
   inherit?: boolean;
+  /** Called with each piece of standard output as it arrives (a monitor read while it runs); still captured. */
+  onStdout?: (chunk: string) => void;
 }
 
 export interface ExecResult {
@@ -93,7 +96,7 @@ export class Runner {
     const command = shellQuote(argv) + (opts.input !== undefined ? ' < (input)' : '');
     this.defaults.echo?.(command);
     const started = performance.now();
-    const result = await execa(file, args, {
+    const child = execa(file, args, {
       input: opts.input,
       timeout: opts.timeoutMs ?? this.defaults.timeoutMs,
       reject: false,
@@ -106,6 +109,13 @@ export class Runner {
       ...(opts.inherit ? { stdio: 'inherit' as const } : {}),
       maxBuffer: 1024 * 1024 * 1024,
     });
+    if (opts.onStdout) {
+      const onStdout = opts.onStdout;
+      // A decoder of our own: execa keeps reading the same stream into its buffer.
+      const decoder = new StringDecoder('utf8');
+      child.stdout?.on('data', (chunk: Buffer | string) => onStdout(typeof chunk === 'string' ? chunk : decoder.write(chunk)));
+    }
+    const result = await child;
     const durationMs = performance.now() - started;
     if ((result as { code?: string }).code === 'ENOENT' || isEnoent(result.cause)) {
       throw new MissingToolError(file);

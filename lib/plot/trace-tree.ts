@@ -11,6 +11,20 @@ export interface TraceTreeMeasured {
   byPod: readonly { pod: string; ip: string; answers: number }[];
 }
 
+/**
+ * Packets the kernel traced, counted per predicted outcome (lib/capture's LiveTraceReport fits):
+ * drawn as bars beside each outcome, apart from the predicted share.
+ */
+export interface TraceTreeObserved {
+  provenance: Provenance;
+  /** Walks counted (one per connection). */
+  packets: number;
+  /** Per outcome of the traced result, in its order: the walks it explains. */
+  counts: readonly number[];
+  /** Walks no outcome explains. */
+  unexplained: number;
+}
+
 export interface TraceTreeOptions {
   /** Where the traced rules came from; default: predicted by the model, in the trace's mode. */
   provenance?: Provenance;
@@ -19,6 +33,8 @@ export interface TraceTreeOptions {
   width?: number;
   /** Answers per pod: drawn as bars beside each outcome, apart from the predicted share. */
   measured?: TraceTreeMeasured;
+  /** Paths the kernel traced, per outcome: bars and counts on every branch. Not with `measured`. */
+  observed?: TraceTreeObserved;
 }
 
 const SEP = '/';
@@ -88,20 +104,23 @@ interface TreeNode {
   chain: string;
   label: string;
   share: number;
+  /** Observed walks through this chain (with `observed`). */
+  seen: number;
   children: TreeNode[];
   /** Outcomes whose path ends here. */
   ends: Outcome[];
 }
 
-function buildTree(outcomes: readonly Outcome[]): TreeNode {
-  const root: TreeNode = { chain: '', label: '', share: 1, children: [], ends: [] };
-  for (const o of outcomes) {
+function buildTree(outcomes: readonly Outcome[], counts: readonly number[] = []): TreeNode {
+  const root: TreeNode = { chain: '', label: '', share: 1, seen: 0, children: [], ends: [] };
+  for (const [k, o] of outcomes.entries()) {
     const labels = traceChainLabels(o);
     let node = root;
     o.path.forEach((chain, i) => {
       let next = node.children.find((c) => c.chain === chain);
-      if (!next) node.children.push((next = { chain, label: labels[i], share: 0, children: [], ends: [] }));
+      if (!next) node.children.push((next = { chain, label: labels[i], share: 0, seen: 0, children: [], ends: [] }));
       next.share += o.probability;
+      next.seen += counts[k] ?? 0;
       node = next;
     });
     node.ends.push(o);
@@ -195,14 +214,20 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
   const prov = opts.provenance ?? provenance({ source: 'predicted', backend: null, mode: result.mode ?? 'iptables' });
   const width = opts.width ?? 720;
   const measured = opts.measured;
+  const observed = opts.observed;
+  if (measured && observed) throw new Error('traceTreeFigure: give measured (answers per pod) or observed (traced paths), not both');
   const answered = measured ? measured.byPod.reduce((a, p) => a + p.answers, 0) : 0;
   const countOf = (o: Outcome) => {
     const host = o.dnat?.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
     return measured?.byPod.find((p) => p.ip === host) ?? null;
   };
-  const measuredShare = (o: Outcome) => (answered > 0 ? (countOf(o)?.answers ?? 0) / answered : 0);
-  const top = Math.max(1e-9, ...result.outcomes.map((o) => Math.max(o.probability, measured ? measuredShare(o) : 0)));
-  const barX = width - LEFT - BAR - textWidth(measured ? '00000 (100.00%)' : '100.00%', 11) - 8;
+  const seenOf = (o: Outcome) => observed?.counts[result.outcomes.indexOf(o)] ?? 0;
+  const measuredShare = (o: Outcome) => observed
+    ? (observed.packets > 0 ? seenOf(o) / observed.packets : 0)
+    : (answered > 0 ? (countOf(o)?.answers ?? 0) / answered : 0);
+  const compared = measured !== undefined || observed !== undefined;
+  const top = Math.max(1e-9, ...result.outcomes.map((o) => Math.max(o.probability, compared ? measuredShare(o) : 0)));
+  const barX = width - LEFT - BAR - textWidth(compared ? '00000 (100.00%)' : '100.00%', 11) - 8;
   const treeRight = barX - 16;
 
   const L: Layout = {
@@ -218,7 +243,7 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     while (run.at(-1)!.children.length === 1 && run.at(-1)!.ends.length === 0) run.push(run.at(-1)!.children[0]);
     const last = run.at(-1)!;
     const x = x0(depth);
-    const share = showShare ? `${fmtPercent(start.share)} ` : '';
+    const share = showShare ? `${fmtPercent(start.share)}${observed ? ` · ${start.seen} seen` : ''} ` : '';
     const shareW = share ? textWidth(share, FONT) + 4 : 0;
     // Only outcome rows have bars beside them: chains may use the full width.
     const avail = width - LEFT - x - TEXT_DX;
@@ -241,7 +266,7 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
   const placeOutcome = (o: Outcome, depth: number, stemX: number | null, stemTop: number) => {
     const x = x0(depth);
     const lines = wrapOn(outcomeText(o, countOf(o)?.pod ?? null), ' · ', treeRight - x - TEXT_DX);
-    const rowHeight = Math.max(lines.length * LINE, measured ? 32 : LINE);
+    const rowHeight = Math.max(lines.length * LINE, compared ? 32 : LINE);
     const mid = y + LINE / 2;
     if (stemX !== null) L.stems.push({ x1: stemX, y1: stemTop, x2: stemX, y2: mid }, { x1: stemX, y1: mid, x2: x, y2: mid });
     L.leaves.push({ x: x + 2, y: mid });
@@ -249,10 +274,14 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     const end = x + TEXT_DX + textWidth(lines[0], FONT) + 6;
     if (end < barX - 10) L.leaders.push({ x1: end, y1: mid, x2: barX - 6, y2: mid });
     const scale = (p: number) => (BAR * p) / top;
-    const py = measured ? y + 3 : y + 4;
+    const py = compared ? y + 3 : y + 4;
     L.predicted.push({ x1: barX, x2: barX + scale(o.probability), y1: py, y2: py + 10 });
     L.predictedLabels.push({ x: barX + scale(o.probability) + 6, y: py + 5, text: fmtPercent(o.probability) });
-    if (measured) {
+    if (observed) {
+      const share = measuredShare(o);
+      L.measured.push({ x1: barX, x2: barX + scale(share), y1: py + 14, y2: py + 26 });
+      L.measuredLabels.push({ x: barX + scale(share) + 6, y: py + 20, text: `${seenOf(o)} (${fmtPercent(share)})` });
+    } else if (measured) {
       const c = countOf(o);
       const share = measuredShare(o);
       L.measured.push({ x1: barX, x2: barX + scale(share), y1: py + 14, y2: py + 26 });
@@ -261,7 +290,7 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     y += rowHeight;
   };
 
-  const root = buildTree(result.outcomes);
+  const root = buildTree(result.outcomes, observed?.counts);
   const rootBranches = root.children.length + root.ends.length;
   for (const c of root.children) place(c, 0, rootBranches > 1, null, 0);
   for (const o of root.ends) placeOutcome(o, 0, null, 0);
@@ -274,16 +303,18 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     Plot.text(data, { x: 'x', y: 'y', text: 'text', textAnchor: 'start', lineAnchor: 'middle', fontSize: FONT, ...o });
   return renderFigure({
     title: opts.title ?? `Paths of a ${pk.protocol.toUpperCase()} packet to ${pk.dst}:${pk.dport}`,
-    subtitle: `${provenanceLabel(prov)} · traced from ${result.hook}${measured ? `  vs  ${provenanceLabel(measured.provenance)}` : ''}`,
+    subtitle: `${provenanceLabel(prov)} · traced from ${result.hook}${measured ? `  vs  ${provenanceLabel(measured.provenance)}` : ''}${observed ? `  vs  ${provenanceLabel(observed.provenance)}` : ''}`,
     caption: `Packet ${pk.src}${pk.sport !== undefined ? `:${pk.sport}` : ''} → ${pk.dst}:${pk.dport}, entering at ${result.hook}; `
       + `chains top to bottom in the order the packet meets them, a new line where a hook's chain starts. `
       + `${outcomes} outcome${outcomes === 1 ? '' : 's'}; percentages are the chances the rules' random matches give each branch`
       + (measured ? `, bars compare them with the share of ${answered} answers per pod` : '')
+      + (observed ? `, filled bars with the ${observed.packets} packets the kernel traced, path by path (${observed.unexplained} on a path no outcome predicts)` : '')
       + (unreached.length ? ` (${unreached.map((p) => p.pod).join(', ')} answered but no outcome reaches ${unreached.length === 1 ? 'it' : 'them'})` : '')
       + '.',
     legend: [
       { label: 'predicted share (traced rules)', swatch: 'outline', color: THEME.predicted },
       ...(measured ? [{ label: 'measured share of answers', swatch: 'bar' as const, color: THEME.measured }] : []),
+      ...(observed ? [{ label: 'observed: packets the kernel traced on this path', swatch: 'bar' as const, color: THEME.measured }] : []),
     ],
     width,
     height: L.height,
@@ -304,5 +335,26 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
       Plot.rect(L.measured, { x1: 'x1', x2: 'x2', y1: 'y1', y2: 'y2', fill: THEME.measured, className: 'measured' }),
       text(L.measuredLabels, { fontSize: 11, fill: THEME.measured, className: 'measured-label' }),
     ],
+  });
+}
+
+/** What liveTraceFigure reads of a live trace (lib/capture's LiveTraceReport fits). */
+export interface LiveTraceLike extends TraceTreeObserved {
+  prediction: { provenance: Provenance; result: TraceResult };
+  node: string;
+  service: { namespace: string; name: string; ip: string; port: number };
+}
+
+/**
+ * The outcome tree of a live trace: each branch with its predicted probability (outlined) and the
+ * packets the kernel traced on it (filled), on separate bars so the two never merge.
+ */
+export function liveTraceFigure(report: LiveTraceLike, opts: Pick<TraceTreeOptions, 'title' | 'width'> = {}): Figure {
+  const { service: s } = report;
+  return traceTreeFigure(report.prediction.result, {
+    provenance: report.prediction.provenance,
+    observed: report,
+    title: opts.title ?? `${report.packets} new connections to ${s.namespace}/${s.name} (${s.ip}:${s.port}), traced on ${report.node}: predicted and observed`,
+    ...(opts.width !== undefined ? { width: opts.width } : {}),
   });
 }

@@ -134,7 +134,7 @@ export interface TrafficMeasurement {
 }
 
 /** Where requests start, and the node whose kernel picks the backend for traffic it sends. */
-interface Client {
+export interface Client {
   /** The pod's or node's name. */
   name: string;
   node: string;
@@ -142,7 +142,7 @@ interface Client {
 }
 
 /** The address called, the node that decides, and whose counters tell. */
-interface Target {
+export interface Target {
   via: TrafficMeasurement['to']['via'];
   ip: string;
   port: number;
@@ -279,7 +279,7 @@ function splitOver(mode: Lab['mode'], endpoints: EndpointInfo[], used: EndpointI
 }
 
 /** Where the requests go, and which node's kernel picks the backend for them. */
-function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: ServicePortInfo, proxyIPs: string[], to: TrafficDestination): Target {
+export function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: ServicePortInfo, proxyIPs: string[], to: TrafficDestination): Target {
   const svc = `Service ${sp.namespace}/${sp.name}`;
   if (to === 'clusterIP') {
     if (sp.clusterIP === '' || sp.clusterIP === 'None') throw new Error(`${svc} has no ClusterIP to call`);
@@ -298,7 +298,7 @@ function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: ServicePortInf
 }
 
 /** Where requests start, and the node whose kernel picks the backend for them. */
-async function clientOf(lab: Lab, nodes: LabNode[], from: TrafficOptions['from']): Promise<Client> {
+export async function clientOf(lab: Lab, nodes: LabNode[], from: TrafficOptions['from']): Promise<Client> {
   if (from && 'node' in from) {
     const node = nodes.find((n) => n.name === from.node);
     if (!node) throw new OptionError(`measureTraffic: from.node: lab ${lab.name} has no node ${received(from.node)}`);

@@ -3,6 +3,7 @@ import { captureNode, saveCapture } from '../../lib/capture/index.ts';
 import { runner, stillRuns, type Runner } from '../../lib/exec/index.ts';
 import { CreateInterrupted, createLab, gcLabs, openLab, removeLab, type BackendChoice } from '../../lib/lab/create.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
+import { gcLiveTraces } from '../../lib/capture/live-trace.ts';
 import { kindGetClusters, parseKindClusters } from '../../lib/lab/kind/commands.ts';
 import { kindClustersUnavailable } from '../../lib/lab/kind/index.ts';
 import { creatorLiveness, listKindRecords } from '../../lib/lab/kind/state.ts';
@@ -234,8 +235,11 @@ export const gc: CommandSpec = {
     // A notebook kernel starts `gc --when-gone <its pid>`, so its lab goes when the kernel does.
     const whenGone = stringOption(args, 'when-gone');
     if (whenGone !== undefined) await waitUntilGone(whenGone);
-    const report = await gcLabs(runner, backendOption(args));
-    if (args.values.json) return printJson(io, report);
+    const backend = backendOption(args);
+    const report = await gcLabs(runner, backend);
+    // Live traces killed half-way: their rules in the labs still up, and their monitors.
+    const traces = await gcLiveTraces(await labsUp(backend));
+    if (args.values.json) return printJson(io, { ...report, traces });
     const n = report.netns;
     if ('skipped' in n) io.out(`netns: not checked: ${n.skipped}`);
     else {
@@ -247,8 +251,31 @@ export const gc: CommandSpec = {
     if (k.skipped !== null) io.out(`kind:  not checked: ${k.skipped}`);
     else if (k.decisions.length === 0) io.out('kind:  no kind clusters');
     for (const d of k.decisions) io.out(`kind:  ${d.action === 'delete' ? 'deleted' : d.action === 'forget' ? 'forgot' : 'kept'} ${d.name}: ${d.why}`);
+    for (const d of traces.rules) io.out(`trace: ${d.action} ${d.what}: ${d.why}`);
+    if (traces.monitors.length) io.out(`trace: ended the monitors of traces that were killed (pids ${traces.monitors.join(', ')})`);
+    for (const s of traces.skipped) io.out(`trace: not checked in lab ${s.lab}: ${s.why}`);
   },
 };
+
+/** The labs that are up (as far as their records say), opened, on the backends asked for. */
+async function labsUp(backend: BackendChoice): Promise<Lab[]> {
+  const names: { name: string; backend: 'netns' | 'kind' }[] = [];
+  if (backend !== 'kind' && process.platform === 'linux' && process.getuid?.() === 0) {
+    for (const h of await inspectNetnsLabs(runner)) if (h.state?.status === 'up') names.push({ name: h.name, backend: 'netns' });
+  }
+  if (backend !== 'netns' && (await kindClustersUnavailable(runner)) === null) {
+    for (const r of await listKindRecords()) if (r.status === 'up') names.push({ name: r.name, backend: 'kind' });
+  }
+  const labs: Lab[] = [];
+  for (const n of names) {
+    try {
+      labs.push(await openLab(n.name, n.backend, runner));
+    } catch {
+      // A lab that cannot be opened has no node to read; its own clean-up is gc's or down's.
+    }
+  }
+  return labs;
+}
 
 export const traffic: CommandSpec = {
   summary: 'send N requests from the client pod to a Service and tally the answers per pod, beside the prediction',

@@ -4,6 +4,7 @@ import { parseIpsetAuto, parseIptablesSave, parseIpvsAuto, parseNftJson, parseNf
 import { detectDump, traceIptables, traceNftables, type Hook, type Outcome, type Packet, type TraceResult } from '../../lib/trace/index.ts';
 import { UsageError, intOption, printJson, requiredOption, stringOption, type CommandSpec, type ParsedArgs } from '../cli.ts';
 import { readInputFile } from './input.ts';
+import { LIVE_ONLY, runLiveTrace } from './trace-live.ts';
 
 /** Why a value is not an address, in words, or null when it is one. */
 function notAddress(v: string): string | null {
@@ -61,13 +62,25 @@ function describePath(o: Outcome, hook: Hook): string {
 
 export const trace: CommandSpec = {
   summary: 'follow one packet through a node dump (iptables, ip6tables, IPVS or nftables), with the probability of every outcome',
-  usage: `trace --dump FILE [--ipsets FILE] [--ipvs FILE] [--proto tcp|udp|sctp] --dst IP --dport PORT [--src IP] [--sport PORT] [--hook PREROUTING|OUTPUT] [--local IP,…] [--no-postrouting] [--json]
+  usage: `trace --live [--name LAB] [--service NS/NAME[:PORT]] [--from POD|NODE] [--to clusterip|loadbalancer|NODE] [--requests N] [--concurrency C] [--monitor nft|xtables] [--json]
+  the kernel of the node that picks the backend traces N new connections (a rule of the kit's own, removed on the way out);
+  each packet's path is counted against the predicted outcomes (exit 3 where the node cannot be traced, with the reason)
+       trace --dump FILE [--ipsets FILE] [--ipvs FILE] [--proto tcp|udp|sctp] --dst IP --dport PORT [--src IP] [--sport PORT] [--hook PREROUTING|OUTPUT] [--local IP,…] [--no-postrouting] [--json]
   IP: IPv4 (dotted quad) or IPv6; PORT: 1-65535
   FILE: iptables-save, ip6tables-save, nft list ruleset or nft -j list ruleset output (recognised by its content; - for standard input), at most 64 MiB
   --ipsets and --ipvs (ipset list/save, ipvsadm -Ln or /proc/net/ip_vs) make it IPVS mode, with an iptables-save dump
   --local: the node's own addresses (what addrtype LOCAL and fib daddr type local match, and where packets are delivered)`,
-  readOnly: true,
+  // --live adds rules to a node: it must finish (and remove them) even when its reader goes away.
+  readOnly: (argv) => !argv.includes('--live'),
   options: {
+    live: { type: 'boolean' },
+    name: { type: 'string' },
+    service: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    requests: { type: 'string' },
+    concurrency: { type: 'string' },
+    monitor: { type: 'string' },
     dump: { type: 'string' },
     ipsets: { type: 'string' },
     ipvs: { type: 'string' },
@@ -81,6 +94,8 @@ export const trace: CommandSpec = {
     'no-postrouting': { type: 'boolean' },
   },
   async run(args, io) {
+    if (args.values.live === true) return runLiveTrace(args, io);
+    for (const k of LIVE_ONLY) if (args.values[k] !== undefined) throw new UsageError(`--${k} goes with --live (a trace on a lab's node); --dump traces a saved dump`);
     // Every option is checked before any file is read, so a typo costs nothing.
     const proto = stringOption(args, 'proto') ?? 'tcp';
     if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw new UsageError(`--proto must be tcp, udp or sctp, got ${quoteForTerminal(proto)}`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Resvg } from '@resvg/resvg-js';
 import * as Plot from '@observablehq/plot';
 import {
-  bundledFontFiles, display, renderFigure, ruleCountsFigure, scalingFigure, toPng, traceChainLabels, traceTreeFigure, tracePaths, trafficSplitFigure,
+  bundledFontFiles, display, liveTraceFigure, renderFigure, ruleCountsFigure, scalingFigure, toPng, traceChainLabels, traceTreeFigure, tracePaths, trafficSplitFigure,
 } from '../../lib/plot/index.ts';
 import { parseNftRuleset } from '../../lib/parse/index.ts';
 import { traceIptables, traceNftables } from '../../lib/trace/index.ts';
@@ -139,6 +139,32 @@ describe('figures render to SVG with provenance, and measured apart from predict
     // A pod no outcome reaches is named, not silently dropped.
     const extra = { ...m, byPod: [...m.byPod, { pod: 'stray', ip: '10.244.9.9', node: '', answers: 4, conntrack: null, sepPackets: null }] };
     expect(traceTreeFigure(result, { measured: extra }).svg).toMatch(/\(stray\s*(<[^>]+>)*\s*answered but no outcome reaches it\)/);
+  });
+
+  it('live trace: predicted outlines and observed bars on separate rows of every outcome, counts on every branch; fits 1280×720', () => {
+    const { result } = fullTrace(3);
+    const counts = [340, 321, 339];
+    const report = {
+      prediction: { provenance: provenance({ source: 'predicted', backend: 'netns', mode: 'iptables', node: 'kind-worker' }), result },
+      provenance: provenance({ source: 'captured', backend: 'netns', mode: 'iptables', node: 'kind-worker' }),
+      packets: 1000, counts, unexplained: 0, node: 'kind-worker', service: { namespace: 'default', name: 'httpbin', ip: result.packet.dst, port: result.packet.dport },
+    };
+    const fig = liveTraceFigure(report);
+    expect(markTags(fig.svg, 'predicted')).toEqual(['rect', 'rect', 'rect']);
+    expect(markTags(fig.svg, 'measured')).toEqual(['rect', 'rect', 'rect']);
+    for (const [i, n] of counts.entries()) {
+      expect(fig.svg).toContain(`${n} (${(n / 10).toFixed(2)}%)`);
+      // The branch's own label: its predicted share and what was seen through it.
+      expect(fig.svg).toContain(`${(100 * result.outcomes[i].probability).toFixed(2)}% · ${n} seen`);
+    }
+    // Outlined (predicted) and filled (observed) bars of one outcome do not overlap.
+    const rects = (cls: string) => [...fig.svg.slice(fig.svg.indexOf(`class="${cls}"`)).matchAll(/<rect[^>]*\by="([\d.]+)"[^>]*height="([\d.]+)"/g)].slice(0, 3).map((m) => [Number(m[1]), Number(m[1]) + Number(m[2])]);
+    for (const [k, [, bottom]] of rects('predicted').entries()) expect(rects('measured')[k][0]).toBeGreaterThan(bottom);
+    expect(fig.svg.replace(/<[^>]+>/g, ' ')).toMatch(/predicted · netns\/iptables · kind-worker · traced from PREROUTING\s+vs\s+captured ·\s+netns\/iptables · kind-worker/);
+    expect(fig.width).toBeLessThanOrEqual(1280);
+    expect(fig.height).toBeLessThanOrEqual(720);
+    expect(darkColumnsRightOf(fig.svg, fig.width - 8)).toBe(0);
+    expect(() => traceTreeFigure(result, { observed: report, measured: trafficMeasurement() })).toThrow(/not both/);
   });
 
   it('scaling: predicted lines, measured dots', () => {

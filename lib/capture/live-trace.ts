@@ -1,0 +1,398 @@
+/**
+ * The packet's path as the kernel saw it, beside the predicted one: on the node that picks the
+ * backend, a tracing rule of the kit's own (trace-rules.ts) marks the chosen client's new
+ * connections to the chosen Service, a monitor (`nft monitor trace`, or `xtables-monitor --trace`
+ * where the node has no nft) prints every rule each packet meets, N connections are sent, and the
+ * walks are counted against lib/trace's outcomes for the same packet through the same rules.
+ * Works through Lab.exec, so on netns (`ip netns exec`) and kind (`docker exec`) alike; the rules
+ * are removed on the way out whatever happens, and `gc` removes those of a trace that was killed.
+ */
+import { resolveServicePorts } from '../k8s/resolve.ts';
+import { CommandError, MissingToolError, type ExecResult, type ProcessRef } from '../exec/index.ts';
+import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
+import { parseIptablesSave, parseNftRuleset } from '../parse/index.ts';
+import type { IptablesSave } from '../parse/iptables-types.ts';
+import type { NftRuleset } from '../parse/nft-types.ts';
+import { TraceEventReader, type TraceEvent } from '../parse/trace-events.ts';
+import { provenance, type Provenance } from '../provenance/index.ts';
+import { traceIptables } from '../trace/iptables.ts';
+import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
+import { traceNftables } from '../trace/nftables.ts';
+import type { Hook, Packet, TraceResult } from '../trace/types.ts';
+import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
+import { eventListenerInodes } from './conntrack-watch.ts';
+import type { NodeExec } from './capture.ts';
+import { TRACE_TABLE_PREFIX, gcTraceMonitors, gcTraceRules, installTraceRules, removeTraceRules, traceMonitorEnv, type TraceGcDecision, type TraceRules } from './trace-rules.ts';
+
+export interface LiveTraceOptions {
+  namespace?: string;
+  service?: string;
+  /** The Service port's name, when it has several. */
+  portName?: string;
+  /** Where the connections start: the client pod (default), another pod, or a node. */
+  from?: { pod: string } | { node: string };
+  /** Where they go: the ClusterIP (default), a node port on a node, a load balancer's IP. */
+  to?: TrafficDestination;
+  /** New connections to send (each one request). */
+  requests: number;
+  concurrency?: number;
+  /** Per connection; a dropped one waits this long (default 5000 ms). */
+  timeoutMs?: number;
+  /** Which monitor prints the events (default: nft where the node has it, else xtables-monitor). */
+  monitor?: 'nft' | 'xtables';
+  /** Aborting stops the trace; its rules are removed before this throws. */
+  signal?: AbortSignal;
+  onProgress?: (step: string) => void;
+  /** Called once the tracing rules are in place (tests kill the process here). */
+  onRulesInstalled?: (rules: TraceRules) => void;
+}
+
+/** The trace cannot run here: the reason, in words, with what to do where there is something. */
+export class LiveTraceUnavailable extends Error {
+  override readonly name = 'LiveTraceUnavailable';
+}
+
+export interface LiveTraceReport extends LiveComparison {
+  /** The observed walks: captured on `node` by the kernel's tracer. */
+  provenance: Provenance;
+  /** The tracer's outcomes for the same packet through the rules the node held just before. */
+  prediction: { provenance: Provenance; result: TraceResult };
+  service: { namespace: string; name: string; ip: string; port: number; via: 'clusterIP' | 'nodePort' | 'loadBalancer' };
+  client: string;
+  /** The node whose kernel was traced: the one that picks the backend. */
+  node: string;
+  hook: Hook;
+  requests: number;
+  answered: number;
+  /** Later SYNs of a connection already counted (the client retried): traced, not counted. */
+  retransmissions: number;
+  /** What ran on the node, for the audience. */
+  commands: { rules: string; monitor: string };
+  /** Walks cut short (their end never printed before the monitor stopped), not counted. */
+  incomplete: number;
+  notes: string[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether a tool runs on the node (netns: MissingToolError; docker exec: exit 126/127). */
+async function nodeHas(exec: NodeExec, tool: string, arg = '--version'): Promise<ExecResult | null> {
+  try {
+    const r = await exec([tool, arg], { allowFailure: true, timeoutMs: 10_000 });
+    return r.exitCode === 126 || r.exitCode === 127 ? null : r;
+  } catch (e) {
+    if (e instanceof MissingToolError) return null;
+    throw e;
+  }
+}
+
+/**
+ * The monitor to read the node's trace events with, or LiveTraceUnavailable with the reason: the
+ * tools are looked for on the node itself (netns: `ip netns exec`; kind: `docker exec` into the
+ * node container, whose image may lack them).
+ */
+export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<'nft' | 'xtables'> {
+  if (lab.mode === 'ipvs') {
+    const caps = await lab.capabilities();
+    if (!caps.ipvs) throw new LiveTraceUnavailable('IPVS mode on a kernel without IP_VS (/proc/net/ip_vs is absent): no connection reaches a virtual server, so there is no path to trace; the IPVS figures here are predictions');
+    throw new LiveTraceUnavailable('IPVS mode: the live trace follows iptables and nftables rules; the virtual server\'s pick is not a rule the kernel traces (read its split from `ipvsadm -Ln --stats`)');
+  }
+  const nft = await nodeHas(exec, 'nft');
+  if (lab.mode === 'nftables') {
+    if (!nft) throw new LiveTraceUnavailable(`node ${node} has no nft, which the trace needs to add its table and to read the events (apt-get install -y nftables in the node image)`);
+    if (wanted === 'xtables') throw new LiveTraceUnavailable('xtables-monitor prints iptables rules; an nftables lab is traced with nft monitor trace');
+    return 'nft';
+  }
+  const ipt = await nodeHas(exec, 'iptables');
+  if (!ipt) throw new LiveTraceUnavailable(`node ${node} has no iptables`);
+  if (/legacy/.test(ipt.stdout + ipt.stderr)) {
+    throw new LiveTraceUnavailable(`node ${node} runs iptables-legacy: its TRACE target logs to the kernel log (nf_log), which the kit does not read; a node on iptables-nft is traced through nf_tables`);
+  }
+  if (wanted !== 'xtables' && nft) return 'nft';
+  if (await nodeHas(exec, 'xtables-monitor', '--help')) return 'xtables';
+  throw new LiveTraceUnavailable(`node ${node} has neither nft nor xtables-monitor to read the trace events (kind's node image may lack both; apt-get install -y nftables on the node)`);
+}
+
+/** The command that prints the trace events (started under `timeout`, on the node). */
+export function monitorCommand(monitor: 'nft' | 'xtables'): string[] {
+  return monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
+}
+
+/** The prediction for the packet, from what the node holds now. */
+async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, local: string[]): Promise<{ result: TraceResult; dump: IptablesSave | null; ruleset: NftRuleset | null; command: string }> {
+  if (lab.mode === 'nftables') {
+    const text = (await exec(['nft', 'list', 'ruleset'], { timeoutMs: 60_000 })).stdout;
+    const ruleset = parseNftRuleset(text);
+    const tables = ruleset.tables.filter((t) => (t.family === 'ip' || t.family === 'inet') && !t.name.startsWith(TRACE_TABLE_PREFIX)).map((t) => `${t.family} ${t.name}`);
+    return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: 'nft list ruleset' };
+  }
+  const dump = parseIptablesSave((await exec(['iptables-save'], { timeoutMs: 60_000 })).stdout);
+  return { result: traceIptables({ dump, packet, hook, localAddresses: local }), dump, ruleset: null, command: 'iptables-save' };
+}
+
+/**
+ * iptables rules as iptables-save prints them, by nft rule handle: nft monitor names a rule of
+ * iptables-nft's tables by handle, and `nft -a list table` lists the handles in the order
+ * iptables-save lists the rules.
+ */
+async function iptablesTextByHandle(exec: NodeExec, dump: IptablesSave): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const table of dump.tables) {
+    if (table.name !== 'nat' && table.name !== 'filter') continue;
+    const r = await exec(['nft', '-a', 'list', 'table', 'ip', table.name], { allowFailure: true, timeoutMs: 60_000 });
+    if (r.exitCode !== 0) continue;
+    const listed = parseNftRuleset(r.stdout).tables[0];
+    for (const chain of listed?.chains ?? []) {
+      const saved = table.chains.find((c) => c.name === chain.name);
+      if (!saved || saved.rules.length !== chain.rules.length) continue; // changed since: keep nft's text
+      chain.rules.forEach((rule, i) => {
+        if (rule.handle !== null) out.set(`${table.name} ${chain.name} ${rule.handle}`, saved.rules[i].text);
+      });
+    }
+  }
+  return out;
+}
+
+/** nft base chains: the key under which the kernel, not a listing, orders them (nat chains of a hook). */
+function nftOrder(ruleset: NftRuleset): CompareOptions {
+  const NAT: Record<string, number> = { prerouting: -100, output: -100, input: 100, postrouting: 100 };
+  const key = new Map<string, string>();
+  for (const t of ruleset.tables) {
+    for (const c of t.chains) {
+      if (c.hook === null) continue;
+      key.set(c.name, `${c.hook}:${c.type === 'nat' ? (NAT[c.hook] ?? c.priority) : c.priority}`);
+    }
+  }
+  return { isBase: (c) => key.has(c), orderKey: (c) => key.get(c) ?? null };
+}
+
+/**
+ * Trace N new connections through the kernel of the node that picks their backend, and count each
+ * packet's path against the predicted outcomes. Throws LiveTraceUnavailable, with the reason,
+ * where the node or mode cannot be traced.
+ */
+export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<LiveTraceReport> {
+  const checked = checkTrafficOptions({
+    requests: options.requests,
+    ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+    ...(options.service !== undefined ? { service: options.service } : {}),
+    ...(options.portName !== undefined ? { portName: options.portName } : {}),
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.from !== undefined ? { from: options.from } : {}),
+    ...(options.to !== undefined ? { to: options.to } : {}),
+  });
+  const say = options.onProgress ?? (() => undefined);
+  const nodes = await lab.nodes();
+  const client = await clientOf(lab, nodes, checked.from);
+  const services = await lab.services();
+  const svc = services.find((s) => s.namespace === checked.namespace && s.name === checked.service);
+  if (!svc) throw new Error(`lab ${lab.name} has no Service ${checked.namespace}/${checked.service}`);
+  const decider = typeof checked.to === 'object' ? checked.to.node : client.node;
+  const ports = resolveServicePorts({ services, endpointSlices: await lab.endpointSlices() }, { nodeName: decider });
+  const sp = ports.find((p) => p.namespace === checked.namespace && p.name === checked.service && (checked.portName === undefined || p.portName === checked.portName));
+  if (!sp) throw new Error(`lab ${lab.name} has no Service ${checked.namespace}/${checked.service}${checked.portName ? ` with port ${checked.portName}` : ''}`);
+  const target = targetOf(lab, nodes, client, sp, svc.loadBalancerProxyIPs ?? [], checked.to);
+  if (target.node === null) throw new LiveTraceUnavailable(`${target.ip} belongs to the load balancer's proxy (ipMode Proxy): it connects to the node ports of any node, so no one node's kernel sees every connection`);
+  const node = nodes.find((n) => n.name === target.node) as LabNode;
+  const exec: NodeExec = (argv, opts) => lab.exec(node.name, argv, opts);
+  const fromNode = 'node' in client.from;
+  const hook: Hook = fromNode && client.node === node.name ? 'OUTPUT' : 'PREROUTING';
+  const srcIp = fromNode ? (nodes.find((n) => n.name === client.name) as LabNode).ip : (await lab.pods()).find((p) => p.name === client.name)?.ip;
+  if (!srcIp) throw new Error(`lab ${lab.name}: pod ${client.name} has no address`);
+  const protocol = sp.protocol.toLowerCase() as Packet['protocol'];
+  if (protocol !== 'tcp') throw new LiveTraceUnavailable(`Service port ${sp.servicePortName} is ${sp.protocol}: the live trace sends HTTP requests, so it traces TCP Services only`);
+  const packet: Packet = { protocol, src: srcIp, dst: target.ip, dport: target.port };
+
+  const monitor = await probeLiveTrace(lab, exec, node.name, options.monitor);
+  // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
+  // its socket overflows (No buffer space available), one at a time it keeps up.
+  const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
+  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
+  const predicted = await predict(lab, exec, packet, hook, [node.ip]);
+  const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
+  // Read while the connections run: nft monitor names iptables-nft's rules by handle.
+  const handles = kind === 'iptables' && monitor === 'nft' ? iptablesTextByHandle(exec, predicted.dump as IptablesSave) : null;
+  handles?.catch(() => undefined);
+  const match = { protocol, src: srcIp, dst: target.ip, dport: target.port, hook };
+  options.signal?.throwIfAborted();
+
+  const monitorArgv = monitorCommand(monitor);
+  // Bounded even where stopping the client does not stop it (docker exec leaves it running).
+  const maxSeconds = Math.ceil(60 + (checked.requests * ((options.timeoutMs ?? 5000) / 1000 + 0.05)) / concurrency);
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let rules: TraceRules | null = null;
+  let reader: TraceEventReader | null = null;
+  let readError: unknown = null;
+  let chars = 0;
+  let lastData = performance.now();
+  let load: LoadResult;
+  let monitorRun: Promise<ExecResult> | null = null;
+  let startMark = '';
+  try {
+    const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'], { timeoutMs: 10_000 })).stdout);
+    const before = new Set(await listeners());
+    rules = await installTraceRules(exec, kind, match);
+    options.onRulesInstalled?.(rules);
+    // One line per traced packet: where it meets the kit's rule.
+    startMark = rules.kind === 'nftables' ? ` ip ${rules.table} trace-${hook.toLowerCase()} packet: ` : monitor === 'nft' ? ` ip raw ${rules.chain} packet: ` : ` raw:${rules.chain}:rule:`;
+    say(`tracing on ${node.name}: ${rules.kind === 'iptables' ? `raw chain ${rules.chain} (-j TRACE)` : `table ip ${rules.table} (meta nftrace set 1)`}, read by ${monitorArgv.join(' ')}`);
+    // Events are parsed as the monitor prints them, so little is left to do once it stops.
+    const events = new TraceEventReader(monitor, startMark);
+    reader = events;
+    monitorRun = exec(['timeout', String(maxSeconds), ...monitorArgv], {
+      allowFailure: true, timeoutMs: (maxSeconds + 30) * 1000, signal: stop.signal, env: traceMonitorEnv(rules.owner as ProcessRef),
+      onStdout: (chunk) => {
+        chars += chunk.length;
+        lastData = performance.now();
+        try {
+          events.push(chunk);
+        } catch (e) {
+          readError ??= e; // thrown after the monitor stops, the rules removed
+        }
+      },
+    });
+    monitorRun.catch(() => undefined);
+    // The monitor prints nothing until an event: it listens once its netlink socket appears.
+    const readyBy = performance.now() + 5000;
+    let ended = false;
+    monitorRun.finally(() => { ended = true; }).catch(() => undefined);
+    while (!(await listeners()).some((inode) => !before.has(inode))) {
+      if (ended) {
+        const r = await monitorRun;
+        throw new Error(`${monitorArgv.join(' ')} on ${node.name} ended before it listened (exit ${r.exitCode}): ${r.stderr.trim() || '(no stderr)'}`);
+      }
+      if (performance.now() > readyBy) throw new Error(`${monitorArgv.join(' ')} on ${node.name} was not listening after 5 s: the machine is overloaded; try again`);
+      options.signal?.throwIfAborted();
+      await sleep(20);
+    }
+    say(`${checked.requests} new connections from ${client.name} to ${target.ip}:${target.port}`);
+    load = await lab.load({
+      url: `http://${target.ip}:${target.port}/hostname`, requests: checked.requests, concurrency,
+      from: client.from, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    });
+    options.signal?.throwIfAborted();
+    say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${reader?.marked ?? 0} packets traced so far`);
+    // Every connection's first packet has been traced; let the monitor print the rest of the walks.
+    const drainBy = performance.now() + 5000 + checked.requests * 5;
+    while (performance.now() < drainBy && !((reader?.marked ?? 0) >= load.total && performance.now() - lastData > 150)) {
+      if (ended) break;
+      options.signal?.throwIfAborted();
+      await sleep(25);
+    }
+  } finally {
+    stop.abort();
+    const ran = monitorRun ? await monitorRun.catch((e: unknown) => e as Error) : null;
+    if (rules) await removeTraceRules(exec, rules);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (ran instanceof CommandError && ran.reason !== 'signal') throw ran;
+  }
+  options.signal?.throwIfAborted();
+  const ran = await monitorRun;
+  if (/No buffer space available/.test(ran.stderr)) {
+    throw new Error(`${monitorArgv.join(' ')} on ${node.name} fell behind and the kernel dropped events (No buffer space available): trace fewer connections, or fewer at once (--concurrency)`);
+  }
+
+  if (readError !== null) throw readError;
+  const events: TraceEvent[] = (reader as TraceEventReader | null)?.end() ?? [];
+  say(`monitor stopped: ${(reader as TraceEventReader | null)?.marked ?? 0} packets traced, ${chars} characters of events`);
+  const installed = rules as TraceRules;
+  let compare: CompareOptions;
+  let ours: (e: TraceEvent) => boolean;
+  let ignore: (e: TraceEvent) => boolean;
+  if (installed.kind === 'nftables') {
+    compare = nftOrder(predicted.ruleset as NftRuleset);
+    ours = (e) => e.table === `ip ${installed.table}`;
+    // Any trace table (another trace's too) is not the rules under test.
+    ignore = (e) => e.table.startsWith(`ip ${TRACE_TABLE_PREFIX}`);
+  } else {
+    if (monitor === 'nft') {
+      // iptables-nft's tables as iptables names them, each rule in iptables-save's words.
+      const byHandle = await (handles as Promise<Map<string, string>>);
+      for (const e of events) {
+        if (e.table.startsWith('ip ')) e.table = e.table.slice(3);
+        const text = e.handle !== null ? byHandle.get(`${e.table} ${e.chain} ${e.handle}`) : undefined;
+        if (text !== undefined) e.rule = text;
+      }
+    }
+    compare = { isBase: (c) => IPTABLES_BUILTIN.test(c) };
+    ours = (e) => e.table === 'raw' && e.chain === installed.chain;
+    // The tracer follows nat and filter; raw (where the kit's rule is) and mangle are not compared.
+    ignore = (e) => e.table !== 'nat' && e.table !== 'filter';
+  }
+  const walks = buildWalks(events, { startsWalk: (e) => e.kind === 'packet' && ours(e), ignore });
+  const natBase = new Set((predicted.ruleset?.tables ?? []).flatMap((t) => t.chains.filter((c) => c.type === 'nat').map((c) => c.name)));
+  const { firsts, incomplete, retransmissions } = connectionWalks(walks, (w) => w.path.some((c, i) => (installed.kind === 'iptables' ? w.tables[i] === 'nat' : w.base[i] && natBase.has(c))));
+  const comparison = compareWalks(firsts, predicted.result, compare);
+  const notes: string[] = [...(predicted.result.warnings ?? [])];
+  if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
+  if (incomplete > 0) notes.push(`${incomplete} traced packets printed nothing past the kit's rule before the monitor stopped; not counted`);
+  const mark = `-m comment --comment ${installed.kind === 'iptables' ? installed.comment : ''}`;
+  const ruleDesc = installed.kind === 'iptables'
+    ? `iptables -t raw -N ${installed.chain}; iptables -t raw -A ${installed.chain} -s ${srcIp} -d ${target.ip} -p tcp --dport ${target.port} --syn ${mark} -j TRACE; iptables -t raw -I ${hook} ${mark} -j ${installed.chain}`
+    : `nft add table ip ${installed.table}; nft 'add chain ip ${installed.table} trace-${hook.toLowerCase()} { type filter hook ${hook.toLowerCase()} priority -300; }'; nft add rule ip ${installed.table} trace-${hook.toLowerCase()} ip saddr ${srcIp} ip daddr ${target.ip} tcp dport ${target.port} tcp flags syn / fin,syn,rst,ack meta nftrace set 1`;
+  const svcFlag = `${checked.namespace}/${checked.service}${checked.portName ? `:${checked.portName}` : ''}`;
+  const fromFlag = checked.from ? ` --from ${client.name}` : '';
+  const toFlag = typeof checked.to === 'object' ? ` --to ${checked.to.node}` : checked.to === 'loadBalancer' ? ' --to loadbalancer' : '';
+  return {
+    ...comparison,
+    provenance: provenance({
+      source: 'captured', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name,
+      command: `kube-netlab trace --live --name ${lab.name} --service ${svcFlag}${fromFlag}${toFlag} --requests ${checked.requests}`,
+    }),
+    prediction: { provenance: provenance({ source: 'predicted', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name, command: predicted.command }), result: predicted.result },
+    service: { namespace: checked.namespace, name: checked.service, ip: target.ip, port: target.port, via: target.via },
+    client: client.name,
+    node: node.name,
+    hook,
+    requests: checked.requests,
+    answered: load.ok,
+    retransmissions,
+    commands: { rules: ruleDesc, monitor: monitorArgv.join(' ') },
+    incomplete,
+    notes,
+  };
+}
+
+export interface LiveTraceGcReport {
+  /** Per lab node: the tracing rules removed or kept, and why. */
+  rules: (TraceGcDecision & { lab: string })[];
+  /** Monitors of dead traces ended (pids on this machine). */
+  monitors: number[];
+  /** Labs whose nodes could not be read, with the reason. */
+  skipped: { lab: string; why: string }[];
+}
+
+/**
+ * What killed live traces left: their rules on every node of the labs given (removed only when
+ * they carry the mark of an owner that has died), and their monitors.
+ */
+export async function gcLiveTraces(labs: readonly Lab[]): Promise<LiveTraceGcReport> {
+  const report: LiveTraceGcReport = { rules: [], monitors: await gcTraceMonitors(), skipped: [] };
+  for (const lab of labs) {
+    try {
+      for (const node of await lab.nodes()) {
+        const decisions = await gcTraceRules((argv, opts) => lab.exec(node.name, argv, opts), `${lab.name}/${node.name}`);
+        report.rules.push(...decisions.map((d) => ({ ...d, lab: lab.name })));
+      }
+    } catch (e) {
+      report.skipped.push({ lab: lab.name, why: (e as Error).message });
+    }
+  }
+  return report;
+}
+
+/**
+ * traceLive, or null where the node cannot be traced, with the reason given to `say` (a notebook
+ * goes on without the section; a kind node without nft, an IPVS lab on a kernel without IP_VS).
+ */
+export async function traceLiveOrSkip(lab: Lab, options: LiveTraceOptions, say: (line: string) => void = console.log): Promise<LiveTraceReport | null> {
+  try {
+    return await traceLive(lab, options);
+  } catch (e) {
+    if (!(e instanceof LiveTraceUnavailable)) throw e;
+    say(`NOT TRACED: ${e.message}`);
+    return null;
+  }
+}

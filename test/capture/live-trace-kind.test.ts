@@ -1,0 +1,88 @@
+// The live trace on the kind backend, where no Docker engine runs: the kind fakes' docker runs
+// `docker exec NODE argv…` as argv itself, found first in the fakes' folder, so the node's tools
+// here are small scripts that answer as kindest/node's would (or as a missing one: docker exec
+// exits 127 with "executable file not found"), and record what they were given.
+import { chmod, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  LiveTraceUnavailable, installTraceRules, monitorCommand, probeLiveTrace, removeTraceRules, type NodeExec, type TraceMatch,
+} from '../../lib/capture/index.ts';
+import { dockerExec } from '../../lib/lab/kind/commands.ts';
+import { fakeToolchain, type FakeToolchain } from '../lab/kind-fakes.ts';
+
+const NODE = 'netlab-worker';
+const MISSING = (tool: string) => `echo 'OCI runtime exec failed: exec failed: unable to start container process: exec: "${tool}": executable file not found in $PATH: unknown' >&2; exit 127`;
+const MATCH: TraceMatch = { protocol: 'tcp', src: '10.244.1.4', dst: '10.96.120.15', dport: 8000, hook: 'PREROUTING' };
+const kindLab = (mode: 'iptables' | 'nftables' | 'ipvs', ipvs = false) => ({ mode, capabilities: async () => ({ ipvs }) });
+
+let fake: FakeToolchain;
+let exec: NodeExec;
+const dir = join(tmpdir(), `kn-live-kind-${process.pid}`);
+
+/** A tool on the fake node: a bash script (body gets the arguments). */
+async function tool(name: string, body: string): Promise<void> {
+  await fake.set(name, `#!/bin/bash\nF=${JSON.stringify(fake.dir)}\n${body}\n`);
+  await chmod(join(fake.dir, name), 0o755);
+}
+
+beforeAll(async () => {
+  fake = await fakeToolchain(dir, ['docker']);
+  exec = (argv, opts) => fake.runner.run(dockerExec(NODE, argv), opts);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await fake.set('log', '');
+  await tool('iptables', `echo 'iptables v1.8.9 (nf_tables)'`);
+  await tool('nft', `echo 'nftables v1.0.9 (Old Doc Yak #3)'`);
+  await tool('xtables-monitor', `echo 'xtables-monitor 1.8.9'`);
+});
+
+describe('live trace on a kind node, through docker exec', () => {
+  it('a node with nft: nft monitor, probed in the node container', async () => {
+    expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('nft');
+    expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`]);
+  });
+
+  it('a node image without nft but with xtables-monitor: xtables-monitor', async () => {
+    await tool('nft', MISSING('nft'));
+    expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('xtables');
+    expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`, `docker exec ${NODE} xtables-monitor --help`]);
+    expect(dockerExec(NODE, ['timeout', '65', ...monitorCommand('xtables')])).toEqual(['docker', 'exec', NODE, 'timeout', '65', 'xtables-monitor', '--trace']);
+  });
+
+  it('skipped with the reason where the node has neither, runs iptables-legacy, or is nftables without nft', async () => {
+    await tool('nft', MISSING('nft'));
+    await tool('xtables-monitor', MISSING('xtables-monitor'));
+    await expect(probeLiveTrace(kindLab('iptables'), exec, NODE)).rejects.toThrow(LiveTraceUnavailable);
+    await expect(probeLiveTrace(kindLab('iptables'), exec, NODE)).rejects.toThrow(/neither nft nor xtables-monitor .*kind's node image may lack both/);
+    await expect(probeLiveTrace(kindLab('nftables'), exec, NODE)).rejects.toThrow(/has no nft, which the trace needs/);
+    await tool('iptables', `echo 'iptables v1.8.9 (legacy)'`);
+    await expect(probeLiveTrace(kindLab('iptables'), exec, NODE)).rejects.toThrow(/iptables-legacy: its TRACE target logs to the kernel log/);
+    await expect(probeLiveTrace(kindLab('ipvs'), exec, NODE)).rejects.toThrow(/without IP_VS/);
+  });
+
+  it('the tracing rules go in and out through docker exec, as iptables-restore and nft input', async () => {
+    await tool('iptables-restore', 'cat > "$F/restore.$(date +%s%N)"');
+    const owner = { pid: 4242, start: '987654' };
+    const rules = await installTraceRules(exec, 'iptables', MATCH, owner);
+    expect(await removeTraceRules(exec, rules)).toBe(true);
+    expect(await fake.log()).toEqual([`docker exec ${NODE} iptables-restore --noflush`, `docker exec ${NODE} iptables-restore --noflush`]);
+    const saved = (await readdir(fake.dir)).filter((f) => f.startsWith('restore.')).sort();
+    const inputs = await Promise.all(saved.map((f) => readFile(join(fake.dir, f), 'utf8')));
+    expect(inputs[0]).toContain(`-A ${rules.kind === 'iptables' ? rules.chain : ''} -s 10.244.1.4/32 -d 10.96.120.15/32 -p tcp -m tcp --dport 8000 --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment kube-netlab-trace/4242/987654 -j TRACE`);
+    expect(inputs[1]).toMatch(/^\*raw\n-D PREROUTING -m comment --comment kube-netlab-trace\/4242\/987654 -j KUBE-NETLAB-TRACE-[0-9a-f]{8}\n-F /);
+
+    await fake.set('log', '');
+    await tool('nft', 'if [ "$1" = -f ]; then cat > "$F/nft.input"; fi');
+    const table = await installTraceRules(exec, 'nftables', MATCH, owner);
+    expect(await removeTraceRules(exec, table)).toBe(true);
+    const name = table.kind === 'nftables' ? table.table : '';
+    expect(name).toMatch(/^kube-netlab-trace-4242-987654-[0-9a-f]{8}$/);
+    expect(await fake.log()).toEqual([`docker exec ${NODE} nft -f -`, `docker exec ${NODE} nft delete table ip ${name}`]);
+    expect(await readFile(join(fake.dir, 'nft.input'), 'utf8')).toContain('type filter hook prerouting priority -300; policy accept;');
+  });
+});
