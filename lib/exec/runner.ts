@@ -20,7 +20,10 @@ export interface RunOptions {
   lendFd?: number;
   /** The command talks to our terminal directly (a server the user stops with Ctrl-C); nothing is captured. */
   inherit?: boolean;
-  /** Called with each piece of standard output as it arrives (a monitor read while it runs); still captured. */
+  /**
+   * Called with each piece of standard output as it arrives (a monitor read while it runs). That
+   * output is not kept as well (ExecResult.stdout is empty): megabytes of it would only cost memory.
+   */
   onStdout?: (chunk: string) => void;
 }
 
@@ -108,10 +111,10 @@ export class Runner {
       ...(opts.lendFd !== undefined ? { stdio: ['pipe', 'pipe', 'pipe', opts.lendFd] as Options['stdio'] } : {}),
       ...(opts.inherit ? { stdio: 'inherit' as const } : {}),
       maxBuffer: 1024 * 1024 * 1024,
+      ...(opts.onStdout ? { buffer: { stdout: false } } : {}),
     });
     if (opts.onStdout) {
       const onStdout = opts.onStdout;
-      // A decoder of our own: execa keeps reading the same stream into its buffer.
       const decoder = new StringDecoder('utf8');
       child.stdout?.on('data', (chunk: Buffer | string) => onStdout(typeof chunk === 'string' ? chunk : decoder.write(chunk)));
     }
