@@ -13,8 +13,7 @@
  * They live inside a lab node's namespace (or kind node); nothing here runs on the host.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
-import { processStart, stillRuns, stopProcesses, type ProcessRef } from '../exec/index.ts';
+import { processStart, processesWithEnv, stillRuns, stopProcesses, type ProcessRef } from '../exec/index.ts';
 import type { NodeExec } from './capture.ts';
 
 export const TRACE_COMMENT_PREFIX = 'kube-netlab-trace';
@@ -204,28 +203,10 @@ export function traceMonitorEnv(owner: ProcessRef): Record<string, string> {
  * the pids ended.
  */
 export async function gcTraceMonitors(): Promise<number[]> {
-  const prefix = Buffer.from(`${TRACE_MONITOR_ENV}=`);
   const orphans: ProcessRef[] = [];
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return [];
+  for (const { ref, value } of await processesWithEnv(TRACE_MONITOR_ENV)) {
+    const owner = parseTraceComment(value);
+    if (owner && !stillRuns(owner)) orphans.push(ref);
   }
-  await Promise.all(entries.map(async (e) => {
-    const pid = Number(e);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
-    let env: Buffer;
-    try {
-      env = await readFile(`/proc/${pid}/environ`);
-    } catch {
-      return;
-    }
-    const at = env.indexOf(prefix);
-    if (at < 0 || (at > 0 && env[at - 1] !== 0)) return;
-    const end = env.indexOf(0, at);
-    const owner = parseTraceComment(env.subarray(at + prefix.length, end < 0 ? undefined : end).toString());
-    if (owner && !stillRuns(owner)) orphans.push({ pid, start: processStart(pid) });
-  }));
   return stopProcesses(orphans);
 }

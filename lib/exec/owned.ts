@@ -57,10 +57,13 @@ export async function readNamespaceMark(r: Runner, ns: string): Promise<Namespac
   return { exists: true, marker: typeof lo?.ifalias === 'string' ? lo.ifalias : null, otherLinks: links.filter((l) => l.ifname !== 'lo').length };
 }
 
-/** Running processes whose environment holds KUBE_NETLAB_OWNER=marker exactly (this one excepted). */
-export async function processesMarked(marker: string): Promise<ProcessRef[]> {
-  const want = Buffer.from(`${OWNER_ENV}=${marker}\0`);
-  const out: ProcessRef[] = [];
+/**
+ * Every running process (this one excepted) whose environment sets `name`, with its value: how the
+ * kit finds the processes it started, by the variable it gave them.
+ */
+export async function processesWithEnv(name: string): Promise<{ ref: ProcessRef; value: string }[]> {
+  const prefix = Buffer.from(`${name}=`);
+  const out: { ref: ProcessRef; value: string }[] = [];
   let entries: string[];
   try {
     entries = await readdir('/proc');
@@ -77,10 +80,19 @@ export async function processesMarked(marker: string): Promise<ProcessRef[]> {
       return; // gone, or not ours to read
     }
     // Each entry ends in NUL; match at the start or after a NUL.
-    const at = env.indexOf(want);
-    if (at === 0 || (at > 0 && env[at - 1] === 0)) out.push({ pid, start: processStart(pid) });
+    for (let at = env.indexOf(prefix); at >= 0; at = env.indexOf(prefix, at + 1)) {
+      if (at > 0 && env[at - 1] !== 0) continue;
+      const end = env.indexOf(0, at);
+      out.push({ ref: { pid, start: processStart(pid) }, value: env.subarray(at + prefix.length, end < 0 ? undefined : end).toString() });
+      return;
+    }
   }));
-  return out.sort((a, b) => a.pid - b.pid);
+  return out.sort((a, b) => a.ref.pid - b.ref.pid);
+}
+
+/** Running processes whose environment holds KUBE_NETLAB_OWNER=marker exactly (this one excepted). */
+export async function processesMarked(marker: string): Promise<ProcessRef[]> {
+  return (await processesWithEnv(OWNER_ENV)).filter((p) => p.value === marker).map((p) => p.ref);
 }
 
 /** Still the same, living process: not exited (a zombie counts as exited), pid not reused. */
