@@ -114,10 +114,9 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
     if (e instanceof ScaleOptionError) throw new UsageError(e.message);
     throw e;
   }
+  const onNetns = () => new UsageError(`lab ${name} is on the netns backend, which runs no kube-proxy: \`kube-netlab scale\` (without --kind) sweeps the kit's rules in namespaces; for real kube-proxy bring up a kind lab (\`kube-netlab up --backend kind --name NAME\`) and pass --kind NAME`);
   const { listStates } = await import('../../lib/lab/netns/state.ts');
-  if ((await listStates()).includes(name)) {
-    throw new UsageError(`lab ${name} is on the netns backend, which runs no kube-proxy: \`kube-netlab scale\` (without --kind) sweeps the kit's rules in namespaces; for real kube-proxy bring up a kind lab (\`kube-netlab up --backend kind --name NAME\`) and pass --kind NAME`);
-  }
+  if ((await listStates()).includes(name)) throw onNetns();
 
   // Ctrl-C stops the sweep's commands; its Services are deleted before we exit.
   const ac = new AbortController();
@@ -129,13 +128,16 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
   process.on('SIGTERM', stop);
   try {
     const r = runner.withEcho(args.values.echo ? (cmd) => io.err(`    $ ${cmd}`) : undefined).withSignal(ac.signal);
-    let lab: KindLab;
+    let opened;
     try {
-      lab = await openLab(name, 'kind', r) as KindLab;
+      opened = await openLab(name, 'kind', r);
     } catch (e) {
       if (/^no kind cluster named /.test((e as Error).message)) throw new UsageError((e as Error).message);
       throw e;
     }
+    // KUBE_NETLAB_BACKEND=netns overrides the backend openLab is asked for.
+    if (opened.backend !== 'kind') throw onNetns();
+    const lab = opened as KindLab;
     const nodes = await lab.nodes();
     const wanted = stringOption(args, 'node');
     const node = wanted === undefined ? nodes.find((n) => n.role === 'worker')?.name : nodes.find((n) => n.name === wanted)?.name;
