@@ -158,11 +158,14 @@ export async function readKubeProxySyncDurations(lab: NodeRunner, node: string, 
   return kubeProxySyncDurations((await lab.exec(node, [...KUBE_PROXY_METRICS_ARGV])).stdout, ipFamily);
 }
 
+/** The kit's label on the Services the kind sweep creates; its value is the lab's name. */
+export const SCALE_SWEEP_LABEL = 'kube-netlab.io/scale-sweep';
+
 /** N ClusterIP Services selecting `app`, as kubectl applies them: what the kind sweep creates. */
-export function bulkServices(n: number, app: string, namespace = 'default'): { kind: string; apiVersion: string; metadata: { name: string; namespace: string }; spec: unknown }[] {
+export function bulkServices(n: number, app: string, namespace = 'default', labels: Record<string, string> = {}): { kind: string; apiVersion: string; metadata: { name: string; namespace: string; labels: Record<string, string> }; spec: unknown }[] {
   return Array.from({ length: n }, (_, i) => ({
     apiVersion: 'v1', kind: 'Service',
-    metadata: { name: `bulk-${i + 1}`, namespace },
+    metadata: { name: `bulk-${i + 1}`, namespace, labels: { ...labels } },
     spec: { selector: { app }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
   }));
 }
@@ -186,12 +189,22 @@ export interface KindSyncSweepOptions {
   /** At most this long per step. */
   timeoutMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Stops the sweep between reads (its Services are deleted all the same). */
+  signal?: AbortSignal;
+  /** Each step as soon as it is measured. */
+  onStep?: (step: KindSyncStep) => void;
 }
 
 /** A kind lab as the sweep uses it. */
 export interface KindSweepLab extends NodeRunner {
-  apply(objects: { kind: string; metadata: { name: string; namespace?: string } }[]): Promise<unknown>;
+  readonly name: string;
+  apply(objects: { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } }[]): Promise<unknown>;
+  /** Delete the Services carrying these labels (KindLab.deleteServices), and nothing else. */
+  deleteServices(selector: Record<string, string>): Promise<unknown>;
 }
+
+/** The selector of the Services the sweep creates on `lab`. */
+export const sweepSelector = (lab: string): Record<string, string> => ({ [SCALE_SWEEP_LABEL]: lab });
 
 const summary = (h: Histogram) => ({ syncs: h.count, meanS: h.count > 0 ? h.sum / h.count : null });
 
@@ -199,37 +212,65 @@ const summary = (h: Histogram) => ({ syncs: h.count, meanS: h.count > 0 ? h.sum 
  * On kind, for each size: create Services up to that many through kubectl (bulk-1 … bulk-N, so
  * each step adds the difference), wait until kube-proxy's sync histogram stops growing, and keep
  * what it timed in between: real kube-proxy's own account, iptables-restore or nft included.
+ * The Services carry SCALE_SWEEP_LABEL and are deleted at the end, after an error or abort too.
  */
 export async function kindSyncSweep(lab: KindSweepLab, node: string, sizes: readonly number[], opts: KindSyncSweepOptions = {}): Promise<KindSyncStep[]> {
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const { signal } = opts;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  }));
   const quietMs = opts.quietMs ?? 3_000;
   const timeoutMs = opts.timeoutMs ?? 300_000;
+  const selector = sweepSelector(lab.name);
   const out: KindSyncStep[] = [];
-  for (const n of [...sizes].sort((a, b) => a - b)) {
-    const before = await readKubeProxySyncDurations(lab, node);
-    await lab.apply(bulkServices(n, opts.app ?? 'httpbin'));
-    const started = Date.now();
-    let after = await readKubeProxySyncDurations(lab, node);
-    let quietSince = after.all.count > before.all.count ? Date.now() : Infinity;
-    let settled = false;
-    while (Date.now() - started < timeoutMs) {
-      await sleep(500);
-      const now = await readKubeProxySyncDurations(lab, node);
-      if (now.all.count !== after.all.count) quietSince = Date.now();
-      after = now;
-      if (after.all.count > before.all.count && Date.now() - quietSince >= quietMs) {
-        settled = true;
-        break;
+  const removeServices = () => Promise.resolve(lab.deleteServices(selector)).then(() => null, (e: unknown) => e as Error);
+  try {
+    for (const n of [...sizes].sort((a, b) => a - b)) {
+      signal?.throwIfAborted();
+      const before = await readKubeProxySyncDurations(lab, node);
+      await lab.apply(bulkServices(n, opts.app ?? 'httpbin', 'default', selector));
+      const started = Date.now();
+      let after = await readKubeProxySyncDurations(lab, node);
+      let quietSince = after.all.count > before.all.count ? Date.now() : Infinity;
+      let settled = false;
+      while (Date.now() - started < timeoutMs) {
+        signal?.throwIfAborted();
+        await sleep(500);
+        signal?.throwIfAborted();
+        const now = await readKubeProxySyncDurations(lab, node);
+        if (now.all.count !== after.all.count) quietSince = Date.now();
+        after = now;
+        if (after.all.count > before.all.count && Date.now() - quietSince >= quietMs) {
+          settled = true;
+          break;
+        }
       }
+      const all = histogramDelta(after.all, before.all);
+      const step: KindSyncStep = {
+        services: n,
+        all: { ...summary(all), p50S: histogramQuantile(all, 0.5), p99S: histogramQuantile(all, 0.99) },
+        full: after.full ? summary(histogramDelta(after.full, before.full)) : null,
+        partial: after.partial ? summary(histogramDelta(after.partial, before.partial)) : null,
+        settled,
+      };
+      out.push(step);
+      opts.onStep?.(step);
     }
-    const all = histogramDelta(after.all, before.all);
-    out.push({
-      services: n,
-      all: { ...summary(all), p50S: histogramQuantile(all, 0.5), p99S: histogramQuantile(all, 0.99) },
-      full: after.full ? summary(histogramDelta(after.full, before.full)) : null,
-      partial: after.partial ? summary(histogramDelta(after.partial, before.partial)) : null,
-      settled,
-    });
+  } catch (e) {
+    const failed = await removeServices();
+    // The sweep's own error comes first; a clean-up that failed too is named beside it.
+    if (failed) throw new Error(`${(e as Error).message}; deleting its Services failed too: ${failed.message}`, { cause: e });
+    throw e;
   }
+  const failed = await removeServices();
+  if (failed) throw failed;
   return out;
 }

@@ -23,6 +23,21 @@ const SCRIPTS: Record<string, string> = {
   // `docker -v` as the docker CLI prints it (this machine's real CLI: "Docker version 28.2.2, build
   // e6534b4"); the file docker-banner replaces it, as podman-docker's `docker` answers for podman.
   docker: `
+# kube-proxy's /metrics: the page kube-proxy-metrics.txt, plus the syncs run since. Each apply
+# leaves two syncs pending (syncs-pending); each read runs one, a partial sync of 0.1 s, which
+# lands in the le="0.128" bucket and above.
+metrics() {
+  [ -f "$F/kube-proxy-metrics.txt" ] || exit 7
+  p=$(cat "$F/syncs-pending" 2>/dev/null || echo 0); n=$(cat "$F/syncs" 2>/dev/null || echo 0)
+  if [ "$p" -gt 0 ]; then echo $((p - 1)) > "$F/syncs-pending"; n=$((n + 1)); echo $n > "$F/syncs"; fi
+  awk -v n="$n" '/^kubeproxy_sync_(proxy|partial_proxy)_rules_duration_seconds_/ {
+      v = $2
+      if ($1 ~ /_bucket/) { match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5); if (le == "+Inf" || le + 0 >= 0.128) v += n }
+      else if ($1 ~ /_count/) v += n
+      else v += n * 0.1
+      print $1, v; next }
+    { print }' "$F/kube-proxy-metrics.txt"
+}
 case "$1" in
   -v) if [ -f "$F/docker-banner" ]; then cat "$F/docker-banner"; else echo 'Docker version 28.2.2, build e6534b4'; fi ;;
   info) if [ -s "$F/docker-down" ]; then cat "$F/docker-down" >&2; exit 1; fi
@@ -63,6 +78,7 @@ case "$1" in
           if [ -f "$F/no-ip-vs" ]; then echo "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.10.14-linuxkit" >&2; exit 1; fi
           : > "$F/ip_vs"
         elif [ "$1" = iptables-save ]; then cat "$F/rules"
+        elif [ "$1" = curl ] && [ "$3" = http://127.0.0.1:10249/metrics ]; then metrics
         else exec "$@"; fi ;;
   *) echo "unexpected docker $*" >&2; exit 1 ;;
 esac`,
@@ -145,7 +161,22 @@ case "$*" in
   "get pods -A -o json"|"get pods -A -l app=curl -o json") cat "$F/pods.json" ;;
   "get pods -n kube-system -l k8s-app=kube-proxy --field-selector spec.nodeName="*) cat "$F/kube-proxy-pods.json" ;;
   "get services,endpointslices -A -o json") cat "$F/cluster.json" ;;
-  "apply -f -") cat > "$F/applied.json"; cp "$F/rules.after" "$F/rules"; echo "deployment.apps/httpbin configured" ;;
+  # Services are kept in services, one "NAME {LABELS}" a line; apply-fails: the apply with that
+  # number fails after creating its Services, as one over the namespace's quota does.
+  "apply -f -") cat > "$F/applied.json"; cp "$F/rules.after" "$F/rules"; echo 2 > "$F/syncs-pending"
+                grep -oE '"kind":"Service","metadata":\\{"name":"[^"]*","namespace":"default","labels":\\{[^}]*\\}' "$F/applied.json" \
+                  | sed -E 's/.*"name":"([^"]*)".*"labels":(.*)/\\1 \\2/' | while read -r svc; do
+                      grep -qxF "$svc" "$F/services" 2>/dev/null || echo "$svc" >> "$F/services"; done
+                echo $(( $(cat "$F/applies" 2>/dev/null || echo 0) + 1 )) > "$F/applies"
+                if [ "$(cat "$F/applies")" = "$(cat "$F/apply-fails" 2>/dev/null)" ]; then
+                  echo 'Error from server (Forbidden): error when creating "STDIN": services "bulk-11" is forbidden: exceeded quota: services, requested: services=1, used: services=10, limited: services=10' >&2; exit 1
+                fi
+                echo "deployment.apps/httpbin configured" ;;
+  # Deletes the Services whose labels hold the selector's one k=v, and notes them in deleted.
+  "-n default delete services -l "*" --ignore-not-found")
+    kv=$(printf '"%s":"%s"' "\${6%%=*}" "\${6#*=}")
+    touch "$F/services"; grep -F "$kv" "$F/services" | cut -d' ' -f1 | tee -a "$F/deleted" | sed 's#^#service "#; s#$#" deleted#'
+    grep -vF "$kv" "$F/services" > "$F/services.new"; mv "$F/services.new" "$F/services" ;;
   "-n default rollout status deployment/"*) if [ -f "$F/rollout-hangs" ]; then exec sleep 30; fi
                                            echo 'deployment successfully rolled out' ;;
   "-n kube-system exec kube-proxy-"*" -- ipset list") cat "$F/ipset" ;;
@@ -220,7 +251,7 @@ export async function fakeToolchain(dir: string, tools: readonly string[] = LAB_
       // Docker's store holds the node image (kind pulled it before), nothing else; `loaded` is empty.
       await set('images', `${(await labImages()).node}\n`);
       await set('loaded', '');
-      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready', 'kube-proxy-cm.json']) await rm(join(dir, f), { force: true });
+      for (const f of ['ip_vs', 'no-ip-vs', 'nodes-unready', 'kube-proxy-cm.json', 'syncs', 'syncs-pending', 'services', 'deleted', 'applies', 'apply-fails']) await rm(join(dir, f), { force: true });
       for (const d of ['mounts', 'kubeadm']) await rm(join(dir, d), { recursive: true, force: true });
     },
   };

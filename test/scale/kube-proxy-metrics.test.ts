@@ -87,7 +87,11 @@ describe('the kind sweep\'s loop, on scripted metrics pages (kind cannot run her
     // After an apply of N Services kube-proxy runs two partial syncs of N/1000 s, one per read.
     let pending = 0;
     let each = 0;
+    const deleted: Record<string, string>[] = [];
+    const labels = new Set<string>();
     const lab = {
+      name: 'kn-sweep',
+      deleteServices: async (selector: Record<string, string>) => { deleted.push(selector); },
       exec: async () => {
         if (pending > 0) {
           pending--;
@@ -95,8 +99,9 @@ describe('the kind sweep\'s loop, on scripted metrics pages (kind cannot run her
         }
         return { stdout: page(h) };
       },
-      apply: async (objects: { metadata: { name: string } }[]) => {
+      apply: async (objects: { metadata: { name: string; labels?: Record<string, string> } }[]) => {
         applied.push(objects.length);
+        for (const o of objects) labels.add(JSON.stringify(o.metadata.labels));
         pending = 2;
         each = objects.length / 1000;
       },
@@ -110,6 +115,9 @@ describe('the kind sweep\'s loop, on scripted metrics pages (kind cannot run her
       expect(steps[1].all.meanS).toBeCloseTo(0.1, 10);
       // Both of the 100-Service syncs (0.1 s) fall in the (0.064, 0.128] bucket.
       expect(steps[1].all.p50S).toBeCloseTo(0.096, 10);
+      // Every Service carries the kit's label for this lab, and exactly those are deleted at the end.
+      expect([...labels]).toEqual([JSON.stringify({ 'kube-netlab.io/scale-sweep': 'kn-sweep' })]);
+      expect(deleted).toEqual([{ 'kube-netlab.io/scale-sweep': 'kn-sweep' }]);
     } finally {
       Date.now = realNow;
     }
@@ -122,7 +130,7 @@ describe('on kind: real kube-proxy\'s histogram for N Services created through k
   it.skipIf(why !== null)(`counts the syncs kube-proxy timed for them${why ? ` (skipped: ${why})` : ''}`, async () => {
     const { createLab } = await import('../../lib/lab/create.ts');
     const { loadManifest } = await import('../../lib/lab/manifests.ts');
-    const lab = await createLab({ backend: 'kind', mode: 'iptables', name: 'kn-metrics', workloads: await loadManifest('httpbin') });
+    const lab = await createLab({ backend: 'kind', mode: 'iptables', name: 'kn-metrics', workloads: await loadManifest('httpbin') }) as import('../../lib/lab/kind/index.ts').KindLab;
     try {
       const node = (await lab.nodes())[1].name;
       const steps = await kindSyncSweep(lab, node, [10, 100]);

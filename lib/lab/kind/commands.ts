@@ -77,6 +77,16 @@ export function kubectlGetJson(cluster: string, resources: readonly string[], o:
   return argv;
 }
 
+/**
+ * `kubectl delete services -l SELECTOR` in one namespace: only what carries the selector's labels,
+ * and none left is no error (a clean-up may run twice).
+ */
+export function kubectlDeleteServices(cluster: string, selector: Record<string, string>, namespace = 'default'): string[] {
+  const sel = labelSelector(selector);
+  if (!sel) throw new Error('kubectlDeleteServices: an empty selector would delete every Service');
+  return kubectl(cluster, '-n', namespace, 'delete', 'services', '-l', sel, '--ignore-not-found');
+}
+
 export const kubectlGetNodes = (cluster: string): string[] => kubectl(cluster, 'get', 'nodes', '-o', 'json');
 
 /** Wait until every node's Ready condition is True (`kubectl wait` exits 1 on its timeout). */

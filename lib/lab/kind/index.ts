@@ -20,7 +20,7 @@ import type { Capabilities, K8sObject, Lab, LabNode, LoadResult, LoadSpec, Pod, 
 import { checkLabName } from '../types.ts';
 import {
   IPVS_SCHEDULER, KIND_PROVIDER_PROBES, dockerInspectMounts, ipvsModules, parseKubeProxyScheduler, kubectlRolloutStatusDaemonSet, kubectlWaitNodesReady, KIND_PROVIDER_VALUES, MIN_KIND, classifyDockerInfoFailure, classifyKindFailure, compareSemver, dockerExec, dockerInfo, formatSemver,
-  kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlExec, kubectlGetJson,
+  kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindVersion, kubectlApply, kubectlDeleteServices, kubectlExec, kubectlGetJson,
   kubectlGetKubeProxyConfig, kubectlGetKubeProxyPod, kubectlGetNodes, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion, parseLoadOutput,
   isProviderBanner, parseNodesJson, parsePodsJson, toolVersionBanner, type NodeProvider, type Semver,
@@ -650,6 +650,15 @@ export class KindLab implements Lab {
     await this.kubectl(kubectlScale(this.name, deployment, replicas, namespace));
     await this.rollout(deployment, namespace);
     return this.syncReports(before);
+  }
+
+  /**
+   * Delete the Services in `namespace` that carry every label of `selector`, and only those. A
+   * clean-up: it runs to the end even once a signal has stopped the lab's other commands (Ctrl-C).
+   */
+  async deleteServices(selector: Record<string, string>, namespace = 'default'): Promise<void> {
+    this.alive();
+    await this.kubectl(kubectlDeleteServices(this.name, selector, namespace), { timeoutMs: 120_000, signal: new AbortController().signal });
   }
 
   private rollout(deployment: string, namespace: string): Promise<ExecResult> {
