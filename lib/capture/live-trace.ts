@@ -6,11 +6,13 @@
  * walks are counted against lib/trace's outcomes for the same packet through the same rules.
  * Works through Lab.exec, so on netns (`ip netns exec`) and kind (`docker exec`) alike; the rules
  * are removed on the way out whatever happens, and `gc` removes those of a trace that was killed.
+ * In IPVS mode the walks stop where IPVS takes the packet, and the split over the real servers is
+ * read from IPVS's per-server connection counters (lib/trace/live-ipvs.ts).
  */
 import { resolveServicePorts } from '../k8s/resolve.ts';
 import { CommandError, MissingToolError, type ExecResult, type ProcessRef } from '../exec/index.ts';
 import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
-import { parseIpsetAuto, parseIptablesSave, parseIpvsadm, parseNftRuleset } from '../parse/index.ts';
+import { parseIpsetAuto, parseIptablesSave, parseIpvsAuto, parseIpvsadm, parseNftRuleset } from '../parse/index.ts';
 import type { IpvsState } from '../parse/ipvs-types.ts';
 import { generateIpvs } from '../proxy/ipvs.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
@@ -87,8 +89,10 @@ export interface LiveTraceReport extends LiveComparison {
 
 /** IPVS mode: where the virtual servers of the prediction come from. */
 interface IpvsPrediction {
-  /** Whether the node's kernel has IP_VS (then they are read with ipvsadm, and so is the split). */
+  /** Whether the node's kernel has IP_VS (then they are read from it, and so is the split). */
   kernel: boolean;
+  /** Whether the node has ipvsadm: the per-server counters are its (else /proc/net/ip_vs, no split). */
+  ipvsadm: boolean;
   /** kube-proxy's virtual servers for the node, as generated: the prediction where the kernel has none. */
   generated: IpvsState;
 }
@@ -162,8 +166,9 @@ async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, loc
   const dump = parseIptablesSave((await exec(['iptables-save'], { timeoutMs: 60_000 })).stdout);
   if (ipvs) {
     const ipsets = parseIpsetAuto((await exec(['ipset', 'save'], { timeoutMs: 60_000 })).stdout);
-    const state = ipvs.kernel ? parseIpvsadm((await exec(['ipvsadm', '-Ln'], { timeoutMs: 60_000 })).stdout) : ipvs.generated;
-    const from = ipvs.kernel ? 'ipvsadm -Ln' : 'the virtual servers kube-proxy would program (this kernel holds none)';
+    const read = ipvs.ipvsadm ? ['ipvsadm', '-Ln'] : ['cat', '/proc/net/ip_vs'];
+    const state = ipvs.kernel ? parseIpvsAuto((await exec(read, { timeoutMs: 60_000 })).stdout) : ipvs.generated;
+    const from = ipvs.kernel ? read.join(' ') : 'the virtual servers kube-proxy would program (this kernel holds none)';
     return { result: traceIptables({ dump, ipsets, ipvs: state, packet, hook, localAddresses: local }), dump, ruleset: null, command: `iptables-save, ipset save, ${from}` };
   }
   return { result: traceIptables({ dump, packet, hook, localAddresses: local }), dump, ruleset: null, command: 'iptables-save' };
@@ -251,7 +256,12 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
 
   const monitor = await probeLiveTrace(lab, exec, node.name, options.monitor);
   const ipvsKernel = lab.mode === 'ipvs' ? (await lab.capabilities()).ipvs : false;
-  const ipvs: IpvsPrediction | null = lab.mode === 'ipvs' ? { kernel: ipvsKernel, generated: generateIpvs(ports, { nodeName: node.name, nodeIPs: [node.ip] }).ipvs } : null;
+  let ipvs: IpvsPrediction | null = null;
+  if (lab.mode === 'ipvs') {
+    if (!(await nodeHas(exec, 'ipset', '--version'))) throw new LiveTraceUnavailable(`node ${node.name} has no ipset, which the prediction needs to read kube-proxy's sets (apt-get install -y ipset on the node)`);
+    const ipvsadm = ipvsKernel && (await nodeHas(exec, 'ipvsadm', '--version')) !== null;
+    ipvs = { kernel: ipvsKernel, ipvsadm, generated: generateIpvs(ports, { nodeName: node.name, nodeIPs: [node.ip] }).ipvs };
+  }
   const virtualServer = `${sp.protocol.toUpperCase()} ${target.ip}:${target.port}`;
   // IPVS mode on a kernel without IP_VS: nothing answers (the node's stack resets the connection,
   // or it times out), so a short wait per connection is enough to trace its iptables part.
@@ -259,7 +269,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
   // its socket overflows (No buffer space available), one at a time it keeps up.
   const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
-  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvsKernel ? 'ipvsadm -Ln' : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
+  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvs?.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : '/proc/net/ip_vs') : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
   const predicted = await predict(lab, exec, packet, hook, [node.ip], ipvs);
   const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
   // Read while the connections run: nft monitor names iptables-nft's rules by handle.
@@ -322,14 +332,14 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       options.signal?.throwIfAborted();
       await sleep(20);
     }
-    if (ipvs?.kernel) statsBefore = await readStats();
+    if (ipvs?.ipvsadm) statsBefore = await readStats();
     say(`${checked.requests} new connections from ${client.name} to ${target.ip}:${target.port}`);
     load = await lab.load({
       url: `http://${target.ip}:${target.port}/hostname`, requests: checked.requests, concurrency,
       from: client.from, ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(ipvs && !ipvs.kernel ? { unanswered: true } : {}),
     });
-    if (ipvs?.kernel) statsAfter = await readStats();
+    if (ipvs?.ipvsadm) statsAfter = await readStats();
     options.signal?.throwIfAborted();
     say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${reader?.marked ?? 0} packets traced so far`);
     // Every connection's first packet has been traced; let the monitor print the rest of the walks.
@@ -395,6 +405,8 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     let unavailable: string | null = null;
     if (!ipvs.kernel) {
       unavailable = 'this kernel has no IP_VS (/proc/net/ip_vs is absent): no virtual server took the connections, so there is no split to read; the real servers and shares shown are predicted from the virtual servers kube-proxy would program';
+    } else if (!ipvs.ipvsadm) {
+      unavailable = `node ${node.name} has no ipvsadm, whose --stats listing holds the per-server connection counters (/proc/net/ip_vs has none): apt-get install -y ipvsadm on the node`;
     } else {
       deltas = ipvsConnDeltas(statsBefore as IpvsState, statsAfter as IpvsState, { protocol: sp.protocol, address: target.ip, port: target.port });
       if (!deltas) unavailable = `ipvsadm -Ln --stats on ${node.name} lists no virtual server ${virtualServer}`;
@@ -480,7 +492,7 @@ export async function gcLiveTraces(labs: readonly Lab[]): Promise<LiveTraceGcRep
 
 /**
  * traceLive, or null where the node cannot be traced, with the reason given to `say` (a notebook
- * goes on without the section; a kind node without nft, an IPVS lab on a kernel without IP_VS).
+ * goes on without the section; a kind node without nft or xtables-monitor, an iptables-legacy node).
  */
 export async function traceLiveOrSkip(lab: Lab, options: LiveTraceOptions, say: (line: string) => void = console.log): Promise<LiveTraceReport | null> {
   try {

@@ -380,6 +380,17 @@ describe('live trace on a netns lab in IPVS mode', () => {
     });
   }
 
+  it('from the node itself: traced from the ClusterIP, the source the kernel picks for its own address', async () => {
+    const pods = await lab.pods({ app: 'httpbin' });
+    const worker = (await lab.nodes()).find((n) => n.role === 'worker')!;
+    const r = await traceLive(lab, { service: 'httpbin', from: { node: worker.name }, requests: 5 });
+    expect([r.hook, r.packets, r.unexplained, r.paths.length]).toEqual(['OUTPUT', 5, 0, 1]);
+    expect(r.paths[0].path.slice(0, 2)).toEqual(['OUTPUT', 'KUBE-SERVICES']);
+    expect(r.paths[0].path.filter((c) => IPTABLES_BUILTIN.test(c))).toEqual(['OUTPUT']);
+    expect(r.commands.rules).toContain(`-s ${r.service.ip} -d ${r.service.ip} `);
+    expect(r.ipvs!.servers).toHaveLength(pods.length);
+  });
+
   it.skipIf(ipvsSkipReason() !== null)(`with IP_VS: the split read from the virtual server's counters (${ipvsSkipReason() ?? 'kernel has IP_VS'})`, async () => {
     const r = await traceLive(lab, { service: 'httpbin', requests: 300 });
     expect([r.answered, r.packets, r.unexplained]).toEqual([300, 300, 0]);
