@@ -77,6 +77,14 @@ trace id 1 ip nat INPUT policy accept
     expect(walk).toMatchObject({ path: ['PREROUTING', 'KUBE-SERVICES', 'INPUT', 'KUBE-IPVS-FILTER'], verdict: 'ACCEPT', dnat: null });
     const compared = compareWalks([walk], iptablesPartOf(prediction).part, { isBase: (c) => IPTABLES_BUILTIN.test(c) });
     expect([compared.unexplained, compared.counts]).toEqual([0, [1]]);
+    // Where IPVS took it, the packet leaves through LOCAL_OUT rewritten to the real server: cut too.
+    const sent = events.filter((e) => !(e.table === 'nat' && e.chain === 'INPUT')).concat(parseNftMonitorTrace(`trace id 1 ip filter OUTPUT packet: oif "veth2" ip saddr 10.244.1.9 ip daddr 10.244.2.2 tcp sport 40000 tcp dport 8080
+trace id 1 ip filter OUTPUT policy accept
+trace id 1 ip nat POSTROUTING packet: oif "veth2" ip saddr 10.244.1.9 ip daddr 10.244.2.2 tcp sport 40000 tcp dport 8080
+trace id 1 ip nat POSTROUTING rule counter masquerade (verdict accept)
+`).map((e) => ({ ...e, table: e.table.replace(/^ip /, '') })));
+    const [scheduled] = buildWalks(sent, { ...opts, stopAt: pastIpvs('PREROUTING') });
+    expect(scheduled).toEqual(walk);
   });
 });
 
