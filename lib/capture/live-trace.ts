@@ -6,17 +6,22 @@
  * walks are counted against lib/trace's outcomes for the same packet through the same rules.
  * Works through Lab.exec, so on netns (`ip netns exec`) and kind (`docker exec`) alike; the rules
  * are removed on the way out whatever happens, and `gc` removes those of a trace that was killed.
+ * In IPVS mode the walks stop where IPVS takes the packet, and the split over the real servers is
+ * read from IPVS's per-server connection counters (lib/trace/live-ipvs.ts).
  */
 import { resolveServicePorts } from '../k8s/resolve.ts';
 import { CommandError, MissingToolError, type ExecResult, type ProcessRef } from '../exec/index.ts';
 import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
-import { parseIptablesSave, parseNftRuleset } from '../parse/index.ts';
+import { parseIpsetAuto, parseIptablesSave, parseIpvsAuto, parseIpvsadm, parseNftRuleset } from '../parse/index.ts';
+import type { IpvsState } from '../parse/ipvs-types.ts';
+import { generateIpvs } from '../proxy/ipvs.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
 import type { NftRuleset } from '../parse/nft-types.ts';
 import { TraceEventReader, type TraceEvent } from '../parse/trace-events.ts';
 import { provenance, type Provenance } from '../provenance/index.ts';
 import { traceIptables } from '../trace/iptables.ts';
 import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
+import { iptablesPartOf, ipvsConnDeltas, pastIpvs, splitByIpvsCounters, type IpvsServerDelta } from '../trace/live-ipvs.ts';
 import { traceNftables } from '../trace/nftables.ts';
 import type { Hook, Packet, TraceResult } from '../trace/types.ts';
 import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
@@ -55,7 +60,10 @@ export class LiveTraceUnavailable extends Error {
 export interface LiveTraceReport extends LiveComparison {
   /** The observed walks: captured on `node` by the kernel's tracer. */
   provenance: Provenance;
-  /** The tracer's outcomes for the same packet through the rules the node held just before. */
+  /**
+   * The tracer's outcomes for the same packet through the rules the node held just before (IPVS
+   * mode where the split was not read: only its iptables part, which is all that was observed).
+   */
   prediction: { provenance: Provenance; result: TraceResult };
   service: { namespace: string; name: string; ip: string; port: number; via: 'clusterIP' | 'nodePort' | 'loadBalancer' };
   client: string;
@@ -71,6 +79,40 @@ export interface LiveTraceReport extends LiveComparison {
   /** Walks cut short (their end never printed before the monitor stopped), not counted. */
   incomplete: number;
   notes: string[];
+  /**
+   * IPVS mode (null otherwise): the kernel traced the iptables part (paths, unexplained; each
+   * path's `outcome` and `predicted` refer to ipvs.part), the split comes from the IPVS counters
+   * (counts and chiSquare over prediction.result's outcomes; chiSquare null where not read).
+   */
+  ipvs: LiveIpvsSplit | null;
+}
+
+/** IPVS mode: where the virtual servers of the prediction come from. */
+interface IpvsPrediction {
+  /** Whether the node's kernel has IP_VS (then they are read from it, and so is the split). */
+  kernel: boolean;
+  /** Whether the node has ipvsadm: the per-server counters are its (else /proc/net/ip_vs, no split). */
+  ipvsadm: boolean;
+  /** kube-proxy's virtual servers for the node, as generated: the prediction where the kernel has none. */
+  generated: IpvsState;
+}
+
+/** IPVS mode: the scheduler's split, read from the virtual server's counters, or why it was not. */
+export interface LiveIpvsSplit {
+  /** The virtual server the connections went to: `TCP 10.96.0.10:80`. */
+  virtualServer: string;
+  /** The iptables part of the prediction (cut where IPVS takes over): what the walks are compared with. */
+  part: TraceResult;
+  /** Per part outcome, the walks it explains. */
+  partCounts: number[];
+  /** Per real server the prediction names: its predicted share and the connections IPVS gave it (null: not read). */
+  servers: { server: string; predicted: number; observed: number | null }[];
+  /** The counters' growth beyond the walks traced (other connections to the virtual server). */
+  extra: number | null;
+  /** Where the observed split comes from; null where it was not read. */
+  provenance: Provenance | null;
+  /** Why the split was not read (no IP_VS in the kernel, counters that did not move); null where it was. */
+  unavailable: string | null;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -92,11 +134,6 @@ async function nodeHas(exec: NodeExec, tool: string, arg = '--version'): Promise
  * node container, whose image may lack them).
  */
 export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<'nft' | 'xtables'> {
-  if (lab.mode === 'ipvs') {
-    const caps = await lab.capabilities();
-    if (!caps.ipvs) throw new LiveTraceUnavailable('IPVS mode on a kernel without IP_VS (/proc/net/ip_vs is absent): no connection reaches a virtual server, so there is no path to trace; the IPVS figures here are predictions');
-    throw new LiveTraceUnavailable('IPVS mode: the live trace follows iptables and nftables rules; the virtual server\'s pick is not a rule the kernel traces (read its split from `ipvsadm -Ln --stats`)');
-  }
   const nft = await nodeHas(exec, 'nft');
   if (lab.mode === 'nftables') {
     if (!nft) throw new LiveTraceUnavailable(`node ${node} has no nft, which the trace needs to add its table and to read the events (apt-get install -y nftables in the node image)`);
@@ -119,7 +156,7 @@ export function monitorCommand(monitor: 'nft' | 'xtables'): string[] {
 }
 
 /** The prediction for the packet, from what the node holds now. */
-async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, local: string[]): Promise<{ result: TraceResult; dump: IptablesSave | null; ruleset: NftRuleset | null; command: string }> {
+async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, local: string[], ipvs: IpvsPrediction | null): Promise<{ result: TraceResult; dump: IptablesSave | null; ruleset: NftRuleset | null; command: string }> {
   if (lab.mode === 'nftables') {
     const text = (await exec(['nft', 'list', 'ruleset'], { timeoutMs: 60_000 })).stdout;
     const ruleset = parseNftRuleset(text);
@@ -127,6 +164,13 @@ async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, loc
     return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: 'nft list ruleset' };
   }
   const dump = parseIptablesSave((await exec(['iptables-save'], { timeoutMs: 60_000 })).stdout);
+  if (ipvs) {
+    const ipsets = parseIpsetAuto((await exec(['ipset', 'save'], { timeoutMs: 60_000 })).stdout);
+    const read = ipvs.ipvsadm ? ['ipvsadm', '-Ln'] : ['cat', '/proc/net/ip_vs'];
+    const state = ipvs.kernel ? parseIpvsAuto((await exec(read, { timeoutMs: 60_000 })).stdout) : ipvs.generated;
+    const from = ipvs.kernel ? read.join(' ') : 'the virtual servers kube-proxy would program (this kernel holds none)';
+    return { result: traceIptables({ dump, ipsets, ipvs: state, packet, hook, localAddresses: local }), dump, ruleset: null, command: `iptables-save, ipset save, ${from}` };
+  }
   return { result: traceIptables({ dump, packet, hook, localAddresses: local }), dump, ruleset: null, command: 'iptables-save' };
 }
 
@@ -197,18 +241,36 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   const exec: NodeExec = (argv, opts) => lab.exec(node.name, argv, opts);
   const fromNode = 'node' in client.from;
   const hook: Hook = fromNode && client.node === node.name ? 'OUTPUT' : 'PREROUTING';
-  const srcIp = fromNode ? (nodes.find((n) => n.name === client.name) as LabNode).ip : (await lab.pods()).find((p) => p.name === client.name)?.ip;
+  let srcIp = fromNode ? (nodes.find((n) => n.name === client.name) as LabNode).ip : (await lab.pods()).find((p) => p.name === client.name)?.ip;
   if (!srcIp) throw new Error(`lab ${lab.name}: pod ${client.name} has no address`);
+  if (hook === 'OUTPUT' && lab.mode === 'ipvs') {
+    // In IPVS mode a ClusterIP is the node's own (kube-ipvs0): the node sends to it from that
+    // address, not from its node IP, so the tracing rule matches the source the kernel picks.
+    const route = await lab.exec(node.name, ['ip', '-j', 'route', 'get', target.ip], { allowFailure: true, timeoutMs: 10_000 });
+    const prefsrc = route.exitCode === 0 ? (JSON.parse(route.stdout) as { prefsrc?: string }[])[0]?.prefsrc : undefined;
+    if (prefsrc) srcIp = prefsrc;
+  }
   const protocol = sp.protocol.toLowerCase() as Packet['protocol'];
   if (protocol !== 'tcp') throw new LiveTraceUnavailable(`Service port ${sp.servicePortName} is ${sp.protocol}: the live trace sends HTTP requests, so it traces TCP Services only`);
   const packet: Packet = { protocol, src: srcIp, dst: target.ip, dport: target.port };
 
   const monitor = await probeLiveTrace(lab, exec, node.name, options.monitor);
+  const ipvsKernel = lab.mode === 'ipvs' ? (await lab.capabilities()).ipvs : false;
+  let ipvs: IpvsPrediction | null = null;
+  if (lab.mode === 'ipvs') {
+    if (!(await nodeHas(exec, 'ipset', '--version'))) throw new LiveTraceUnavailable(`node ${node.name} has no ipset, which the prediction needs to read kube-proxy's sets (apt-get install -y ipset on the node)`);
+    const ipvsadm = ipvsKernel && (await nodeHas(exec, 'ipvsadm', '--version')) !== null;
+    ipvs = { kernel: ipvsKernel, ipvsadm, generated: generateIpvs(ports, { nodeName: node.name, nodeIPs: [node.ip] }).ipvs };
+  }
+  const virtualServer = `${sp.protocol.toUpperCase()} ${target.ip}:${target.port}`;
+  // IPVS mode on a kernel without IP_VS: nothing answers (the node's stack resets the connection,
+  // or it times out), so a short wait per connection is enough to trace its iptables part.
+  const timeoutMs = options.timeoutMs ?? (ipvs && !ipvs.kernel ? 1000 : undefined);
   // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
   // its socket overflows (No buffer space available), one at a time it keeps up.
   const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
-  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
-  const predicted = await predict(lab, exec, packet, hook, [node.ip]);
+  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvs?.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : '/proc/net/ip_vs') : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
+  const predicted = await predict(lab, exec, packet, hook, [node.ip], ipvs);
   const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
   // Read while the connections run: nft monitor names iptables-nft's rules by handle.
   const handles = kind === 'iptables' && monitor === 'nft' ? iptablesTextByHandle(exec, predicted.dump as IptablesSave) : null;
@@ -218,7 +280,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
 
   const monitorArgv = monitorCommand(monitor);
   // Bounded even where stopping the client does not stop it (docker exec leaves it running).
-  const maxSeconds = Math.ceil(60 + (checked.requests * ((options.timeoutMs ?? 5000) / 1000 + 0.05)) / concurrency);
+  const maxSeconds = Math.ceil(60 + (checked.requests * ((timeoutMs ?? 5000) / 1000 + 0.05)) / concurrency);
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -230,6 +292,9 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   let load: LoadResult;
   let monitorRun: Promise<ExecResult> | null = null;
   let startMark = '';
+  let statsBefore: IpvsState | null = null;
+  let statsAfter: IpvsState | null = null;
+  const readStats = async () => parseIpvsadm((await exec(['ipvsadm', '-Ln', '--stats', '--exact'], { timeoutMs: 60_000 })).stdout);
   try {
     const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'], { timeoutMs: 10_000 })).stdout);
     const before = new Set(await listeners());
@@ -267,11 +332,14 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       options.signal?.throwIfAborted();
       await sleep(20);
     }
+    if (ipvs?.ipvsadm) statsBefore = await readStats();
     say(`${checked.requests} new connections from ${client.name} to ${target.ip}:${target.port}`);
     load = await lab.load({
       url: `http://${target.ip}:${target.port}/hostname`, requests: checked.requests, concurrency,
-      from: client.from, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      from: client.from, ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(ipvs && !ipvs.kernel ? { unanswered: true } : {}),
     });
+    if (ipvs?.ipvsadm) statsAfter = await readStats();
     options.signal?.throwIfAborted();
     say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${reader?.marked ?? 0} packets traced so far`);
     // Every connection's first packet has been traced; let the monitor print the rest of the walks.
@@ -321,11 +389,49 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     // The tracer follows nat and filter; raw (where the kit's rule is) and mangle are not compared.
     ignore = (e) => e.table !== 'nat' && e.table !== 'filter';
   }
-  const walks = buildWalks(events, { startsWalk: (e) => e.kind === 'packet' && ours(e), ignore });
+  const walks = buildWalks(events, { startsWalk: (e) => e.kind === 'packet' && ours(e), ignore, ...(ipvs ? { stopAt: pastIpvs(hook) } : {}) });
   const natBase = new Set((predicted.ruleset?.tables ?? []).flatMap((t) => t.chains.filter((c) => c.type === 'nat').map((c) => c.name)));
   const { firsts, incomplete, retransmissions } = connectionWalks(walks, (w) => w.path.some((c, i) => (installed.kind === 'iptables' ? w.tables[i] === 'nat' : w.base[i] && natBase.has(c))));
-  const comparison = compareWalks(firsts, predicted.result, compare);
+  const cut = ipvs ? iptablesPartOf(predicted.result) : null;
+  let comparison = compareWalks(firsts, cut ? cut.part : predicted.result, compare);
   const notes: string[] = [...(predicted.result.warnings ?? [])];
+  let split: LiveIpvsSplit | null = null;
+  if (ipvs && cut) {
+    // The walks end where IPVS takes the packet; the part's counts go to the real servers by the
+    // connections IPVS's counters show it handed each.
+    const partCounts = comparison.counts;
+    const predictedServers = predicted.result.outcomes.filter((o) => o.ipvs && o.dnat !== null).map((o) => ({ server: o.dnat as string, predicted: o.probability }));
+    let deltas: IpvsServerDelta[] | null = null;
+    let unavailable: string | null = null;
+    if (!ipvs.kernel) {
+      unavailable = 'this kernel has no IP_VS (/proc/net/ip_vs is absent): no virtual server took the connections, so there is no split to read; the real servers and shares shown are predicted from the virtual servers kube-proxy would program';
+    } else if (!ipvs.ipvsadm) {
+      unavailable = `node ${node.name} has no ipvsadm, whose --stats listing holds the per-server connection counters (/proc/net/ip_vs has none): apt-get install -y ipvsadm on the node`;
+    } else {
+      deltas = ipvsConnDeltas(statsBefore as IpvsState, statsAfter as IpvsState, { protocol: sp.protocol, address: target.ip, port: target.port });
+      if (!deltas) unavailable = `ipvsadm -Ln --stats on ${node.name} lists no virtual server ${virtualServer}`;
+      else if (deltas.every((d) => d.conns === 0)) unavailable = `the counters of ${virtualServer} did not move: IPVS took none of the connections`;
+    }
+    let observed: Map<string, number> | null = null;
+    let extra: number | null = null;
+    if (unavailable === null && deltas) {
+      const shared = splitByIpvsCounters(predicted.result, cut, partCounts, deltas);
+      comparison = { ...comparison, counts: shared.counts, chiSquare: shared.chiSquare };
+      observed = new Map(deltas.map((d) => [d.server, d.conns]));
+      extra = shared.extra;
+      if (shared.extra > 0) notes.push(`the counters of ${virtualServer} grew by ${shared.extra} connections more than were traced (other clients, or retries)`);
+    } else {
+      comparison = { ...comparison, chiSquare: null };
+    }
+    split = {
+      virtualServer, part: cut.part, partCounts,
+      servers: predictedServers.map((s) => ({ ...s, observed: observed ? (observed.get(s.server) ?? 0) : null })),
+      extra,
+      provenance: observed ? provenance({ source: 'measured', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name, command: 'ipvsadm -Ln --stats --exact, before and after the connections' }) : null,
+      unavailable,
+    };
+    notes.push(`IPVS mode: the kernel traced the iptables part (up to where IPVS takes the packet, at ${hook === 'PREROUTING' ? 'LOCAL_IN after filter INPUT' : 'LOCAL_OUT after nat OUTPUT'}); ${observed ? 'the split over the real servers is read from the IPVS counters' : 'the split over the real servers was not read'}`);
+  }
   if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
   if (incomplete > 0) notes.push(`${incomplete} traced packets printed nothing past the kit's rule before the monitor stopped; not counted`);
   const mark = `-m comment --comment ${installed.kind === 'iptables' ? installed.comment : ''}`;
@@ -341,7 +447,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       source: 'captured', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name,
       command: `kube-netlab trace --live --name ${lab.name} --service ${svcFlag}${fromFlag}${toFlag} --requests ${checked.requests}`,
     }),
-    prediction: { provenance: provenance({ source: 'predicted', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name, command: predicted.command }), result: predicted.result },
+    prediction: { provenance: provenance({ source: 'predicted', backend: lab.backend, mode: lab.mode, node: node.name, lab: lab.name, command: predicted.command }), result: split && split.provenance === null ? split.part : predicted.result },
     service: { namespace: checked.namespace, name: checked.service, ip: target.ip, port: target.port, via: target.via },
     client: client.name,
     node: node.name,
@@ -352,6 +458,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     commands: { rules: ruleDesc, monitor: monitorArgv.join(' ') },
     incomplete,
     notes,
+    ipvs: split,
   };
 }
 
@@ -385,7 +492,7 @@ export async function gcLiveTraces(labs: readonly Lab[]): Promise<LiveTraceGcRep
 
 /**
  * traceLive, or null where the node cannot be traced, with the reason given to `say` (a notebook
- * goes on without the section; a kind node without nft, an IPVS lab on a kernel without IP_VS).
+ * goes on without the section; a kind node without nft or xtables-monitor, an iptables-legacy node).
  */
 export async function traceLiveOrSkip(lab: Lab, options: LiveTraceOptions, say: (line: string) => void = console.log): Promise<LiveTraceReport | null> {
   try {

@@ -44,6 +44,11 @@ export interface LoadSpec {
   /** Where requests start: the client pod (default) or a node. */
   from?: { pod: string } | { node: string };
   timeoutMs?: number;
+  /**
+   * Send even where nothing can answer: IPVS mode on a kernel without IP_VS, whose iptables part
+   * the live trace follows all the same. Every request then counts as an error.
+   */
+  unanswered?: boolean;
 }
 
 export interface LoadResult {

@@ -33,6 +33,11 @@ export interface WalkOptions {
   startsWalk(e: TraceEvent): boolean;
   /** Events not part of the comparison: the kit's own chain, tables the tracer does not model. */
   ignore(e: TraceEvent): boolean;
+  /**
+   * A base chain where the compared walk ends (IPVS mode: any the packet meets after IPVS took it
+   * over); it and every event after it, headers included, are left out.
+   */
+  stopAt?(table: string, chain: string): boolean;
 }
 
 /**
@@ -52,10 +57,11 @@ export function buildWalks(events: readonly TraceEvent[], opts: WalkOptions): Ob
     }
     open.get(e.id)?.push(e);
   }
-  return walks.map((w) => walkOf(w.events, w.id, opts.ignore));
+  return walks.map((w) => walkOf(w.events, w.id, opts.ignore, opts.stopAt));
 }
 
-function walkOf(all: readonly TraceEvent[], id: string, ignore: (e: TraceEvent) => boolean): ObservedWalk {
+function walkOf(events0: readonly TraceEvent[], id: string, ignore: (e: TraceEvent) => boolean, stopAt?: (table: string, chain: string) => boolean): ObservedWalk {
+  const all = stopAt ? cutAt(events0, ignore, stopAt) : events0;
   // The packet's headers count wherever they were printed; rules only where compared.
   const headers = all.filter((e) => e.kind === 'packet' && e.packet).map((e) => e.packet as TracePacketHeader);
   const events = all.filter((e) => !ignore(e));
@@ -141,6 +147,19 @@ function walkOf(all: readonly TraceEvent[], id: string, ignore: (e: TraceEvent) 
     walk.dnat = dnatRule.includes(':') || walk.first?.dport == null ? dnatRule : joinHostPort(dnatRule, walk.first.dport);
   }
   return walk;
+}
+
+/** The events before the first compared base chain `stopAt` picks (its packet line included out). */
+function cutAt(all: readonly TraceEvent[], ignore: (e: TraceEvent) => boolean, stopAt: (table: string, chain: string) => boolean): readonly TraceEvent[] {
+  const bases = new Set<string>();
+  for (let i = 0; i < all.length; i++) {
+    const e = all[i];
+    if (ignore(e)) continue;
+    // A base chain is one whose packet line the monitor prints on entry.
+    if (e.kind === 'packet') bases.add(`${e.table} ${e.chain}`);
+    if (bases.has(`${e.table} ${e.chain}`) && stopAt(e.table, e.chain)) return all.slice(0, i);
+  }
+  return all;
 }
 
 /**

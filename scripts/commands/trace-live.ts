@@ -27,13 +27,34 @@ export function liveTraceJson(r: LiveTraceReport) {
     unexplained: r.unexplained,
     chiSquare: r.chiSquare ? { statistic: r.chiSquare.statistic, degreesOfFreedom: r.chiSquare.degreesOfFreedom, pValue: r.chiSquare.pValue } : null,
     provenance: { observed: r.provenance, predicted: r.prediction.provenance },
+    // IPVS mode: paths are the iptables part the kernel traced; the split over the real servers
+    // is read from IPVS's counters (observed null, with the reason, where it could not be).
+    ...(r.ipvs ? {
+      ipvs: {
+        virtualServer: r.ipvs.virtualServer,
+        servers: r.ipvs.servers,
+        extra: r.ipvs.extra,
+        unavailable: r.ipvs.unavailable,
+        provenance: r.ipvs.provenance,
+      },
+    } : {}),
   };
+}
+
+/** IPVS mode: the real servers with their predicted share and the connections IPVS's counters gave each. */
+function ipvsSplitLines(split: NonNullable<LiveTraceReport['ipvs']>): string[] {
+  const width = Math.max(...split.servers.map((s) => s.server.length), 0);
+  return [
+    `${split.virtualServer}: the split over its real servers, ${split.provenance ? `from ${provenanceLabel(split.provenance)}` : 'not observed'}`,
+    ...split.servers.map((s) => `  ${s.server.padEnd(width)}  predicted ${(s.predicted * 100).toFixed(2).padStart(6)}% · observed ${s.observed === null ? '    —' : String(s.observed).padStart(5)}`),
+    ...(split.unavailable ? [`  not read: ${split.unavailable}`] : []),
+  ];
 }
 
 export function liveTraceText(r: LiveTraceReport): string[] {
   const chi = r.chiSquare
     ? `χ² ${r.chiSquare.statistic.toFixed(2)} on ${r.chiSquare.degreesOfFreedom} df, p = ${r.chiSquare.pValue.toFixed(3)}`
-    : 'χ²: not computed (fewer than two outcomes possible)';
+    : r.ipvs?.unavailable ? 'χ²: not computed (the IPVS split was not read)' : 'χ²: not computed (fewer than two outcomes possible)';
   return [
     `${r.packets} new connections from ${r.client} to ${r.service.namespace}/${r.service.name} (${r.service.via} ${r.service.ip}:${r.service.port}), traced in the kernel of ${r.node} from ${r.hook}; ${r.answered} of ${r.requests} answered`,
     `observed: ${provenanceLabel(r.provenance)}; predicted: ${provenanceLabel(r.prediction.provenance)}`,
@@ -42,6 +63,7 @@ export function liveTraceText(r: LiveTraceReport): string[] {
     '',
     ...liveTreeLines(liveOutcomeTree(r.prediction.result, r), r.packets),
     '',
+    ...(r.ipvs ? [...ipvsSplitLines(r.ipvs), ''] : []),
     `unexplained: ${r.unexplained} of ${r.packets} paths are none the tracer predicts; ${chi}`,
     ...(r.retransmissions > 0 ? [`${r.retransmissions} SYNs sent again by the client were traced too, and counted once`] : []),
     ...r.notes.map((n) => `note: ${n}`),

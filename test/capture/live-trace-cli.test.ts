@@ -5,7 +5,7 @@ import { createNetnsLab, type NetnsLab } from '../../lib/lab/netns/index.ts';
 import { parseServiceOption } from '../../scripts/commands/trace-live.ts';
 import { cli } from '../helpers/cli.ts';
 import { runCli, startCli } from '../helpers/cli-process.ts';
-import { testRunTag } from '../helpers/netns.ts';
+import { ipvsSkipReason, testRunTag } from '../helpers/netns.ts';
 
 describe('kube-netlab trace --live: options', () => {
   it('refuses options of the other kind of trace, and a bad --service or --monitor, before opening any lab', async () => {
@@ -100,10 +100,54 @@ describe('kube-netlab trace --live on a netns lab', () => {
   });
 });
 
+describe('kube-netlab trace --live on a netns lab in IPVS mode', () => {
+  let lab: NetnsLab;
+  beforeAll(async () => {
+    lab = await createNetnsLab({ name: `t${tag}-ltp`, mode: 'ipvs', workers: 1 });
+    await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('--json: the iptables part\'s paths, and the split with where it comes from (or why it was not read)', async () => {
+    const r = await runCli(['trace', '--live', '--name', lab.name, '--requests', '20', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { packets: number; unexplained: number; chiSquare: unknown; paths: { path: string[] }[]; ipvs: { virtualServer: string; servers: { server: string; predicted: number; observed: number | null }[]; unavailable: string | null; provenance: unknown } };
+    expect(Object.keys(j)).toEqual(['packets', 'paths', 'unexplained', 'chiSquare', 'provenance', 'ipvs']);
+    expect([j.packets, j.unexplained]).toEqual([20, 0]);
+    expect(j.paths.every((p) => !p.path.some((c) => c.startsWith('IPVS ')))).toBe(true);
+    expect(j.ipvs.servers).toHaveLength(3);
+    if (ipvsSkipReason() !== null) {
+      expect(j.chiSquare).toBeNull();
+      expect(j.ipvs.unavailable).toMatch(/no IP_VS/);
+      expect(j.ipvs.provenance).toBeNull();
+      expect(j.ipvs.servers.every((s) => s.observed === null)).toBe(true);
+    } else {
+      expect(j.ipvs.unavailable).toBeNull();
+      expect(j.ipvs.provenance).toMatchObject({ source: 'measured' });
+    }
+  });
+
+  it('text: the iptables part with its count, then each real server\'s predicted share and what IPVS counted', async () => {
+    const r = await runCli(['trace', '--live', '--name', lab.name, '--requests', '10']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^predicted 100\.00% · observed\s+10 \(100\.00%\)\s+PREROUTING › KUBE-SERVICES .*INPUT.* ⇒ ACCEPT$/m);
+    expect(r.out).toMatch(/^TCP 10\.96\.\d+\.\d+:8000: the split over its real servers, /m);
+    const servers = r.out.split('\n').filter((l) => /^ {2}10\.244\.\d+\.\d+:8080 +predicted +33\.33% · observed /.test(l));
+    expect(servers).toHaveLength(3);
+    if (ipvsSkipReason() !== null) {
+      expect(servers.every((l) => l.endsWith('—'))).toBe(true);
+      expect(r.out).toMatch(/not read: this kernel has no IP_VS/);
+      expect(r.out).toMatch(/χ²: not computed \(the IPVS split was not read\)/);
+    }
+  });
+});
+
 describe('kube-netlab trace --live where the node cannot be traced', () => {
   let lab: NetnsLab;
   beforeAll(async () => {
-    lab = await createNetnsLab({ name: `t${tag}-ltx`, mode: 'ipvs', workers: 1 });
+    lab = await createNetnsLab({ name: `t${tag}-ltx`, mode: 'nftables', workers: 1 });
     await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
   });
   afterAll(async () => {
@@ -111,9 +155,9 @@ describe('kube-netlab trace --live where the node cannot be traced', () => {
   });
 
   it('exits 3 with the reason, and adds nothing', async () => {
-    const r = await runCli(['trace', '--live', '--name', lab.name, '--requests', '5']);
+    const r = await runCli(['trace', '--live', '--name', lab.name, '--requests', '5', '--monitor', 'xtables']);
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/kube-netlab trace: cannot trace live here: IPVS mode/);
+    expect(r.err).toMatch(/kube-netlab trace: cannot trace live here: xtables-monitor prints iptables rules/);
     expect(r.out).toBe('');
     for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
   });

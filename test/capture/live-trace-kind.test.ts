@@ -47,6 +47,11 @@ describe('live trace on a kind node, through docker exec', () => {
     expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`]);
   });
 
+  it('IPVS mode: its iptables part probed as iptables mode is, with or without IP_VS', async () => {
+    expect(await probeLiveTrace(kindLab('ipvs', true), exec, NODE)).toBe('nft');
+    expect(await probeLiveTrace(kindLab('ipvs', false), exec, NODE, 'xtables')).toBe('xtables');
+  });
+
   it('a node image without nft but with xtables-monitor: xtables-monitor', async () => {
     await tool('nft', MISSING('nft'));
     expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('xtables');
@@ -62,7 +67,8 @@ describe('live trace on a kind node, through docker exec', () => {
     await expect(probeLiveTrace(kindLab('nftables'), exec, NODE)).rejects.toThrow(/has no nft, which the trace needs/);
     await tool('iptables', `echo 'iptables v1.8.9 (legacy)'`);
     await expect(probeLiveTrace(kindLab('iptables'), exec, NODE)).rejects.toThrow(/iptables-legacy: its TRACE target logs to the kernel log/);
-    await expect(probeLiveTrace(kindLab('ipvs'), exec, NODE)).rejects.toThrow(/without IP_VS/);
+    // IPVS mode's iptables part is traced as iptables mode is, so a legacy node is refused alike.
+    await expect(probeLiveTrace(kindLab('ipvs', true), exec, NODE)).rejects.toThrow(/iptables-legacy: its TRACE target logs to the kernel log/);
   });
 
   it('the tracing rules go in and out through docker exec, as iptables-restore and nft input', async () => {

@@ -300,8 +300,12 @@ describe('live trace on a netns lab in nftables mode', () => {
     expect(tables).not.toContain('kube-netlab-trace');
   });
 
-  it('xtables-monitor is refused with the reason', async () => {
+  it('xtables-monitor is refused with the reason; traceLiveOrSkip says it and goes on', async () => {
+    await expect(traceLive(lab, { service: 'httpbin', requests: 5, monitor: 'xtables' })).rejects.toThrow(LiveTraceUnavailable);
     await expect(traceLive(lab, { service: 'httpbin', requests: 5, monitor: 'xtables' })).rejects.toThrow(/nftables lab is traced with nft monitor trace/);
+    const said: string[] = [];
+    expect(await traceLiveOrSkip(lab, { service: 'httpbin', requests: 5, monitor: 'xtables' }, (l) => said.push(l))).toBeNull();
+    expect(said).toEqual([expect.stringMatching(/^NOT TRACED: xtables-monitor prints iptables rules/)]);
   });
 });
 
@@ -330,7 +334,7 @@ describe('live trace of a Local NodePort called on a node without a local pod', 
   });
 });
 
-describe('live trace where it cannot run', () => {
+describe('live trace on a netns lab in IPVS mode', () => {
   let lab: NetnsLab;
   beforeAll(async () => {
     lab = await createNetnsLab({ name: `t${tag}-ltv`, mode: 'ipvs', workers: 1 });
@@ -340,13 +344,62 @@ describe('live trace where it cannot run', () => {
     await lab?.destroy();
   });
 
-  it('IPVS mode: refused with the reason, before any rule is added; traceLiveOrSkip says it and goes on', async () => {
-    const why = ipvsSkipReason() === null ? /IPVS mode: the live trace follows iptables and nftables rules/ : /without IP_VS/;
-    await expect(traceLive(lab, { service: 'httpbin', requests: 5 })).rejects.toThrow(LiveTraceUnavailable);
-    await expect(traceLive(lab, { service: 'httpbin', requests: 5 })).rejects.toThrow(why);
-    const said: string[] = [];
-    expect(await traceLiveOrSkip(lab, { service: 'httpbin', requests: 5 }, (l) => said.push(l))).toBeNull();
-    expect(said).toEqual([expect.stringMatching(/^NOT TRACED: IPVS mode/)]);
-    for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
+  for (const monitor of ['nft', 'xtables'] as const) {
+    it(`${monitor}: the iptables part traced up to where IPVS takes the packet, every walk predicted`, async () => {
+      const r = await traceLive(lab, { service: 'httpbin', requests: 20, monitor });
+      expect([r.packets, r.unexplained, r.paths.length]).toEqual([20, 0, 1]);
+      const p = r.paths[0];
+      // Delivered to the node (the ClusterIP is its own): nat PREROUTING, then filter INPUT; the
+      // walk stops before nat INPUT, which runs after IPVS's LOCAL_IN hook.
+      expect(p.path.slice(0, 2)).toEqual(['PREROUTING', 'KUBE-SERVICES']);
+      expect(p.path).toContain('INPUT');
+      expect(p.path.filter((c) => c === 'INPUT')).toHaveLength(1);
+      expect(p.path.some((c) => c.startsWith('IPVS '))).toBe(false);
+      expect(p).toMatchObject({ verdict: 'ACCEPT', dnat: null, predicted: 1 });
+      expect(p.rules.some((x) => /--match-set KUBE-CLUSTER-IP dst,dst|@KUBE-CLUSTER-IP/.test(x.rule))).toBe(true);
+      expect(r.ipvs).not.toBeNull();
+      const split = r.ipvs!;
+      expect(split.virtualServer).toMatch(/^TCP 10\.96\.\d+\.\d+:8000$/);
+      expect(split.partCounts).toEqual([20]);
+      // The real servers the prediction names: the httpbin pods, a third each (rr).
+      const pods = await lab.pods({ app: 'httpbin' });
+      expect(split.servers.map((s) => s.server).sort()).toEqual(pods.map((x) => `${x.ip}:8080`).sort());
+      for (const s of split.servers) expect(s.predicted).toBeCloseTo(1 / pods.length, 9);
+      if (ipvsSkipReason() !== null) {
+        expect(r.answered).toBe(0);
+        expect(split.unavailable).toMatch(/no IP_VS/);
+        expect(split.servers.every((s) => s.observed === null)).toBe(true);
+        expect(split.provenance).toBeNull();
+        expect(r.chiSquare).toBeNull();
+        // What was observed is what is shown as predicted: the iptables part alone.
+        expect(r.prediction.result.outcomes).toHaveLength(1);
+        expect(r.counts).toEqual([20]);
+      }
+      expect(r.provenance).toMatchObject({ source: 'captured', backend: 'netns', mode: 'ipvs' });
+      for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
+    });
+  }
+
+  it('from the node itself: traced from the ClusterIP, the source the kernel picks for its own address', async () => {
+    const pods = await lab.pods({ app: 'httpbin' });
+    const worker = (await lab.nodes()).find((n) => n.role === 'worker')!;
+    const r = await traceLive(lab, { service: 'httpbin', from: { node: worker.name }, requests: 5 });
+    expect([r.hook, r.packets, r.unexplained, r.paths.length]).toEqual(['OUTPUT', 5, 0, 1]);
+    expect(r.paths[0].path.slice(0, 2)).toEqual(['OUTPUT', 'KUBE-SERVICES']);
+    expect(r.paths[0].path.filter((c) => IPTABLES_BUILTIN.test(c))).toEqual(['OUTPUT']);
+    expect(r.commands.rules).toContain(`-s ${r.service.ip} -d ${r.service.ip} `);
+    expect(r.ipvs!.servers).toHaveLength(pods.length);
+  });
+
+  it.skipIf(ipvsSkipReason() !== null)(`with IP_VS: the split read from the virtual server's counters (${ipvsSkipReason() ?? 'kernel has IP_VS'})`, async () => {
+    const r = await traceLive(lab, { service: 'httpbin', requests: 300 });
+    expect([r.answered, r.packets, r.unexplained]).toEqual([300, 300, 0]);
+    const split = r.ipvs!;
+    expect(split.unavailable).toBeNull();
+    expect(split.provenance).toMatchObject({ source: 'measured', mode: 'ipvs' });
+    expect(split.servers.reduce((a, s) => a + (s.observed ?? 0), 0)).toBeGreaterThanOrEqual(300);
+    expect(r.counts.reduce((a, n) => a + n, 0)).toBe(300);
+    expect(r.chiSquare?.degreesOfFreedom).toBe(split.servers.length - 1);
+    expect(r.prediction.result.outcomes.every((o) => o.ipvs !== undefined)).toBe(true);
   });
 });

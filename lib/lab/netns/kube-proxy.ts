@@ -64,19 +64,25 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
  * packets as its own (the kernel adds local routes for them all the same) and IPVS can grab them
  * in INPUT. Done in every IPVS lab, as kube-proxy does; without IP_VS nothing then answers there.
  */
-async function syncDummyAddresses(r: Runner, ns: string, dev: string, want: readonly string[], ipvsKernel: boolean): Promise<void> {
-  const shown = await r.run(execIn(ns, 'ip', '-j', 'addr', 'show', 'dev', dev), { allowFailure: true });
+async function syncDummyAddresses(r: Runner, ns: string, dummy: string, want: readonly string[], ipvsKernel: boolean): Promise<void> {
+  let dev = dummy;
+  let shown = await r.run(execIn(ns, 'ip', '-j', 'addr', 'show', 'dev', dev), { allowFailure: true });
   if (shown.exitCode !== 0) {
     const made = await r.run(execIn(ns, 'ip', 'link', 'add', dev, 'type', 'dummy'), { allowFailure: true });
     if (made.exitCode !== 0) {
-      // Some kernels ship without the dummy driver. Without IP_VS nothing would answer there anyway.
-      if (!ipvsKernel && /Unknown device type/.test(made.stderr)) return;
-      throw new Error(`cannot create ${dev}, which IPVS needs to take ClusterIP traffic as local: \`${made.command}\` said ${made.stderr.trim()} (the kernel needs the dummy module: CONFIG_DUMMY)`);
+      if (ipvsKernel || !/Unknown device type/.test(made.stderr)) {
+        throw new Error(`cannot create ${dev}, which IPVS needs to take ClusterIP traffic as local: \`${made.command}\` said ${made.stderr.trim()} (the kernel needs the dummy module: CONFIG_DUMMY)`);
+      }
+      // Some kernels ship without the dummy driver (and then, here, without IP_VS): the addresses
+      // go on lo, so the node still takes ClusterIP packets as its own and the iptables part of
+      // their path is the one a real IPVS node runs (nothing answers there).
+      dev = 'lo';
+      shown = await r.run(execIn(ns, 'ip', '-j', 'addr', 'show', 'dev', dev));
     }
   }
   const have = shown.exitCode === 0
     ? (JSON.parse(shown.stdout) as { addr_info?: { family: string; local: string; prefixlen: number }[] }[])
-      .flatMap((l) => l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)
+      .flatMap((l) => l.addr_info ?? []).filter((a) => a.family === 'inet' && !(dev === 'lo' && a.local.startsWith('127.'))).map((a) => `${a.local}/${a.prefixlen}`)
     : [];
   const wanted = new Set(want);
   const batch = [
