@@ -199,6 +199,8 @@ describe.skipIf(skip !== null)(`the kit in one container${skip ? ` (skipped: ${s
       const lab = `box-${mode.slice(0, 3)}`;
       const t0 = performance.now();
       const up = await exec(['npx', 'kube-netlab', 'up', '--mode', mode, '--name', lab]);
+      // A failed check must not leave this lab up for the next test to trip over.
+      ctx.onTestFinished(async () => { await exec(['npx', 'kube-netlab', 'down', '--name', lab]); });
       expect(up.exitCode, up.stderr).toBe(0);
       const traffic = await exec(['npx', 'kube-netlab', 'traffic', '--name', lab, '--requests', '600', '--json']);
       timings[mode] = `up + 600 requests ${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -211,7 +213,10 @@ describe.skipIf(skip !== null)(`the kit in one container${skip ? ` (skipped: ${s
       expect(m.pods).toHaveLength(3);
       for (const p of m.pods) {
         expect(p.answers).toBeGreaterThan(0);
-        expect(p.conntrack).toBe(p.answers);
+        // One entry per flow, but a new connection reusing the ports of a flow in TIME_WAIT takes
+        // over its entry, so conntrack may fall a little short (as the netns lab test allows).
+        expect(p.conntrack).toBeLessThanOrEqual(p.answers);
+        expect(p.conntrack).toBeGreaterThan(p.answers * 0.9);
         if (mode === 'iptables') expect(p.sepPackets).toBe(p.answers);
       }
       expect(m.chiSquare!.pValue).toBeGreaterThan(0.001);
