@@ -12,7 +12,7 @@ import { shellQuote } from '../../lib/exec/runner.ts';
 
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
 export const scale: CommandSpec = {
-  summary: 'time syncs and changes, first-packet latency and kernel counts per mode as services grow, beside a fitted cost model (root)',
+  summary: 'time syncs and changes, first-packet latency and kernel counts per mode as services grow, beside a fitted cost model (root); with --kind, kube-proxy\'s own sync timings on a kind lab',
   usage: 'scale [--modes iptables,nftables[,ipvs]] [--iptables-backends legacy,nft] [--services 10,100,1000] [--endpoints 10] [--samples 200] [--repeats 3] [--fit-max 1000] [--max-sync-seconds 60[,VARIANT=SECONDS…]] [--pod-subnet CIDR] [--echo] [--json]\n'
     + '       kube-netlab scale --kind NAME [--services 10,100,1000] [--node NODE] [--echo] [--json]   (real kube-proxy\'s own sync timings on a kind lab)',
   options: {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,6 +194,30 @@ describe('concurrency', () => {
     const t = await runCli(['traffic', '--name', name, '--requests', '30', '--json'], env);
     expect(JSON.parse(t.out).ok).toBe(30);
     expect((await runCli(['down', '--name', name], env)).code).toBe(0);
+    await expectGone(name);
+  }, 120_000);
+
+  it('a SIGKILLed traffic does not leave its load generator running out its requests', async () => {
+    const name = `f${tag}-load`;
+    expect((await runCli(up(name), env)).code).toBe(0);
+    const loaders = async () => {
+      const out: number[] = [];
+      for (const pid of await processesOfLab(name)) {
+        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes('load.mjs')) out.push(pid);
+      }
+      return out;
+    };
+    try {
+      const p = startCli(['traffic', '--name', name, '--requests', '200000'], env);
+      await until('the load generator to start', async () => (await loaders()).length > 0);
+      process.kill(p.pid, 'SIGKILL');
+      await p.done;
+      // 200,000 requests would take minutes; the generator sees its parent gone within a second.
+      await until('the load generator to stop', async () => (await loaders()).length === 0, 5_000);
+    } finally {
+      expect((await runCli(['down', '--name', name], env)).code).toBe(0);
+    }
     await expectGone(name);
   }, 120_000);
 });

@@ -271,7 +271,8 @@ export class NetnsLab implements Lab {
     const ns = 'pod' in from ? podNs(this.name, this.pod(from.pod).name) : nodeNs(this.name, this.node(from.node).name);
     const argv = ['ip', 'netns', 'exec', ns, process.execPath, LOAD_SCRIPT, '--url', spec.url, '--requests', String(spec.requests),
       '--concurrency', String(spec.concurrency ?? 10), '--timeout-ms', String(spec.timeoutMs ?? 5000)];
-    const out = await this.run(argv, { timeoutMs: 60_000 + spec.requests * 50 });
+    // `ip netns exec` execs the generator, so this process is its parent: it stops once we are gone.
+    const out = await this.run(argv, { timeoutMs: 60_000 + spec.requests * 50, env: { KUBE_NETLAB_LOAD_PARENT: String(process.pid) } });
     return parseLoadOutput(out.stdout);
   }
 
