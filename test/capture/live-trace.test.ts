@@ -346,8 +346,11 @@ describe('live trace on a netns lab in IPVS mode', () => {
 
   for (const monitor of ['nft', 'xtables'] as const) {
     it(`${monitor}: the iptables part traced up to where IPVS takes the packet, every walk predicted`, async () => {
-      const r = await traceLive(lab, { service: 'httpbin', requests: 20, monitor });
-      expect([r.packets, r.unexplained, r.paths.length]).toEqual([20, 0, 1]);
+      // xtables-monitor asks the kernel for each rule's text as it prints; refused connections
+      // come back to back, so on a busy machine 20 of them can overflow its socket.
+      const requests = monitor === 'xtables' ? 5 : 20;
+      const r = await traceLive(lab, { service: 'httpbin', requests, monitor });
+      expect([r.packets, r.unexplained, r.paths.length]).toEqual([requests, 0, 1]);
       const p = r.paths[0];
       // Delivered to the node (the ClusterIP is its own): nat PREROUTING, then filter INPUT; the
       // walk stops before nat INPUT, which runs after IPVS's LOCAL_IN hook.
@@ -360,7 +363,7 @@ describe('live trace on a netns lab in IPVS mode', () => {
       expect(r.ipvs).not.toBeNull();
       const split = r.ipvs!;
       expect(split.virtualServer).toMatch(/^TCP 10\.96\.\d+\.\d+:8000$/);
-      expect(split.partCounts).toEqual([20]);
+      expect(split.partCounts).toEqual([requests]);
       // The real servers the prediction names: the httpbin pods, a third each (rr).
       const pods = await lab.pods({ app: 'httpbin' });
       expect(split.servers.map((s) => s.server).sort()).toEqual(pods.map((x) => `${x.ip}:8080`).sort());
@@ -373,7 +376,7 @@ describe('live trace on a netns lab in IPVS mode', () => {
         expect(r.chiSquare).toBeNull();
         // What was observed is what is shown as predicted: the iptables part alone.
         expect(r.prediction.result.outcomes).toHaveLength(1);
-        expect(r.counts).toEqual([20]);
+        expect(r.counts).toEqual([requests]);
       }
       expect(r.provenance).toMatchObject({ source: 'captured', backend: 'netns', mode: 'ipvs' });
       for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);

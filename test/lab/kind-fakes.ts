@@ -164,10 +164,11 @@ case "$*" in
   # Services are kept in services, one "NAME {LABELS}" a line; apply-fails: the apply with that
   # number fails after creating its Services, as one over the namespace's quota does.
   "apply -f -") cat > "$F/applied.json"; cp "$F/rules.after" "$F/rules"; echo 2 > "$F/syncs-pending"
+                # Counted before any Service is written: a test that sees one may stop the apply.
+                echo $(( $(cat "$F/applies" 2>/dev/null || echo 0) + 1 )) > "$F/applies"
                 grep -oE '"kind":"Service","metadata":\\{"name":"[^"]*","namespace":"default","labels":\\{[^}]*\\}' "$F/applied.json" \
                   | sed -E 's/.*"name":"([^"]*)".*"labels":(.*)/\\1 \\2/' | while read -r svc; do
                       grep -qxF "$svc" "$F/services" 2>/dev/null || echo "$svc" >> "$F/services"; done
-                echo $(( $(cat "$F/applies" 2>/dev/null || echo 0) + 1 )) > "$F/applies"
                 if [ "$(cat "$F/applies")" = "$(cat "$F/apply-fails" 2>/dev/null)" ]; then
                   echo 'Error from server (Forbidden): error when creating "STDIN": services "bulk-11" is forbidden: exceeded quota: services, requested: services=1, used: services=10, limited: services=10' >&2; exit 1
                 fi

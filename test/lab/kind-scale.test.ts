@@ -131,7 +131,8 @@ describe('kube-netlab scale --kind: real kube-proxy\'s own sync timings on a kin
     let pid = 0;
     const run = cli(['scale', '--kind', 'netlab', '--services', '10,100'], (p) => (pid = p));
     const deadline = Date.now() + 20_000;
-    while (!(await lines('services')).includes(`bulk-1 {"${LABEL}":"netlab"}`)) {
+    // Once the first step's Services are all there (the fake writes them one by one).
+    while (!(await lines('services')).includes(`bulk-10 {"${LABEL}":"netlab"}`)) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the first apply');
       await new Promise((res) => setTimeout(res, 50));
     }
