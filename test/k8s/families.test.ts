@@ -2,26 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ObjectError, canonicalCidr, canonicalIp, endpointString, formatIpv6, parseIpSloppy, readCluster, resolveServicePorts, serviceObject,
 } from '../../lib/k8s/index.ts';
-
-const list = (...items: unknown[]) => ({ apiVersion: 'v1', kind: 'List', items });
-
-function svc(name: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return { kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec }, ...extra };
-}
-
-function slice(name: string, service: string, endpoints: unknown[], addressType = 'IPv4', ports: unknown[] = [{ name: 'http', port: 8080 }]) {
-  return { kind: 'EndpointSlice', metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } }, addressType, endpoints, ports };
-}
-
-function refusal(input: unknown): ObjectError {
-  try {
-    readCluster(input);
-  } catch (e) {
-    if (e instanceof ObjectError) return e;
-    throw e;
-  }
-  throw new Error('readCluster accepted the input');
-}
+import { HTTP_PORTS, list, refusal, slice, svc } from '../helpers/k8s-objects.ts';
 
 describe('IPv6 text as Go prints it (net.IP.String)', () => {
   it.each([
@@ -63,9 +44,9 @@ describe('a dual-stack cluster, read once and resolved per IP family', () => {
     }, { status: { loadBalancer: { ingress: [{ ip: '2001:db8:0:0:0:0:0:13' }, { ip: '198.51.100.13' }] } } }),
     svc('v6only', { clusterIP: 'fd00:10:96::20', clusterIPs: ['fd00:10:96::20'] }),
     svc('v4only', { clusterIP: '10.96.0.30' }),
-    slice('dual-6', 'dual', [{ addresses: ['fd00:10:244:0:0:0:0:1'], nodeName: 'kind-worker' }, { addresses: ['fd00:10:244::10'] }], 'IPv6'),
+    slice('dual-6', 'dual', [{ addresses: ['fd00:10:244:0:0:0:0:1'], nodeName: 'kind-worker' }, { addresses: ['fd00:10:244::10'] }], HTTP_PORTS, 'IPv6'),
     slice('dual-4', 'dual', [{ addresses: ['10.244.0.20'] }]),
-    slice('v6only-6', 'v6only', [{ addresses: ['fd00:10:244::21'] }], 'IPv6'),
+    slice('v6only-6', 'v6only', [{ addresses: ['fd00:10:244::21'] }], HTTP_PORTS, 'IPv6'),
   );
 
   it('stores every address as kube-proxy prints it, and both cluster IPs of the dual-stack Service', () => {

@@ -3,27 +3,7 @@ import {
   ObjectError, canonicalIpv4, canonicalIpv4Cidr, parseIpSloppy, readCluster, resolveServicePorts,
 } from '../../lib/k8s/index.ts';
 import { PORT_NAME_INJECTION, SOURCE_RANGE_INJECTION } from '../helpers/hostile.ts';
-
-const list = (...items: unknown[]) => ({ apiVersion: 'v1', kind: 'List', items });
-
-function svc(name: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return { kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }], ...spec }, ...extra };
-}
-
-function slice(name: string, service: string, endpoints: unknown[], ports: unknown[] = [{ name: 'http', port: 8080 }], addressType = 'IPv4') {
-  return { kind: 'EndpointSlice', metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } }, addressType, endpoints, ports };
-}
-
-/** The ObjectError readCluster throws, or a failure when it throws nothing. */
-function refusal(input: unknown): ObjectError {
-  try {
-    readCluster(input);
-  } catch (e) {
-    if (e instanceof ObjectError) return e;
-    throw e;
-  }
-  throw new Error('readCluster accepted the input');
-}
+import { list, refusal, slice, svc } from '../helpers/k8s-objects.ts';
 
 describe('addresses as Go 1.16 (ParseIPSloppy) reads them', () => {
   it.each([
