@@ -46,7 +46,7 @@ interface LabResult {
 }
 interface TraceResult {
   runs: number; requests: number; concurrency: number; target: number;
-  results: { mode: string; tracedMs: number; tracedLoadMs: number; untracedMs: number; ratio: number; unexplained: number; packets: number }[];
+  results: { mode: string; monitor?: string; tracedMs: number; tracedLoadMs: number; untracedMs: number; untracedCallMs?: number; ratio: number; unexplained: number; packets: number }[];
 }
 /** The fields of `kube-netlab scale --json` this page shows; the JSON file keeps all of it. */
 interface ScaleResult {
@@ -116,14 +116,15 @@ function labSection(r: LabResult): string[] {
 }
 
 function traceSection(r: TraceResult): string[] {
-  const rows = r.results.map((m) => `| ${m.mode} | ${fmt(m.tracedMs)} ms (the connections ${fmt(m.tracedLoadMs)} ms of it) | ${fmt(m.untracedMs)} ms | ${m.ratio.toFixed(2)}× ${m.ratio <= r.target ? '(within' : '(over'} ${r.target}×) | ${m.unexplained} of ${fmt(m.packets)} |`);
+  const monitorName = (m: string | undefined) => (m === 'nft' ? '`nft -a monitor trace`' : 'the kit\'s netlink reader');
+  const rows = r.results.map((m) => `| ${m.mode} | ${monitorName(m.monitor)} | ${fmt(m.tracedMs)} ms (the connections ${fmt(m.tracedLoadMs)} ms of it) | ${fmt(m.untracedMs)} ms${m.untracedCallMs !== undefined ? ` (the whole call ${fmt(m.untracedCallMs)} ms)` : ''} | ${m.ratio.toFixed(2)}× ${m.ratio <= r.target ? '(within' : '(over'} ${r.target}×) | ${m.unexplained} of ${fmt(m.packets)} |`);
   return [
     '## Live trace: the kernel tracing 1000 connections (netns backend)',
     '',
-    `\`${shellQuote(BENCHMARKS.trace)}\`: ${fmt(r.requests)} new connections from the curl pod to httpbin's ClusterIP at concurrency ${r.concurrency}, traced (\`traceLive\`, from the call to the report: the prediction, the tracing rule in and out, \`nft monitor trace\`, every walk parsed and compared) against the same connections untraced, alternating in one lab, median of ${r.runs} runs. Target: at most ${r.target}×.`,
+    `\`${shellQuote(BENCHMARKS.trace)}\`: ${fmt(r.requests)} new connections from the curl pod to httpbin's ClusterIP at concurrency ${r.concurrency}, traced (\`traceLive\`, from the call to the report: the prediction, the tracing rule in and out, the monitor, every walk parsed and compared) against the same connections untraced, alternating in one lab, median of ${r.runs} runs. Target: at most ${r.target}×. The kit's netlink reader (the default: \`/usr/bin/python3 -I -\` with lib/capture/nftrace-reader.ts's program, the kernel's trace events with rule handles, written in batches) is measured beside \`nft -a monitor trace\` (about 4 KB of text per traced connection, a line per write), which reads the same events. The reference is the load generator's own time for the untraced connections; the whole \`lab.load\` call (starting the generator in the pod, which the traced run includes) is shown beside it.`,
     '',
-    '| mode | traced | untraced (reference) | ratio | unexplained walks |',
-    '|---|---:|---:|---:|---:|',
+    '| mode | monitor | traced | untraced (reference) | ratio | unexplained walks |',
+    '|---|---|---:|---:|---:|---:|',
     ...rows,
     '',
   ];

@@ -1,11 +1,12 @@
 // Benchmark of the live trace: 1000 new connections traced by the kernel (traceLive: the tracing
 // rule put in and taken out, the monitor, the prediction, every walk parsed and compared) against
 // the same 1000 connections from the same client untraced, in the same lab, alternating. The
-// issue's target: traced at most 3× untraced. Needs root.
+// issue's target: traced at most 3× untraced. Each monitor is measured: the kit's netlink reader
+// (the default) and nft monitor trace (what it replaced, for reference). Needs root.
 //
-//   npm run bench:trace -- [--modes iptables,nftables] [--runs 5] [--requests 1000] [--json]
+//   npm run bench:trace -- [--modes iptables,nftables] [--monitors netlink,nft] [--runs 5] [--requests 1000] [--json]
 import { parseArgs } from 'node:util';
-import { traceLive } from '../lib/capture/live-trace.ts';
+import { traceLive, type LiveTraceMonitor } from '../lib/capture/live-trace.ts';
 import { loadManifest } from '../lib/lab/manifests.ts';
 import { createNetnsLab } from '../lib/lab/netns/index.ts';
 import { isProxyMode, type ProxyMode } from '../lib/proxy/modes.ts';
@@ -13,6 +14,7 @@ import { isProxyMode, type ProxyMode } from '../lib/proxy/modes.ts';
 const { values } = parseArgs({
   options: {
     modes: { type: 'string', default: 'iptables,nftables' },
+    monitors: { type: 'string', default: 'netlink,nft' },
     runs: { type: 'string', default: '5' },
     requests: { type: 'string', default: '1000' },
     json: { type: 'boolean', default: false },
@@ -21,6 +23,10 @@ const { values } = parseArgs({
 const modes = values.modes.split(',').map((m) => {
   if (!isProxyMode(m) || m === 'ipvs') throw new Error(`mode ${m}: the live trace runs in iptables and nftables labs`);
   return m;
+});
+const monitors = values.monitors.split(',').map((m) => {
+  if (m !== 'netlink' && m !== 'nft') throw new Error(`monitor ${m}: the benchmark measures netlink and nft (xtables-monitor traces one connection at a time)`);
+  return m as LiveTraceMonitor;
 });
 const runs = Number(values.runs);
 const requests = Number(values.requests);
@@ -31,11 +37,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 interface ModeResult {
   mode: ProxyMode;
+  monitor: LiveTraceMonitor;
   /** traceLive from call to report. */
   tracedMs: number;
   /** Of which: the connections themselves, while traced. */
   tracedLoadMs: number;
+  /** The load generator's own time for the untraced connections: the reference. */
   untracedMs: number;
+  /** The whole lab.load call for them (starting the generator in the pod included), for context. */
+  untracedCallMs: number;
   ratio: number;
   unexplained: number;
   packets: number;
@@ -44,43 +54,53 @@ interface ModeResult {
 const results: ModeResult[] = [];
 for (const mode of modes as ProxyMode[]) {
   const lab = await createNetnsLab({ name: `bench-tr${mode.slice(0, 1)}`, mode });
-  const traced: number[] = [];
-  const tracedLoad: number[] = [];
-  const untraced: number[] = [];
-  let unexplained = 0;
-  let packets = 0;
+  const traced = new Map(monitors.map((m) => [m, [] as number[]]));
+  const tracedLoad = new Map(monitors.map((m) => [m, [] as number[]]));
+  const untraced = new Map(monitors.map((m) => [m, [] as number[]]));
+  const untracedCall = new Map(monitors.map((m) => [m, [] as number[]]));
+  const unexplained = new Map(monitors.map((m) => [m, 0]));
+  const packets = new Map(monitors.map((m) => [m, 0]));
   try {
     await lab.apply([...(await loadManifest('httpbin')), ...(await loadManifest('curl'))]);
     const httpbin = (await lab.services()).find((s) => s.name === 'httpbin')!;
     const url = `http://${httpbin.clusterIP}:8000/hostname`;
     await lab.load({ url, requests: 100, concurrency }); // warm-up, not counted
     for (let r = 0; r < runs; r++) {
-      const u = await lab.load({ url, requests, concurrency });
-      if (u.ok !== requests) throw new Error(`untraced: ${u.ok} of ${requests} answered`);
-      untraced.push(u.durationMs);
-      let loadMs = 0;
-      const t0 = performance.now();
-      const report = await traceLive(lab, {
-        requests, concurrency,
-        onProgress: (s) => { const m = / answered in ([\d.]+) s;/.exec(s); if (m) loadMs = Number(m[1]) * 1000; },
-      });
-      traced.push(performance.now() - t0);
-      tracedLoad.push(loadMs);
-      unexplained += report.unexplained;
-      packets += report.packets;
+      for (const monitor of monitors) {
+        const c0 = performance.now();
+        const u = await lab.load({ url, requests, concurrency });
+        untracedCall.get(monitor)!.push(performance.now() - c0);
+        if (u.ok !== requests) throw new Error(`untraced: ${u.ok} of ${requests} answered`);
+        untraced.get(monitor)!.push(u.durationMs);
+        let loadMs = 0;
+        const t0 = performance.now();
+        const report = await traceLive(lab, {
+          requests, concurrency, monitor,
+          onProgress: (s) => { const m = / answered in ([\d.]+) s;/.exec(s); if (m) loadMs = Number(m[1]) * 1000; },
+        });
+        traced.get(monitor)!.push(performance.now() - t0);
+        tracedLoad.get(monitor)!.push(loadMs);
+        unexplained.set(monitor, unexplained.get(monitor)! + report.unexplained);
+        packets.set(monitor, packets.get(monitor)! + report.packets);
+      }
     }
   } finally {
     await lab.destroy();
   }
-  const tracedMs = median(traced);
-  const untracedMs = median(untraced);
-  results.push({ mode, tracedMs, tracedLoadMs: median(tracedLoad), untracedMs, ratio: +(tracedMs / untracedMs).toFixed(2), unexplained, packets });
+  for (const monitor of monitors) {
+    const tracedMs = median(traced.get(monitor)!);
+    const untracedMs = median(untraced.get(monitor)!);
+    results.push({
+      mode, monitor, tracedMs, tracedLoadMs: median(tracedLoad.get(monitor)!), untracedMs, untracedCallMs: median(untracedCall.get(monitor)!),
+      ratio: +(tracedMs / untracedMs).toFixed(2), unexplained: unexplained.get(monitor)!, packets: packets.get(monitor)!,
+    });
+  }
 }
 
 if (values.json) console.log(JSON.stringify({ runs, requests, concurrency, target: 3, results }, null, 2));
 else {
   console.log(`netns lab, ${requests} new connections from the curl pod to httpbin's ClusterIP at concurrency ${concurrency}, median of ${runs} runs`);
   for (const r of results) {
-    console.log(`${r.mode}: traced ${r.tracedMs.toFixed(0)} ms (the connections ${r.tracedLoadMs.toFixed(0)} ms of it), untraced ${r.untracedMs.toFixed(0)} ms: ${r.ratio}× (target ≤ 3×); ${r.unexplained} unexplained of ${r.packets} walks`);
+    console.log(`${r.mode}, ${r.monitor === 'netlink' ? 'the kit\'s netlink reader' : 'nft monitor trace'}: traced ${r.tracedMs.toFixed(0)} ms (the connections ${r.tracedLoadMs.toFixed(0)} ms of it), untraced ${r.untracedMs.toFixed(0)} ms (the whole call ${r.untracedCallMs.toFixed(0)} ms): ${r.ratio}× (target ≤ 3×); ${r.unexplained} unexplained of ${r.packets} walks`);
   }
 }

@@ -17,7 +17,7 @@ import type { IpvsState } from '../parse/ipvs-types.ts';
 import { generateIpvs } from '../proxy/ipvs.ts';
 import type { IptablesSave } from '../parse/iptables-types.ts';
 import type { NftRuleset } from '../parse/nft-types.ts';
-import { TraceEventReader, type TraceEvent } from '../parse/trace-events.ts';
+import { TraceEventReader, nameRulesByHandle, type TraceEvent } from '../parse/trace-events.ts';
 import { provenance, type Provenance } from '../provenance/index.ts';
 import { traceIptables } from '../trace/iptables.ts';
 import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
@@ -27,6 +27,7 @@ import type { Hook, Packet, TraceResult } from '../trace/types.ts';
 import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
 import { eventListenerInodes } from './conntrack-watch.ts';
 import type { NodeExec } from './capture.ts';
+import { NFTRACE_READER_ARGV, NFTRACE_READER_LABEL, NFTRACE_READER_OVERRUN, NFTRACE_READER_PROGRAM } from './nftrace-reader.ts';
 import { TRACE_TABLE_PREFIX, gcTraceMonitors, gcTraceRules, installTraceRules, removeTraceRules, traceMonitorEnv, type TraceGcDecision, type TraceRules } from './trace-rules.ts';
 
 export interface LiveTraceOptions {
@@ -43,14 +44,21 @@ export interface LiveTraceOptions {
   concurrency?: number;
   /** Per connection; a dropped one waits this long (default 5000 ms). */
   timeoutMs?: number;
-  /** Which monitor prints the events (default: nft where the node has it, else xtables-monitor). */
-  monitor?: 'nft' | 'xtables';
+  /**
+   * Which monitor reads the events. Default: the kit's netlink reader where the node has
+   * /usr/bin/python3 and nft (it keeps pace with the connections), else nft monitor trace, else
+   * xtables-monitor (iptables mode).
+   */
+  monitor?: LiveTraceMonitor;
   /** Aborting stops the trace; its rules are removed before this throws. */
   signal?: AbortSignal;
   onProgress?: (step: string) => void;
   /** Called once the tracing rules are in place (tests kill the process here). */
   onRulesInstalled?: (rules: TraceRules) => void;
 }
+
+/** netlink: the kit's reader (nftrace-reader.ts); nft: `nft -a monitor trace`; xtables: `xtables-monitor --trace`. */
+export type LiveTraceMonitor = 'netlink' | 'nft' | 'xtables';
 
 /** The trace cannot run here: the reason, in words, with what to do where there is something. */
 export class LiveTraceUnavailable extends Error {
@@ -133,35 +141,45 @@ async function nodeHas(exec: NodeExec, tool: string, arg = '--version'): Promise
  * tools are looked for on the node itself (netns: `ip netns exec`; kind: `docker exec` into the
  * node container, whose image may lack them).
  */
-export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<'nft' | 'xtables'> {
+export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<LiveTraceMonitor> {
   const nft = await nodeHas(exec, 'nft');
+  // The netlink reader names rules by handle from nft's listing, so it needs nft as well.
+  const netlink = async () => {
+    if (!nft) return false;
+    if (await nodeHas(exec, NFTRACE_READER_ARGV[0], '--version')) return true;
+    if (wanted === 'netlink') throw new LiveTraceUnavailable(`node ${node} has no ${NFTRACE_READER_ARGV[0]}, which runs the kit's trace reader (apt-get install -y python3-minimal on the node; --monitor nft reads the same events)`);
+    return false;
+  };
   if (lab.mode === 'nftables') {
     if (!nft) throw new LiveTraceUnavailable(`node ${node} has no nft, which the trace needs to add its table and to read the events (apt-get install -y nftables in the node image)`);
     if (wanted === 'xtables') throw new LiveTraceUnavailable('xtables-monitor prints iptables rules; an nftables lab is traced with nft monitor trace');
-    return 'nft';
+    return wanted !== 'nft' && (await netlink()) ? 'netlink' : 'nft';
   }
   const ipt = await nodeHas(exec, 'iptables');
   if (!ipt) throw new LiveTraceUnavailable(`node ${node} has no iptables`);
   if (/legacy/.test(ipt.stdout + ipt.stderr)) {
     throw new LiveTraceUnavailable(`node ${node} runs iptables-legacy: its TRACE target logs to the kernel log (nf_log), which the kit does not read; a node on iptables-nft is traced through nf_tables`);
   }
+  if (wanted === 'netlink' && !nft) throw new LiveTraceUnavailable(`node ${node} has no nft, whose listing names the rules the kit's trace reader reports by handle (apt-get install -y nftables on the node)`);
+  if (wanted !== 'xtables' && wanted !== 'nft' && (await netlink())) return 'netlink';
   if (wanted !== 'xtables' && nft) return 'nft';
   if (await nodeHas(exec, 'xtables-monitor', '--help')) return 'xtables';
   throw new LiveTraceUnavailable(`node ${node} has neither nft nor xtables-monitor to read the trace events (kind's node image may lack both; apt-get install -y nftables on the node)`);
 }
 
 /** The command that prints the trace events (started under `timeout`, on the node). */
-export function monitorCommand(monitor: 'nft' | 'xtables'): string[] {
-  return monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
+export function monitorCommand(monitor: LiveTraceMonitor): string[] {
+  return monitor === 'netlink' ? [...NFTRACE_READER_ARGV] : monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
 }
 
 /** The prediction for the packet, from what the node holds now. */
 async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, local: string[], ipvs: IpvsPrediction | null): Promise<{ result: TraceResult; dump: IptablesSave | null; ruleset: NftRuleset | null; command: string }> {
   if (lab.mode === 'nftables') {
-    const text = (await exec(['nft', 'list', 'ruleset'], { timeoutMs: 60_000 })).stdout;
+    // With handles: the netlink reader names each rule by its handle.
+    const text = (await exec(['nft', '-a', 'list', 'ruleset'], { timeoutMs: 60_000 })).stdout;
     const ruleset = parseNftRuleset(text);
     const tables = ruleset.tables.filter((t) => (t.family === 'ip' || t.family === 'inet') && !t.name.startsWith(TRACE_TABLE_PREFIX)).map((t) => `${t.family} ${t.name}`);
-    return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: 'nft list ruleset' };
+    return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: 'nft -a list ruleset' };
   }
   const dump = parseIptablesSave((await exec(['iptables-save'], { timeoutMs: 60_000 })).stdout);
   if (ipvs) {
@@ -269,11 +287,11 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
   // its socket overflows (No buffer space available), one at a time it keeps up.
   const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
-  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvs?.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : '/proc/net/ip_vs') : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
+  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft -a list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvs?.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : '/proc/net/ip_vs') : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
   const predicted = await predict(lab, exec, packet, hook, [node.ip], ipvs);
   const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
-  // Read while the connections run: nft monitor names iptables-nft's rules by handle.
-  const handles = kind === 'iptables' && monitor === 'nft' ? iptablesTextByHandle(exec, predicted.dump as IptablesSave) : null;
+  // Read while the connections run: nft monitor and the netlink reader name iptables-nft's rules by handle.
+  const handles = kind === 'iptables' && monitor !== 'xtables' ? iptablesTextByHandle(exec, predicted.dump as IptablesSave) : null;
   handles?.catch(() => undefined);
   const match = { protocol, src: srcIp, dst: target.ip, dport: target.port, hook };
   options.signal?.throwIfAborted();
@@ -296,18 +314,22 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   let statsAfter: IpvsState | null = null;
   const readStats = async () => parseIpvsadm((await exec(['ipvsadm', '-Ln', '--stats', '--exact'], { timeoutMs: 60_000 })).stdout);
   try {
+    // nft and xtables-monitor print nothing until an event: they listen once their netlink socket
+    // appears. The kit's reader says when it listens.
     const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'], { timeoutMs: 10_000 })).stdout);
-    const before = new Set(await listeners());
+    const before = monitor === 'netlink' ? null : new Set(await listeners());
     rules = await installTraceRules(exec, kind, match);
     options.onRulesInstalled?.(rules);
     // One line per traced packet: where it meets the kit's rule.
-    startMark = rules.kind === 'nftables' ? ` ip ${rules.table} trace-${hook.toLowerCase()} packet: ` : monitor === 'nft' ? ` ip raw ${rules.chain} packet: ` : ` raw:${rules.chain}:rule:`;
-    say(`tracing on ${node.name}: ${rules.kind === 'iptables' ? `raw chain ${rules.chain} (-j TRACE)` : `table ip ${rules.table} (meta nftrace set 1)`}, read by ${monitorArgv.join(' ')}`);
+    const ourChain = rules.kind === 'nftables' ? { table: rules.table, chain: `trace-${hook.toLowerCase()}` } : { table: 'raw', chain: rules.chain };
+    startMark = monitor === 'netlink' ? `\tip\t${ourChain.table}\t${ourChain.chain}\t` : monitor === 'nft' ? ` ip ${ourChain.table} ${ourChain.chain} packet: ` : ` raw:${ourChain.chain}:rule:`;
+    say(`tracing on ${node.name}: ${rules.kind === 'iptables' ? `raw chain ${rules.chain} (-j TRACE)` : `table ip ${rules.table} (meta nftrace set 1)`}, read by ${monitor === 'netlink' ? `the kit's netlink reader (${monitorArgv.join(' ')})` : monitorArgv.join(' ')}`);
     // Events are parsed as the monitor prints them, so little is left to do once it stops.
     const events = new TraceEventReader(monitor, startMark);
     reader = events;
     monitorRun = exec(['timeout', String(maxSeconds), ...monitorArgv], {
       allowFailure: true, timeoutMs: (maxSeconds + 30) * 1000, signal: stop.signal, env: traceMonitorEnv(rules.owner as ProcessRef),
+      ...(monitor === 'netlink' ? { input: NFTRACE_READER_PROGRAM } : {}),
       onStdout: (chunk) => {
         chars += chunk.length;
         lastData = performance.now();
@@ -319,19 +341,23 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       },
     });
     monitorRun.catch(() => undefined);
-    // The monitor prints nothing until an event: it listens once its netlink socket appears.
     const readyBy = performance.now() + 5000;
     let ended = false;
     monitorRun.finally(() => { ended = true; }).catch(() => undefined);
-    while (!(await listeners()).some((inode) => !before.has(inode))) {
+    const listening = async () => (before === null ? events.clock.listeningAt !== null : (await listeners()).some((inode) => !before.has(inode)));
+    while (!(await listening())) {
       if (ended) {
         const r = await monitorRun;
         throw new Error(`${monitorArgv.join(' ')} on ${node.name} ended before it listened (exit ${r.exitCode}): ${r.stderr.trim() || '(no stderr)'}`);
       }
       if (performance.now() > readyBy) throw new Error(`${monitorArgv.join(' ')} on ${node.name} was not listening after 5 s: the machine is overloaded; try again`);
       options.signal?.throwIfAborted();
-      await sleep(20);
+      await sleep(before === null ? 2 : 20);
     }
+    // The reader's clock is this process's (CLOCK_MONOTONIC) unless the node is in another time
+    // namespace: then its 'drained' lines cannot be compared with ours.
+    const readerAt = events.clock.listeningAt;
+    const sharedClock = readerAt !== null && readerAt <= process.hrtime.bigint() && process.hrtime.bigint() - readerAt < 60_000_000_000n;
     if (ipvs?.ipvsadm) statsBefore = await readStats();
     say(`${checked.requests} new connections from ${client.name} to ${target.ip}:${target.port}`);
     load = await lab.load({
@@ -342,22 +368,35 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     if (ipvs?.ipvsadm) statsAfter = await readStats();
     options.signal?.throwIfAborted();
     say(`${load.ok} of ${load.total} answered in ${(load.durationMs / 1000).toFixed(2)} s; ${reader?.marked ?? 0} packets traced so far`);
-    // Every connection's first packet has been traced; let the monitor print the rest of the walks.
+    // Every connection's packets have been through the rules, so the kernel has sent all their
+    // events: wait until the monitor has printed them. The kit's reader says when it has read
+    // everything sent before a moment; of the others only silence tells.
+    const loadEnd = process.hrtime.bigint();
     const drainBy = performance.now() + 5000 + checked.requests * 5;
-    while (performance.now() < drainBy && !((reader?.marked ?? 0) >= load.total && performance.now() - lastData > 150)) {
+    const drained = () => (sharedClock
+      ? (events.clock.drainedAt ?? 0n) >= loadEnd
+      : (reader?.marked ?? 0) >= load.total && performance.now() - lastData > 150);
+    while (performance.now() < drainBy && !drained()) {
       if (ended) break;
       options.signal?.throwIfAborted();
-      await sleep(25);
+      await sleep(sharedClock ? 2 : 25);
     }
   } finally {
     stop.abort();
-    const ran = monitorRun ? await monitorRun.catch((e: unknown) => e as Error) : null;
-    if (rules) await removeTraceRules(exec, rules);
+    // The rules come out while the monitor stops; both are awaited before anything is thrown.
+    const [ran, removed] = await Promise.allSettled([
+      monitorRun ? monitorRun.catch((e: unknown) => e as Error) : Promise.resolve(null),
+      rules ? removeTraceRules(exec, rules) : Promise.resolve(true),
+    ]);
     options.signal?.removeEventListener('abort', onAbort);
-    if (ran instanceof CommandError && ran.reason !== 'signal') throw ran;
+    if (removed.status === 'rejected') throw removed.reason;
+    if (ran.status === 'fulfilled' && ran.value instanceof CommandError && ran.value.reason !== 'signal') throw ran.value;
   }
   options.signal?.throwIfAborted();
   const ran = await monitorRun;
+  if (monitor === 'netlink' && ran.exitCode !== 0 && ran.exitCode !== -1 && ran.exitCode !== 124 && ran.exitCode !== NFTRACE_READER_OVERRUN) {
+    throw new Error(`the kit's trace reader (${monitorArgv.join(' ')}) on ${node.name} failed (exit ${ran.exitCode}): ${ran.stderr.trim() || '(no stderr)'}`);
+  }
   if (/No buffer space available/.test(ran.stderr)) {
     throw new Error(`${monitorArgv.join(' ')} on ${node.name} fell behind and the kernel dropped events (No buffer space available): trace fewer connections, or fewer at once (--concurrency)`);
   }
@@ -370,19 +409,25 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   let ours: (e: TraceEvent) => boolean;
   let ignore: (e: TraceEvent) => boolean;
   if (installed.kind === 'nftables') {
+    if (monitor === 'netlink') {
+      const texts = new Map<string, string>();
+      for (const t of (predicted.ruleset as NftRuleset).tables) {
+        for (const c of t.chains) for (const r of c.rules) if (r.handle !== null) texts.set(`${t.family} ${t.name} ${c.name} ${r.handle}`, r.text);
+      }
+      nameRulesByHandle(events, (table, chain, handle) => texts.get(`${table} ${chain} ${handle}`));
+    }
     compare = nftOrder(predicted.ruleset as NftRuleset);
-    ours = (e) => e.table === `ip ${installed.table}`;
+    const ourTable = `ip ${installed.table}`;
+    ours = (e) => e.table === ourTable;
     // Any trace table (another trace's too) is not the rules under test.
-    ignore = (e) => e.table.startsWith(`ip ${TRACE_TABLE_PREFIX}`);
+    const traceTables = `ip ${TRACE_TABLE_PREFIX}`;
+    ignore = (e) => e.table.startsWith(traceTables);
   } else {
-    if (monitor === 'nft') {
+    if (monitor !== 'xtables') {
       // iptables-nft's tables as iptables names them, each rule in iptables-save's words.
       const byHandle = await (handles as Promise<Map<string, string>>);
-      for (const e of events) {
-        if (e.table.startsWith('ip ')) e.table = e.table.slice(3);
-        const text = e.handle !== null ? byHandle.get(`${e.table} ${e.chain} ${e.handle}`) : undefined;
-        if (text !== undefined) e.rule = text;
-      }
+      for (const e of events) if (e.table.startsWith('ip ')) e.table = e.table.slice(3);
+      nameRulesByHandle(events, (table, chain, handle) => byHandle.get(`${table} ${chain} ${handle}`));
     }
     compare = { isBase: (c) => IPTABLES_BUILTIN.test(c) };
     ours = (e) => e.table === 'raw' && e.chain === installed.chain;
@@ -455,7 +500,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     requests: checked.requests,
     answered: load.ok,
     retransmissions,
-    commands: { rules: ruleDesc, monitor: monitorArgv.join(' ') },
+    commands: { rules: ruleDesc, monitor: monitor === 'netlink' ? NFTRACE_READER_LABEL : monitorArgv.join(' ') },
     incomplete,
     notes,
     ipvs: split,

@@ -10,7 +10,13 @@
  *      TRACE: 2 4623751d nat:KUBE-SVC-X:rule:0x4d:JUMP:KUBE-SEP-A  -4 -t nat -A KUBE-SVC-X … -j KUBE-SEP-A
  *      TRACE: 2 4623751d filter:FORWARD:policy:ACCEPT
  *
- * Both become one event list in the order printed. A trace id names one packet while it crosses
+ * - the kit's own reader of the same netlink events (lib/capture/nftrace-reader.ts), tab-separated:
+ *     packet	4623751d	ip	kube-proxy	nat-prerouting	A	B	tcp	S	P	veth…	(no oif)
+ *     rule	4623751d	ip	kube-proxy	services	113	goto	service-…
+ *     policy	4623751d	ip	kube-proxy	filter-forward	accept
+ *   with rule handles only: their text is looked up in a listing (`nameRulesByHandle`).
+ *
+ * All become one event list in the order printed. A trace id names one packet while it crosses
  * the hooks, but the kernel reuses ids, so grouping events into walks is the caller's (lib/trace/live.ts).
  */
 import { ParseError, rejectBinary } from './errors.ts';
@@ -180,6 +186,92 @@ function xtLine(out: TraceEvent[], pending: Map<string, { line: number; packet: 
   });
 }
 
+const TRACE_ID = /^[0-9a-f]{8}$/;
+const DIGITS = /^\d+$/;
+const NETLINK_FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
+const NETLINK_FIELDS: Record<string, number> = { packet: 12, rule: 8, policy: 6, return: 7 };
+
+/** A name as the reader escapes it (\\ \t \n \r). */
+function unescapeName(text: string): string {
+  if (!text.includes('\\')) return text;
+  return text.replace(/\\([\\tnr])/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : '\\'));
+}
+
+/** Where the netlink reader's clock lines leave it: listening since, everything read up to. */
+export interface ReaderClock {
+  /** CLOCK_MONOTONIC (ns) when the reader joined the trace group; null until it says so. */
+  listeningAt: bigint | null;
+  /** The latest time (ns) before which every event the kernel queued has been printed. */
+  drainedAt: bigint | null;
+}
+
+/** One line of the kit's netlink reader into `out`; its clock lines into `clock`. */
+function netlinkLine(out: TraceEvent[], clock: ReaderClock, n: number, lineText: string): void {
+  const where = 'the kit\'s nftrace reader';
+  if (lineText === '') return;
+  const f = lineText.split('\t');
+  const word = f[0];
+  if (word === 'listening' || word === 'drained') {
+    if (f.length !== 2 || !/^\d{1,20}$/.test(f[1])) throw new ParseError(where, n, lineText, `\`${word} NANOSECONDS\``);
+    const at = BigInt(f[1]);
+    if (word === 'listening') clock.listeningAt = at;
+    else if (clock.drainedAt === null || at > clock.drainedAt) clock.drainedAt = at;
+    return;
+  }
+  const fields = NETLINK_FIELDS[word];
+  if (fields === undefined || f.length !== fields || !TRACE_ID.test(f[1]) || !NETLINK_FAMILIES.has(f[2]) || f[3] === '' || f[4] === '') {
+    throw new ParseError(where, n, lineText, 'packet|rule|policy|return, a trace id, a family, a table and a chain, tab-separated');
+  }
+  const e: TraceEvent = {
+    line: n, id: f[1], table: `${f[2]} ${unescapeName(f[3])}`, chain: unescapeName(f[4]), kind: word as TraceEvent['kind'],
+    rule: null, handle: null, verdict: null, target: null, packet: null,
+  };
+  const port = (text: string) => {
+    if (text === '') return null;
+    if (!DIGITS.test(text) || text.length > 5 || Number(text) > 65535) throw new ParseError(where, n, lineText, 'a port number');
+    return Number(text);
+  };
+  if (word === 'packet') {
+    e.packet = { src: f[5] || null, dst: f[6] || null, protocol: f[7] || null, sport: port(f[8]), dport: port(f[9]), iif: unescapeName(f[10]) || null, oif: unescapeName(f[11]) || null };
+  } else if (word === 'rule') {
+    if (!DIGITS.test(f[5]) || f[5].length > 20) throw new ParseError(where, n, lineText, 'a rule handle');
+    e.handle = Number(f[5]);
+    e.verdict = verdictOf(f[6], where, n, lineText);
+    e.target = unescapeName(f[7]) || null;
+  } else {
+    e.verdict = verdictOf(f[5], where, n, lineText);
+    if (word === 'return') e.target = unescapeName(f[6]) || null;
+  }
+  out.push(e);
+}
+
+/** The kit's netlink reader's output (its events; rule texts are not in it). */
+export function parseNftraceReader(text: string): TraceEvent[] {
+  const reader = new TraceEventReader('netlink');
+  reader.push(text);
+  return reader.end();
+}
+
+/**
+ * Give rule events their text from a listing read before the trace, by `table chain handle`
+ * (`textOf` returns undefined for a handle the listing lacks: the rule changed since).
+ */
+export function nameRulesByHandle(events: TraceEvent[], textOf: (table: string, chain: string, handle: number) => string | undefined): void {
+  // A thousand walks meet the same few dozen rules: each text is made plain once.
+  const plain = new Map<string, string>();
+  for (const e of events) {
+    if (e.kind !== 'rule' || e.handle === null) continue;
+    const text = textOf(e.table, e.chain, e.handle);
+    if (text === undefined) {
+      e.rule ??= `(handle ${e.handle}: not in the listing read before the trace)`;
+      continue;
+    }
+    let p = plain.get(text);
+    if (p === undefined) plain.set(text, (p = plainRule(text)));
+    e.rule = p;
+  }
+}
+
 /** `xtables-monitor --trace` output. */
 export function parseXtablesMonitorTrace(text: string): TraceEvent[] {
   const reader = new TraceEventReader('xtables');
@@ -193,15 +285,21 @@ export function parseXtablesMonitorTrace(text: string): TraceEvent[] {
  */
 export class TraceEventReader {
   readonly events: TraceEvent[] = [];
+  /** The netlink reader's clock lines (null for the other formats, which print none). */
+  readonly clock: ReaderClock = { listeningAt: null, drainedAt: null };
   private readonly pending = new Map<string, { line: number; packet: TracePacketHeader }>();
   /** Lines seen that hold `mark` (the start of a traced packet's walk), counted as they arrive. */
   marked = 0;
   private tail = '';
   private n = 0;
-  constructor(readonly format: 'nft' | 'xtables', private readonly mark: string | null = null) {}
+  /**
+   * `mark`: text that a line starting a traced packet's walk holds; for the netlink format, the
+   * `\tFAMILY\tTABLE\tCHAIN\t` of the kit's chain, counted on packet lines.
+   */
+  constructor(readonly format: 'nft' | 'xtables' | 'netlink', private readonly mark: string | null = null) {}
 
   push(chunk: string): void {
-    rejectBinary(this.format === 'nft' ? 'nft monitor trace' : 'xtables-monitor --trace', chunk);
+    rejectBinary(this.format === 'nft' ? 'nft monitor trace' : this.format === 'netlink' ? 'the kit\'s nftrace reader' : 'xtables-monitor --trace', chunk);
     const text = this.tail + chunk;
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
@@ -220,9 +318,10 @@ export class TraceEventReader {
 
   private line(raw: string): void {
     this.n++;
-    if (this.mark !== null && raw.includes(this.mark)) this.marked++;
+    if (this.mark !== null && raw.includes(this.mark) && (this.format !== 'netlink' || raw.startsWith('packet\t'))) this.marked++;
     const cut = raw.length > MAX_LINE ? raw.slice(0, MAX_LINE) : raw;
     if (this.format === 'nft') nftLine(this.events, this.n, cut.trimEnd());
+    else if (this.format === 'netlink') netlinkLine(this.events, this.clock, this.n, cut);
     else xtLine(this.events, this.pending, this.n, cut.trim());
   }
 }

@@ -83,7 +83,7 @@ export async function runLiveTrace(args: ParsedArgs, io: Io): Promise<number | v
   const requests = intOption(args, 'requests', 1000, { min: 1, max: 100_000 });
   const concurrency = args.values.concurrency === undefined ? undefined : intOption(args, 'concurrency', 10, { min: 1, max: 1000 });
   const monitor = stringOption(args, 'monitor');
-  if (monitor !== undefined && monitor !== 'nft' && monitor !== 'xtables') throw new UsageError(`--monitor must be nft or xtables, got ${quoteForTerminal(monitor)}`);
+  if (monitor !== undefined && monitor !== 'netlink' && monitor !== 'nft' && monitor !== 'xtables') throw new UsageError(`--monitor must be netlink, nft or xtables, got ${quoteForTerminal(monitor)}`);
   const lab = await openLab(name);
   const fromName = stringOption(args, 'from');
   const nodes = await lab.nodes();

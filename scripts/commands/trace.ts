@@ -62,10 +62,13 @@ function describePath(o: Outcome, hook: Hook): string {
 
 export const trace: CommandSpec = {
   summary: 'follow one packet through a node dump (iptables, ip6tables, IPVS or nftables), with the probability of every outcome',
-  usage: `trace --live [--name LAB] [--service NS/NAME[:PORT]] [--from POD|NODE] [--to clusterip|loadbalancer|NODE] [--requests N] [--concurrency C] [--monitor nft|xtables] [--json]
+  usage: `trace --live [--name LAB] [--service NS/NAME[:PORT]] [--from POD|NODE] [--to clusterip|loadbalancer|NODE] [--requests N] [--concurrency C] [--monitor netlink|nft|xtables] [--json]
   the kernel of the node that picks the backend traces N new connections (a rule of the kit's own, removed on the way out);
   each packet's path is counted against the predicted outcomes (exit 3 where the node cannot be traced, with the reason);
   IPVS mode: the iptables part is traced, the split over the real servers read from ipvsadm -Ln --stats counters
+  --monitor: who reads the kernel's trace events: netlink, the kit's reader (default where the node has /usr/bin/python3
+  and nft; keeps pace with the connections), nft (nft -a monitor trace, the same events as nft prints them), xtables
+  (xtables-monitor --trace, iptables syntax, one connection at a time)
        trace --dump FILE [--ipsets FILE] [--ipvs FILE] [--proto tcp|udp|sctp] --dst IP --dport PORT [--src IP] [--sport PORT] [--hook PREROUTING|OUTPUT] [--local IP,…] [--no-postrouting] [--json]
   IP: IPv4 (dotted quad) or IPv6; PORT: 1-65535
   FILE: iptables-save, ip6tables-save, nft list ruleset or nft -j list ruleset output (recognised by its content; - for standard input), at most 64 MiB

@@ -13,7 +13,7 @@ describe('kube-netlab trace --live: options', () => {
       [['trace', '--live', '--dump', 'x.txt'], /--dump goes with --dump; --live reads the rules from the lab's node/],
       [['trace', '--dump', 'x.txt', '--dst', '10.96.0.1', '--dport', '80', '--requests', '5'], /--requests goes with --live/],
       [['trace', '--live', '--service', 'default/Web'], /--service must be NAMESPACE\/NAME/],
-      [['trace', '--live', '--monitor', 'tcpdump'], /--monitor must be nft or xtables/],
+      [['trace', '--live', '--monitor', 'tcpdump'], /--monitor must be netlink, nft or xtables/],
       [['trace', '--live', '--requests', '0'], /--requests must be from 1/],
       [['trace', '--live', '--name', 'Bad_Name'], /--name: lab name/],
     ] as const) {

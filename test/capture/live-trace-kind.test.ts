@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   LiveTraceUnavailable, installTraceRules, monitorCommand, probeLiveTrace, removeTraceRules, type NodeExec, type TraceMatch,
 } from '../../lib/capture/index.ts';
+import { NFTRACE_READER_PROGRAM } from '../../lib/capture/nftrace-reader.ts';
 import { dockerExec } from '../../lib/lab/kind/commands.ts';
 import { fakeToolchain, type FakeToolchain } from '../lab/kind-fakes.ts';
 
@@ -29,22 +30,41 @@ async function tool(name: string, body: string): Promise<void> {
 
 beforeAll(async () => {
   fake = await fakeToolchain(dir, ['docker']);
-  exec = (argv, opts) => fake.runner.run(dockerExec(NODE, argv), opts);
+  // As KindLab.exec runs it: -i where the command reads input.
+  exec = (argv, opts) => fake.runner.run(dockerExec(NODE, argv, { stdin: opts?.input !== undefined }), opts);
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 beforeEach(async () => {
   await fake.set('log', '');
+  await rm(join(fake.dir, 'python3'), { force: true });
   await tool('iptables', `echo 'iptables v1.8.9 (nf_tables)'`);
   await tool('nft', `echo 'nftables v1.0.9 (Old Doc Yak #3)'`);
   await tool('xtables-monitor', `echo 'xtables-monitor 1.8.9'`);
 });
 
 describe('live trace on a kind node, through docker exec', () => {
-  it('a node with nft: nft monitor, probed in the node container', async () => {
+  it('a node with nft: nft monitor, probed in the node container (kindest/node has no python3 for the kit\'s reader)', async () => {
     expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('nft');
-    expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`]);
+    expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`, `docker exec ${NODE} /usr/bin/python3 --version`]);
+    await expect(probeLiveTrace(kindLab('nftables'), exec, NODE, 'netlink')).rejects.toThrow(/has no \/usr\/bin\/python3, which runs the kit's trace reader .*--monitor nft reads the same events/);
+  });
+
+  it('a node image with /usr/bin/python3 and nft: the kit\'s reader, its program given on standard input (docker exec -i)', async () => {
+    await tool('python3', `echo 'Python 3.11.2'`);
+    expect(await probeLiveTrace(kindLab('nftables'), exec, NODE)).toBe('netlink');
+    expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('netlink');
+    expect(await probeLiveTrace(kindLab('iptables'), exec, NODE, 'nft')).toBe('nft');
+    await tool('nft', MISSING('nft'));
+    expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('xtables');
+    await expect(probeLiveTrace(kindLab('iptables'), exec, NODE, 'netlink')).rejects.toThrow(/has no nft, whose listing names the rules/);
+    await fake.set('log', '');
+    await tool('python3', 'cat > "$F/program"; echo "listening\t1"');
+    const r = await exec(monitorCommand('netlink'), { input: NFTRACE_READER_PROGRAM });
+    expect(r.stdout).toBe('listening\t1\n');
+    expect(await fake.log()).toEqual([`docker exec -i ${NODE} /usr/bin/python3 -I -`]);
+    expect(await readFile(join(fake.dir, 'program'), 'utf8')).toBe(NFTRACE_READER_PROGRAM);
   });
 
   it('IPVS mode: its iptables part probed as iptables mode is, with or without IP_VS', async () => {
@@ -76,7 +96,7 @@ describe('live trace on a kind node, through docker exec', () => {
     const owner = { pid: 4242, start: '987654' };
     const rules = await installTraceRules(exec, 'iptables', MATCH, owner);
     expect(await removeTraceRules(exec, rules)).toBe(true);
-    expect(await fake.log()).toEqual([`docker exec ${NODE} iptables-restore --noflush`, `docker exec ${NODE} iptables-restore --noflush`]);
+    expect(await fake.log()).toEqual([`docker exec -i ${NODE} iptables-restore --noflush`, `docker exec -i ${NODE} iptables-restore --noflush`]);
     const saved = (await readdir(fake.dir)).filter((f) => f.startsWith('restore.')).sort();
     const inputs = await Promise.all(saved.map((f) => readFile(join(fake.dir, f), 'utf8')));
     expect(inputs[0]).toContain(`-A ${rules.kind === 'iptables' ? rules.chain : ''} -s 10.244.1.4/32 -d 10.96.120.15/32 -p tcp -m tcp --dport 8000 --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment kube-netlab-trace/4242/987654 -j TRACE`);
@@ -88,7 +108,7 @@ describe('live trace on a kind node, through docker exec', () => {
     expect(await removeTraceRules(exec, table)).toBe(true);
     const name = table.kind === 'nftables' ? table.table : '';
     expect(name).toMatch(/^kube-netlab-trace-4242-987654-[0-9a-f]{8}$/);
-    expect(await fake.log()).toEqual([`docker exec ${NODE} nft -f -`, `docker exec ${NODE} nft delete table ip ${name}`]);
+    expect(await fake.log()).toEqual([`docker exec -i ${NODE} nft -f -`, `docker exec ${NODE} nft delete table ip ${name}`]);
     expect(await readFile(join(fake.dir, 'nft.input'), 'utf8')).toContain('type filter hook prerouting priority -300; policy accept;');
   });
 });

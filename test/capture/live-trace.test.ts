@@ -1,15 +1,21 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LiveTraceUnavailable, findTraceRules, gcTraceMonitors, gcTraceRules, traceMonitorEnv, installTraceRules, iptablesTraceInput, parseTraceComment, parseTraceTable, removeTraceRules,
   traceLive, traceLiveOrSkip, traceOwnerComment, type TraceMatch,
 } from '../../lib/capture/index.ts';
-import { processStart, type ProcessRef } from '../../lib/exec/index.ts';
+import { eventListenerInodes } from '../../lib/capture/conntrack-watch.ts';
+import { monitorCommand } from '../../lib/capture/live-trace.ts';
+import { NFTRACE_READER_LABEL, NFTRACE_READER_PROGRAM } from '../../lib/capture/nftrace-reader.ts';
+import { processStart, type ProcessRef, type RunOptions } from '../../lib/exec/index.ts';
+import type { Pod } from '../../lib/lab/types.ts';
+import { parseNftRuleset } from '../../lib/parse/index.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { createNetnsLab, type NetnsLab } from '../../lib/lab/netns/index.ts';
 import { ParseError } from '../../lib/parse/errors.ts';
-import { parseNftMonitorTrace, parseXtablesMonitorTrace } from '../../lib/parse/trace-events.ts';
+import { TraceEventReader, nameRulesByHandle, parseNftMonitorTrace, parseNftraceReader, parseXtablesMonitorTrace, type TraceEvent } from '../../lib/parse/trace-events.ts';
 import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks } from '../../lib/trace/live.ts';
 import type { TraceResult } from '../../lib/trace/types.ts';
 import { ipvsSkipReason, testRunTag, withNetns } from '../helpers/netns.ts';
@@ -49,6 +55,9 @@ PACKET: 2 df0ba2b6 IN=veth47 OUT=veth6a MACPROTO=0800 SRC=10.244.1.5 DST=10.244.
  TRACE: 2 df0ba2b6 nat:KUBE-POSTROUTING:rule:0x42:0xfffffffb  -4 -t nat -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
  TRACE: 2 df0ba2b6 nat:POSTROUTING:policy:ACCEPT
 `;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const fixture = (name: string) => new URL(`../fixtures/live-trace/${name}`, import.meta.url);
 
 const PATH = ['PREROUTING', 'KUBE-SERVICES', 'KUBE-SVC-X', 'KUBE-SEP-A', 'FORWARD', 'KUBE-FORWARD', 'POSTROUTING', 'KUBE-POSTROUTING'];
 
@@ -96,6 +105,51 @@ describe('trace events as the monitors print them', () => {
     expect(() => parseNftMonitorTrace('trace id 1 ip nat X rule ip daddr 1.2.3.4 (verdict maybe)')).toThrow(ParseError);
     expect(() => parseNftMonitorTrace('trace id 1 ip nat X rule ip daddr 1.2.3.4 (verdict maybe)')).toThrow(/line 1/);
     expect(() => parseXtablesMonitorTrace('PACKET: 2 ab SRC=1.2.3.4\n TRACE: 2 ab garbage')).toThrow(/line 2/);
+  });
+
+  // Both read from the kernel at once, for one SYN (test/fixtures/README.md).
+  for (const mode of ['iptables', 'nftables']) {
+    it(`the kit's netlink reader: the events nft monitor trace printed for the same packet (${mode} lab), each rule named by its handle`, async () => {
+      const nft = parseNftMonitorTrace(await readFile(fixture(`${mode}-nft-monitor.txt`), 'utf8'));
+      const ours = parseNftraceReader(await readFile(fixture(`${mode}-nftrace-reader.txt`), 'utf8'));
+      const strip = ({ line: _line, rule: _rule, ...rest }: TraceEvent) => rest;
+      expect(ours.length).toBeGreaterThan(15);
+      expect(ours.map(strip)).toEqual(nft.map(strip));
+      expect(ours.every((e) => e.rule === null)).toBe(true);
+      const byHandle = new Map(nft.filter((e) => e.kind === 'rule').map((e) => [`${e.table} ${e.chain} ${e.handle}`, e.rule as string]));
+      nameRulesByHandle(ours, (table, chain, handle) => byHandle.get(`${table} ${chain} ${handle}`));
+      expect(ours.map((e) => e.rule)).toEqual(nft.map((e) => e.rule));
+    });
+  }
+
+  it('the netlink reader\'s lines: clock lines kept apart, escaped names, a walk start counted on its packet line only', async () => {
+    const reader = new TraceEventReader('netlink', '\tip\traw\tKUBE-NETLAB-TRACE-421c4550\t');
+    reader.push('listening\t5\ndrained\t9\ndrai');
+    reader.push('ned\t7\n');
+    reader.push(await readFile(fixture('iptables-nftrace-reader.txt'), 'utf8'));
+    reader.push('rule\t0000000a\tinet\tt\\tx\tch\\\\ain\\n\t7\tjump\tta\\rrget\n');
+    const events = reader.end();
+    expect(reader.clock).toEqual({ listeningAt: 5n, drainedAt: 9n });
+    expect(reader.marked).toBe(1);
+    expect(events.at(-1)).toMatchObject({ table: 'inet t\tx', chain: 'ch\\ain\n', handle: 7, verdict: 'jump', target: 'ta\rrget', rule: null });
+    nameRulesByHandle(events, () => undefined);
+    expect(events.at(-1)?.rule).toBe('(handle 7: not in the listing read before the trace)');
+  });
+
+  it('the netlink reader\'s lines: what it cannot read is a ParseError naming the line', () => {
+    const ok = 'policy\t0000000a\tip\tnat\tPOSTROUTING\taccept\n';
+    for (const bad of [
+      'rule\t0000000a\tip\tnat\tX\tnot-a-handle\tjump\tY',
+      'packet\t0000000a\tip\tnat\tX\t1.2.3.4\t5.6.7.8\ttcp\t1\t70000\t\t',
+      'policy\t0000000a\tipx\tnat\tX\taccept',
+      'policy\t0000000a\tip\tnat\tX\tmaybe',
+      'rule\t0000000a\tip\tnat\tX\t7\tjump',
+      'drained\tsoon',
+      'hello',
+    ]) {
+      expect(() => parseNftraceReader(ok + bad)).toThrow(ParseError);
+      expect(() => parseNftraceReader(ok + bad)).toThrow(/line 2/);
+    }
   });
 });
 
@@ -233,7 +287,7 @@ describe('live trace on a netns lab in iptables mode', () => {
     await lab?.destroy();
   });
 
-  it('nft monitor: every connection traced, every path predicted, the split plausible; nothing left behind', async () => {
+  it('the kit\'s netlink reader (the default here): every connection traced, every path predicted, the split plausible; nothing left behind', async () => {
     const r = await traceLive(lab, { service: 'httpbin', requests: 300 });
     expect(r.answered).toBe(300);
     expect(r.packets).toBe(300);
@@ -249,13 +303,23 @@ describe('live trace on a netns lab in iptables mode', () => {
     }
     expect(r.provenance).toMatchObject({ source: 'captured', backend: 'netns', mode: 'iptables', node: r.node });
     expect(r.prediction.provenance).toMatchObject({ source: 'predicted', backend: 'netns', mode: 'iptables' });
-    expect(r.commands.monitor).toBe('nft -a monitor trace');
+    expect(r.commands.monitor).toBe(NFTRACE_READER_LABEL);
     expect(await findTraceRules((argv, o) => lab.exec(r.node, argv, o))).toEqual([]);
   });
 
+  it('nft monitor: the same paths, rules and verdicts as the kit\'s reader', async () => {
+    const [viaNft, ours] = [await traceLive(lab, { service: 'httpbin', requests: 60, monitor: 'nft' }), await traceLive(lab, { service: 'httpbin', requests: 60 })];
+    expect(viaNft.commands.monitor).toBe('nft -a monitor trace');
+    const shape = (r: typeof ours) => r.paths.map((p) => ({ path: p.path, rules: p.rules, verdict: p.verdict, dnat: p.dnat })).sort((a, b) => (String(a.dnat) < String(b.dnat) ? -1 : 1));
+    expect([viaNft.packets, viaNft.unexplained, ours.packets, ours.unexplained]).toEqual([60, 0, 60, 0]);
+    expect(shape(ours)).toEqual(shape(viaNft));
+  });
+
   it('xtables-monitor: the same paths in iptables syntax', async () => {
-    const r = await traceLive(lab, { service: 'httpbin', requests: 60, monitor: 'xtables' });
-    expect([r.packets, r.unexplained, r.paths.length]).toEqual([60, 0, 3]);
+    // Few connections: xtables-monitor asks the kernel for each rule as it prints, and on a busy
+    // machine its socket can overflow during a long run (the trace then says so).
+    const r = await traceLive(lab, { service: 'httpbin', requests: 30, monitor: 'xtables' });
+    expect([r.packets, r.unexplained, r.paths.length]).toEqual([30, 0, 3]);
     expect(r.commands.monitor).toBe('xtables-monitor --trace');
     expect(r.paths[0].rules.find((x) => x.chain.startsWith('KUBE-SVC-'))?.rule).toMatch(/-m statistic --mode random --probability 0\.3333/);
     expect(await findTraceRules((argv, o) => lab.exec(r.node, argv, o))).toEqual([]);
@@ -306,6 +370,58 @@ describe('live trace on a netns lab in nftables mode', () => {
     const said: string[] = [];
     expect(await traceLiveOrSkip(lab, { service: 'httpbin', requests: 5, monitor: 'xtables' }, (l) => said.push(l))).toBeNull();
     expect(said).toEqual([expect.stringMatching(/^NOT TRACED: xtables-monitor prints iptables rules/)]);
+  });
+
+  it('the kit\'s reader decodes the kernel\'s events as nft does: both read the same 20 connections at once', async () => {
+    const curl = (await lab.pods()).find((p) => p.name.startsWith('curl-')) as Pod;
+    const svc = (await lab.services()).find((x) => x.name === 'httpbin') as { clusterIP: string };
+    const exec = (argv: string[], o?: RunOptions) => lab.exec(curl.node, argv, o);
+    const rules = await installTraceRules(exec, 'nftables', { protocol: 'tcp', src: curl.ip, dst: svc.clusterIP, dport: 8000, hook: 'PREROUTING' });
+    const stop = new AbortController();
+    const nftText: string[] = [];
+    const ours = new TraceEventReader('netlink');
+    try {
+      const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'])).stdout);
+      const before = new Set(await listeners());
+      const runs = [
+        exec(['nft', '-a', 'monitor', 'trace'], { signal: stop.signal, allowFailure: true, timeoutMs: 60_000, onStdout: (c) => nftText.push(c) }),
+        exec(monitorCommand('netlink'), { signal: stop.signal, allowFailure: true, timeoutMs: 60_000, input: NFTRACE_READER_PROGRAM, onStdout: (c) => ours.push(c) }),
+      ];
+      for (const r of runs) r.catch(() => undefined);
+      // Both listening: two new trace sockets, and the reader has said so.
+      while ((await listeners()).filter((i) => !before.has(i)).length < 2 || ours.clock.listeningAt === null) await sleep(10);
+      const load = await lab.load({ url: `http://${svc.clusterIP}:8000/hostname`, requests: 20, concurrency: 5, from: { pod: curl.name } });
+      expect(load.ok).toBe(20);
+      const loadEnd = process.hrtime.bigint();
+      while ((ours.clock.drainedAt ?? 0n) < loadEnd) await sleep(5);
+      await sleep(500); // nft has no such line: give it time to print what it has read
+      stop.abort();
+      await Promise.allSettled(runs);
+    } finally {
+      stop.abort();
+      await removeTraceRules(exec, rules);
+    }
+    const viaNft = parseNftMonitorTrace(nftText.join(''));
+    const viaReader = ours.end();
+    const strip = ({ line: _line, rule: _rule, ...rest }: TraceEvent) => rest;
+    expect(viaNft.filter((e) => e.kind === 'packet' && e.table === `ip ${rules.kind === 'nftables' ? rules.table : ''}`)).toHaveLength(20);
+    expect(viaReader.map(strip)).toEqual(viaNft.map(strip));
+    // Each rule's text from the listing, by handle, as nft's monitor printed it.
+    const listing = parseNftRuleset((await exec(['nft', '-a', 'list', 'ruleset'])).stdout);
+    const texts = new Map(listing.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((r) => [`${t.family} ${t.name} ${c.name} ${r.handle}` as string, r.text] as const))));
+    nameRulesByHandle(viaReader, (table, chain, handle) => texts.get(`${table} ${chain} ${handle}`));
+    const ruleOf = (e: TraceEvent) => (e.table.startsWith('ip kube-netlab-trace-') ? null : e.rule);
+    expect(viaReader.map(ruleOf)).toEqual(viaNft.map(ruleOf));
+  });
+
+  it('where the kernel drops events because the reader fell behind, the trace stops with that said, and its table is removed', async () => {
+    process.env.KUBE_NETLAB_NFTRACE_RCVBUF = '2048';
+    try {
+      await expect(traceLive(lab, { service: 'httpbin', requests: 200 })).rejects.toThrow(/fell behind and the kernel dropped events \(No buffer space available\)/);
+    } finally {
+      delete process.env.KUBE_NETLAB_NFTRACE_RCVBUF;
+    }
+    for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
   });
 });
 

@@ -105,9 +105,10 @@ export const kubectlGetKubeProxyConfig = (cluster: string): string[] =>
 export const kubectlGetKubeProxyPod = (cluster: string, node: string): string[] =>
   kubectlGetJson(cluster, ['pods'], { namespace: 'kube-system', selector: { 'k8s-app': 'kube-proxy' }, fieldSelector: `spec.nodeName=${node}` });
 
-export function kubectlExec(cluster: string, pod: string, argv: readonly string[], o: { namespace?: string; container?: string } = {}): string[] {
+/** `stdin`: the command reads ours (-i); without it kubectl gives it none. */
+export function kubectlExec(cluster: string, pod: string, argv: readonly string[], o: { namespace?: string; container?: string; stdin?: boolean } = {}): string[] {
   if (argv.length === 0) throw new Error('kubectlExec: empty argv');
-  return kubectl(cluster, '-n', o.namespace ?? 'default', 'exec', pod, ...(o.container ? ['-c', o.container] : []), '--', ...argv);
+  return kubectl(cluster, '-n', o.namespace ?? 'default', 'exec', ...(o.stdin ? ['-i'] : []), pod, ...(o.container ? ['-c', o.container] : []), '--', ...argv);
 }
 
 export function labelSelector(sel: Record<string, string> | undefined): string {
@@ -190,9 +191,10 @@ export function dockerInspectMounts(containers: readonly string[]): string[] {
   return ['docker', 'inspect', '--type', 'container', '--format', '{{.Name}}{{range .Mounts}} {{.Destination}}{{end}}', ...containers];
 }
 
-export function dockerExec(node: string, argv: readonly string[]): string[] {
+/** `stdin`: the command reads ours (-i: iptables-restore, nft -f -); without it docker gives it none. */
+export function dockerExec(node: string, argv: readonly string[], o: { stdin?: boolean } = {}): string[] {
   if (argv.length === 0) throw new Error('dockerExec: empty argv');
-  return ['docker', 'exec', node, ...argv];
+  return ['docker', 'exec', ...(o.stdin ? ['-i'] : []), node, ...argv];
 }
 
 // ---------------------------------------------------------------------------------------------

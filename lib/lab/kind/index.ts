@@ -621,7 +621,7 @@ export class KindLab implements Lab {
     this.alive();
     this.checkNode(node);
     if (IN_KUBE_PROXY_POD.has(argv[0])) return this.kubeProxyExec(node, argv, opts);
-    return this.r.run(dockerExec(node, argv), opts);
+    return this.r.run(dockerExec(node, argv, { stdin: opts?.input !== undefined }), opts);
   }
 
   /** argv in the kube-proxy pod on `node`: it ships ipset (and iptables) that the node image lacks. */
@@ -629,7 +629,7 @@ export class KindLab implements Lab {
     this.alive();
     const pods = parsePodsJson((await this.kubectl(kubectlGetKubeProxyPod(this.name, this.checkNode(node)))).stdout);
     if (pods.length === 0) throw new Error(`no kube-proxy pod on ${node} (kubectl -n kube-system get pods -l k8s-app=kube-proxy)`);
-    return this.r.run(kubectlExec(this.name, pods[0].name, argv, { namespace: 'kube-system' }), opts);
+    return this.r.run(kubectlExec(this.name, pods[0].name, argv, { namespace: 'kube-system', stdin: opts?.input !== undefined }), opts);
   }
 
   async apply(objects: K8sObject[]): Promise<SyncReport[]> {
