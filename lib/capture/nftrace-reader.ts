@@ -2,7 +2,7 @@
  * The kit's reader of the kernel's nf_tables trace events: the netlink messages `nft monitor trace`
  * reads (group NFNLGRP_NFTRACE), decoded by a small Python program on the node and written one
  * event per line. nft looks up and prints every rule and header in full, one write per line
- * (about 4 KB for each traced SYN through kube-proxy's rules); this program writes the fields a
+ * (3.5–4.3 KB for each traced SYN through kube-proxy's rules); this program writes the fields a
  * walk needs (ids, chains, rule handles, verdicts, addresses and ports) and writes them in batches,
  * so a trace of 1000 connections keeps pace with the connections. Rule texts are looked up by
  * handle in a listing read before the trace (lib/capture/live-trace.ts).

@@ -460,7 +460,7 @@ describe('live trace on a netns lab in IPVS mode', () => {
     await lab?.destroy();
   });
 
-  for (const monitor of ['nft', 'xtables'] as const) {
+  for (const monitor of ['netlink', 'nft', 'xtables'] as const) {
     it(`${monitor}: the iptables part traced up to where IPVS takes the packet, every walk predicted`, async () => {
       // xtables-monitor asks the kernel for each rule's text as it prints; refused connections
       // come back to back, so on a busy machine 20 of them can overflow its socket.
