@@ -146,8 +146,11 @@ export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, ex
   // The netlink reader names rules by handle from nft's listing, so it needs nft as well.
   const netlink = async () => {
     if (!nft) return false;
-    if (await nodeHas(exec, NFTRACE_READER_ARGV[0], '--version')) return true;
-    if (wanted === 'netlink') throw new LiveTraceUnavailable(`node ${node} has no ${NFTRACE_READER_ARGV[0]}, which runs the kit's trace reader (apt-get install -y python3-minimal on the node; --monitor nft reads the same events)`);
+    const python = await nodeHas(exec, NFTRACE_READER_ARGV[0], '--version');
+    // The reader needs Python 3.7 (time.clock_gettime_ns).
+    const minor = /^Python 3\.(\d+)/.exec(`${python?.stdout ?? ''}${python?.stderr ?? ''}`.trim())?.[1];
+    if (python && python.exitCode === 0 && minor !== undefined && Number(minor) >= 7) return true;
+    if (wanted === 'netlink') throw new LiveTraceUnavailable(`node ${node} has no ${NFTRACE_READER_ARGV[0]} of Python 3.7 or later, which runs the kit's trace reader (apt-get install -y python3-minimal on the node; --monitor nft reads the same events)`);
     return false;
   };
   if (lab.mode === 'nftables') {

@@ -48,7 +48,10 @@ describe('live trace on a kind node, through docker exec', () => {
   it('a node with nft: nft monitor, probed in the node container (kindest/node has no python3 for the kit\'s reader)', async () => {
     expect(await probeLiveTrace(kindLab('iptables'), exec, NODE)).toBe('nft');
     expect(await fake.log()).toEqual([`docker exec ${NODE} nft --version`, `docker exec ${NODE} iptables --version`, `docker exec ${NODE} /usr/bin/python3 --version`]);
-    await expect(probeLiveTrace(kindLab('nftables'), exec, NODE, 'netlink')).rejects.toThrow(/has no \/usr\/bin\/python3, which runs the kit's trace reader .*--monitor nft reads the same events/);
+    await expect(probeLiveTrace(kindLab('nftables'), exec, NODE, 'netlink')).rejects.toThrow(/has no \/usr\/bin\/python3 of Python 3.7 or later, which runs the kit's trace reader .*--monitor nft reads the same events/);
+    // Too old a Python is no reader either.
+    await tool('python3', `echo 'Python 3.5.3'`);
+    expect(await probeLiveTrace(kindLab('nftables'), exec, NODE)).toBe('nft');
   });
 
   it('a node image with /usr/bin/python3 and nft: the kit\'s reader, its program given on standard input (docker exec -i)', async () => {
