@@ -67,7 +67,8 @@ case "$1" in
              else echo "Error response from daemon: No such container: $n" >&2; rc=1; fi
            done
            exit $rc ;;
-  exec) shift; [ "$1" = -i ] && shift; node="$1"; shift
+  # docker exec gives the command our standard input only with -i.
+  exec) shift; stdin=; if [ "$1" = -i ]; then stdin=1; shift; fi; node="$1"; shift
         # An absolute path runs only where the node has it: the fakes' folder stands for the node.
         case "$1" in /*) if [ -x "$F/$(basename "$1")" ]; then set -- "$F/$(basename "$1")" "\${@:2}"
                          else echo "OCI runtime exec failed: exec failed: unable to start container process: exec: \"$1\": stat $1: no such file or directory: unknown" >&2; exit 127; fi ;; esac
@@ -82,7 +83,8 @@ case "$1" in
           : > "$F/ip_vs"
         elif [ "$1" = iptables-save ]; then cat "$F/rules"
         elif [ "$1" = curl ] && [ "$3" = http://127.0.0.1:10249/metrics ]; then metrics
-        else exec "$@"; fi ;;
+        elif [ -n "$stdin" ]; then exec "$@"
+        else exec "$@" < /dev/null; fi ;;
   *) echo "unexpected docker $*" >&2; exit 1 ;;
 esac`,
   kind: `
@@ -184,7 +186,9 @@ case "$*" in
   "-n default rollout status deployment/"*) if [ -f "$F/rollout-hangs" ]; then exec sleep 30; fi
                                            echo 'deployment successfully rolled out' ;;
   "-n kube-system exec kube-proxy-"*" -- ipset list") cat "$F/ipset" ;;
-  *" exec "*) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
+  # kubectl exec, like docker exec, gives the command our standard input only with -i.
+  *" exec "*) case " $* " in *" exec -i "*) ;; *) exec < /dev/null ;; esac
+              while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
   *) echo "error: unexpected kubectl $*" >&2; exit 1 ;;
 esac`,
   // `podman -v` and `nerdctl -v` as kind expects them (kind v0.29.0 providers/podman/util.go and

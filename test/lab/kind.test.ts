@@ -620,6 +620,9 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect((await lab.pods()).filter((p) => p.ready && p.labels.app === 'httpbin')).toHaveLength(2);
     expect(await lab.capabilities()).toEqual({ ipvs: false });
     await expect(lab.exec('other-worker', ['true'])).rejects.toThrow(/not a node of kind cluster netlab/);
+    // Input reaches the command (iptables-restore, nft -f -) only through docker exec -i.
+    expect((await lab.exec('netlab-worker', ['cat'], { input: 'rules\n' })).stdout).toBe('rules\n');
+    expect((await lab.exec('netlab-worker', ['cat'])).stdout).toBe('');
 
     const { loadManifest } = await import('../../lib/lab/manifests.ts');
     const reports = await lab.apply((await loadManifest('httpbin')));
