@@ -481,6 +481,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     notes.push(`IPVS mode: the kernel traced the iptables part (up to where IPVS takes the packet, at ${hook === 'PREROUTING' ? 'LOCAL_IN after filter INPUT' : 'LOCAL_OUT after nat OUTPUT'}); ${observed ? 'the split over the real servers is read from the IPVS counters' : 'the split over the real servers was not read'}`);
   }
   if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
+  if (firsts.length < load.total) notes.push(`${load.total - firsts.length} of the ${load.total} connections left no walk the monitor had printed when it stopped; the counts cover ${firsts.length}`);
   if (incomplete > 0) notes.push(`${incomplete} traced packets printed nothing past the kit's rule before the monitor stopped; not counted`);
   const mark = `-m comment --comment ${installed.kind === 'iptables' ? installed.comment : ''}`;
   const ruleDesc = installed.kind === 'iptables'
