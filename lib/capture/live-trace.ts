@@ -141,7 +141,7 @@ async function nodeHas(exec: NodeExec, tool: string, arg = '--version'): Promise
  * tools are looked for on the node itself (netns: `ip netns exec`; kind: `docker exec` into the
  * node container, whose image may lack them).
  */
-export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<LiveTraceMonitor> {
+export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities' | 'iptablesBackend'>, exec: NodeExec, node: string, wanted?: LiveTraceOptions['monitor']): Promise<LiveTraceMonitor> {
   const nft = await nodeHas(exec, 'nft');
   // The netlink reader names rules by handle from nft's listing, so it needs nft as well.
   const netlink = async () => {
@@ -157,6 +157,10 @@ export async function probeLiveTrace(lab: Pick<Lab, 'mode' | 'capabilities'>, ex
     if (!nft) throw new LiveTraceUnavailable(`node ${node} has no nft, which the trace needs to add its table and to read the events (apt-get install -y nftables in the node image)`);
     if (wanted === 'xtables') throw new LiveTraceUnavailable('xtables-monitor prints iptables rules; an nftables lab is traced with nft monitor trace');
     return wanted !== 'nft' && (await netlink()) ? 'netlink' : 'nft';
+  }
+  // A netns lab says which backend holds its rules; `iptables` on the node may be the other one.
+  if (lab.iptablesBackend === 'legacy') {
+    throw new LiveTraceUnavailable(`the lab programs its nodes with iptables-legacy: the TRACE target there logs to the kernel log (nf_log), which the kit does not read; a lab on iptables-nft (the default) is traced through nf_tables`);
   }
   const ipt = await nodeHas(exec, 'iptables');
   if (!ipt) throw new LiveTraceUnavailable(`node ${node} has no iptables`);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureNode } from '../../lib/capture/index.ts';
+import { LiveTraceUnavailable, captureNode, traceLive } from '../../lib/capture/index.ts';
 import { loadManifest } from '../../lib/lab/manifests.ts';
 import { createNetnsLab, type NetnsLab } from '../../lib/lab/netns/index.ts';
 import { measureTraffic } from '../../lib/traffic/index.ts';
@@ -28,6 +28,11 @@ describe('a netns lab programmed with iptables-legacy', () => {
     expect(lab.iptablesBackend).toBe('legacy');
     const m = await measureTraffic(lab, { requests: 300, concurrency: 10 });
     expect(m.ok).toBe(300);
+  });
+
+  it('is not traced live: its TRACE rules would log to the kernel log, and `iptables` on the node is the nft one', async () => {
+    await expect(traceLive(lab, { service: 'httpbin', requests: 1 })).rejects.toThrow(LiveTraceUnavailable);
+    await expect(traceLive(lab, { service: 'httpbin', requests: 1 })).rejects.toThrow(/programs its nodes with iptables-legacy/);
   });
 
   it('resyncs there when pods change, and capture reports the backend', async () => {
