@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { processStart, processesWithEnv, stillRuns, stopProcesses, type ProcessRef } from '../exec/index.ts';
+import { isIpv4 } from '../parse/addr.ts';
 import type { NodeExec } from './capture.ts';
 
 export const TRACE_COMMENT_PREFIX = 'kube-netlab-trace';
@@ -34,10 +35,8 @@ export type TraceRules =
   | { kind: 'iptables'; chain: string; hook: 'PREROUTING' | 'OUTPUT' | null; owner: ProcessRef | null; comment: string }
   | { kind: 'nftables'; table: string; owner: ProcessRef | null };
 
-const IPV4 = /^(?:\d{1,3}\.){3}\d{1,3}$/;
-
 function checkMatch(m: TraceMatch): void {
-  for (const a of [m.src, m.dst]) if (!IPV4.test(a)) throw new Error(`live trace: ${JSON.stringify(a)} is not an IPv4 address (IPv6 is not traced live yet)`);
+  for (const a of [m.src, m.dst]) if (!isIpv4(a)) throw new Error(`live trace: ${JSON.stringify(a)} is not an IPv4 address (IPv6 is not traced live yet)`);
   if (!Number.isInteger(m.dport) || m.dport < 1 || m.dport > 65535) throw new Error(`live trace: port ${m.dport} is not 1-65535`);
 }
 

@@ -231,6 +231,7 @@ describe('the kit\'s tracing rules, in a private namespace', () => {
     expect(parseTraceTable('kube-netlab-trace-4242-987654-0a1b2c3d')).toEqual(owner);
     expect(parseTraceTable('kube-proxy')).toBeNull();
     expect(() => iptablesTraceInput({ ...MATCH, src: '1.2.3.4 -j ACCEPT' }, 'KUBE-NETLAB-TRACE-00000000', 'c')).toThrow(/not an IPv4 address/);
+    expect(() => iptablesTraceInput({ ...MATCH, dst: '999.1.1.1' }, 'KUBE-NETLAB-TRACE-00000000', 'c')).toThrow(/not an IPv4 address/);
   });
 
   it('gc ends a monitor whose trace was killed, and leaves one whose trace still runs', async () => {
