@@ -5,6 +5,7 @@
 //
 //   npm run bench:lab -- [--modes iptables,nftables] [--runs 3] [--requests 3000] [--concurrency 50] [--json]
 import { parseArgs } from 'node:util';
+import { median } from '../lib/sim/cost-model.ts';
 import { runner } from '../lib/exec/index.ts';
 import { loadManifest } from '../lib/lab/manifests.ts';
 import { createNetnsLab } from '../lib/lab/netns/index.ts';
@@ -29,7 +30,6 @@ const runs = Number(values.runs);
 const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function bareNamespaces(count: number): Promise<number> {
   const t0 = performance.now();

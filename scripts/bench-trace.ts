@@ -6,6 +6,7 @@
 //
 //   npm run bench:trace -- [--modes iptables,nftables] [--monitors netlink,nft] [--runs 5] [--requests 1000] [--json]
 import { parseArgs } from 'node:util';
+import { median } from '../lib/sim/cost-model.ts';
 import { traceLive, type LiveTraceMonitor } from '../lib/capture/live-trace.ts';
 import { loadManifest } from '../lib/lab/manifests.ts';
 import { createNetnsLab } from '../lib/lab/netns/index.ts';
@@ -30,10 +31,9 @@ const monitors = values.monitors.split(',').map((m) => {
 });
 const runs = Number(values.runs);
 const requests = Number(values.requests);
-/** What traceLive uses by default with nft monitor trace. */
+/** traceLive's default (checkTrafficOptions'), with the kit's reader and nft alike. */
 const concurrency = 10;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface ModeResult {
   mode: ProxyMode;
@@ -72,14 +72,10 @@ for (const mode of modes as ProxyMode[]) {
         untracedCall.get(monitor)!.push(performance.now() - c0);
         if (u.ok !== requests) throw new Error(`untraced: ${u.ok} of ${requests} answered`);
         untraced.get(monitor)!.push(u.durationMs);
-        let loadMs = 0;
         const t0 = performance.now();
-        const report = await traceLive(lab, {
-          requests, concurrency, monitor,
-          onProgress: (s) => { const m = / answered in ([\d.]+) s;/.exec(s); if (m) loadMs = Number(m[1]) * 1000; },
-        });
+        const report = await traceLive(lab, { requests, concurrency, monitor });
         traced.get(monitor)!.push(performance.now() - t0);
-        tracedLoad.get(monitor)!.push(loadMs);
+        tracedLoad.get(monitor)!.push(report.connectionsMs);
         unexplained.set(monitor, unexplained.get(monitor)! + report.unexplained);
         packets.set(monitor, packets.get(monitor)! + report.packets);
       }

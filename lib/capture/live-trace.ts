@@ -1,15 +1,15 @@
 /**
  * The packet's path as the kernel saw it, beside the predicted one: on the node that picks the
  * backend, a tracing rule of the kit's own (trace-rules.ts) marks the chosen client's new
- * connections to the chosen Service, a monitor (`nft monitor trace`, or `xtables-monitor --trace`
- * where the node has no nft) prints every rule each packet meets, N connections are sent, and the
+ * connections to the chosen Service, a monitor (the kit's reader of the kernel's trace events,
+ * nftrace-reader.ts; or `nft monitor trace`; or `xtables-monitor --trace` where the node has
+ * neither) reports every rule each packet meets, N connections are sent, and the
  * walks are counted against lib/trace's outcomes for the same packet through the same rules.
  * Works through Lab.exec, so on netns (`ip netns exec`) and kind (`docker exec`) alike; the rules
  * are removed on the way out whatever happens, and `gc` removes those of a trace that was killed.
  * In IPVS mode the walks stop where IPVS takes the packet, and the split over the real servers is
  * read from IPVS's per-server connection counters (lib/trace/live-ipvs.ts).
  */
-import { resolveServicePorts } from '../k8s/resolve.ts';
 import { CommandError, MissingToolError, type ExecResult, type ProcessRef } from '../exec/index.ts';
 import type { Lab, LabNode, LoadResult } from '../lab/types.ts';
 import { parseIpsetAuto, parseIptablesSave, parseIpvsAuto, parseIpvsadm, parseNftRuleset } from '../parse/index.ts';
@@ -20,11 +20,11 @@ import type { NftRuleset } from '../parse/nft-types.ts';
 import { TraceEventReader, nameRulesByHandle, type TraceEvent } from '../parse/trace-events.ts';
 import { provenance, type Provenance } from '../provenance/index.ts';
 import { traceIptables } from '../trace/iptables.ts';
-import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison, type ObservedWalk } from '../trace/live.ts';
+import { IPTABLES_BUILTIN, buildWalks, compareWalks, connectionWalks, type CompareOptions, type LiveComparison } from '../trace/live.ts';
 import { iptablesPartOf, ipvsConnDeltas, pastIpvs, splitByIpvsCounters, type IpvsServerDelta } from '../trace/live-ipvs.ts';
 import { traceNftables } from '../trace/nftables.ts';
 import type { Hook, Packet, TraceResult } from '../trace/types.ts';
-import { checkTrafficOptions, clientOf, targetOf, type TrafficDestination } from '../traffic/index.ts';
+import { checkTrafficOptions, resolveTarget, type TrafficDestination } from '../traffic/index.ts';
 import { eventListenerInodes } from './conntrack-watch.ts';
 import type { NodeExec } from './capture.ts';
 import { NFTRACE_READER_ARGV, NFTRACE_READER_LABEL, NFTRACE_READER_OVERRUN, NFTRACE_READER_PROGRAM } from './nftrace-reader.ts';
@@ -80,6 +80,8 @@ export interface LiveTraceReport extends LiveComparison {
   hook: Hook;
   requests: number;
   answered: number;
+  /** The load generator's own time for the connections, while traced. */
+  connectionsMs: number;
   /** Later SYNs of a connection already counted (the client retried): traced, not counted. */
   retransmissions: number;
   /** What ran on the node, for the audience. */
@@ -179,6 +181,14 @@ export function monitorCommand(monitor: LiveTraceMonitor): string[] {
   return monitor === 'netlink' ? [...NFTRACE_READER_ARGV] : monitor === 'nft' ? ['nft', '-a', 'monitor', 'trace'] : ['xtables-monitor', '--trace'];
 }
 
+/** What the prediction reads on the node, in the words the progress and the provenance use. */
+function predictionSource(mode: Lab['mode'], ipvs: IpvsPrediction | null): string {
+  if (mode === 'nftables') return 'nft -a list ruleset';
+  if (!ipvs) return 'iptables-save';
+  const servers = ipvs.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : 'cat /proc/net/ip_vs') : 'the virtual servers kube-proxy would program (this kernel holds none)';
+  return `iptables-save, ipset save, ${servers}`;
+}
+
 /** The prediction for the packet, from what the node holds now. */
 async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, local: string[], ipvs: IpvsPrediction | null): Promise<{ result: TraceResult; dump: IptablesSave | null; ruleset: NftRuleset | null; command: string }> {
   if (lab.mode === 'nftables') {
@@ -186,17 +196,16 @@ async function predict(lab: Lab, exec: NodeExec, packet: Packet, hook: Hook, loc
     const text = (await exec(['nft', '-a', 'list', 'ruleset'], { timeoutMs: 60_000 })).stdout;
     const ruleset = parseNftRuleset(text);
     const tables = ruleset.tables.filter((t) => (t.family === 'ip' || t.family === 'inet') && !t.name.startsWith(TRACE_TABLE_PREFIX)).map((t) => `${t.family} ${t.name}`);
-    return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: 'nft -a list ruleset' };
+    return { result: traceNftables({ ruleset, packet, hook, localAddresses: local, tables }), dump: null, ruleset, command: predictionSource(lab.mode, ipvs) };
   }
   const dump = parseIptablesSave((await exec(['iptables-save'], { timeoutMs: 60_000 })).stdout);
   if (ipvs) {
     const ipsets = parseIpsetAuto((await exec(['ipset', 'save'], { timeoutMs: 60_000 })).stdout);
     const read = ipvs.ipvsadm ? ['ipvsadm', '-Ln'] : ['cat', '/proc/net/ip_vs'];
     const state = ipvs.kernel ? parseIpvsAuto((await exec(read, { timeoutMs: 60_000 })).stdout) : ipvs.generated;
-    const from = ipvs.kernel ? read.join(' ') : 'the virtual servers kube-proxy would program (this kernel holds none)';
-    return { result: traceIptables({ dump, ipsets, ipvs: state, packet, hook, localAddresses: local }), dump, ruleset: null, command: `iptables-save, ipset save, ${from}` };
+    return { result: traceIptables({ dump, ipsets, ipvs: state, packet, hook, localAddresses: local }), dump, ruleset: null, command: predictionSource(lab.mode, ipvs) };
   }
-  return { result: traceIptables({ dump, packet, hook, localAddresses: local }), dump, ruleset: null, command: 'iptables-save' };
+  return { result: traceIptables({ dump, packet, hook, localAddresses: local }), dump, ruleset: null, command: predictionSource(lab.mode, ipvs) };
 }
 
 /**
@@ -251,16 +260,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     ...(options.to !== undefined ? { to: options.to } : {}),
   });
   const say = options.onProgress ?? (() => undefined);
-  const nodes = await lab.nodes();
-  const client = await clientOf(lab, nodes, checked.from);
-  const services = await lab.services();
-  const svc = services.find((s) => s.namespace === checked.namespace && s.name === checked.service);
-  if (!svc) throw new Error(`lab ${lab.name} has no Service ${checked.namespace}/${checked.service}`);
-  const decider = typeof checked.to === 'object' ? checked.to.node : client.node;
-  const ports = resolveServicePorts({ services, endpointSlices: await lab.endpointSlices() }, { nodeName: decider });
-  const sp = ports.find((p) => p.namespace === checked.namespace && p.name === checked.service && (checked.portName === undefined || p.portName === checked.portName));
-  if (!sp) throw new Error(`lab ${lab.name} has no Service ${checked.namespace}/${checked.service}${checked.portName ? ` with port ${checked.portName}` : ''}`);
-  const target = targetOf(lab, nodes, client, sp, svc.loadBalancerProxyIPs ?? [], checked.to);
+  const { nodes, client, ports, sp, target } = await resolveTarget(lab, checked);
   if (target.node === null) throw new LiveTraceUnavailable(`${target.ip} belongs to the load balancer's proxy (ipMode Proxy): it connects to the node ports of any node, so no one node's kernel sees every connection`);
   const node = nodes.find((n) => n.name === target.node) as LabNode;
   const exec: NodeExec = (argv, opts) => lab.exec(node.name, argv, opts);
@@ -294,7 +294,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   // xtables-monitor asks the kernel for each rule's text as it prints: at 10 connections at once
   // its socket overflows (No buffer space available), one at a time it keeps up.
   const concurrency = options.concurrency ?? (monitor === 'xtables' ? 1 : checked.concurrency);
-  say(`predicted: ${lab.mode} rules of ${node.name} (${lab.mode === 'nftables' ? 'nft -a list ruleset' : lab.mode === 'ipvs' ? `iptables-save, ipset save, ${ipvs?.kernel ? (ipvs.ipvsadm ? 'ipvsadm -Ln' : '/proc/net/ip_vs') : 'kube-proxy\'s virtual servers as generated'}` : 'iptables-save'}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
+  say(`predicted: ${lab.mode} rules of ${node.name} (${predictionSource(lab.mode, ipvs)}), a packet ${srcIp} → ${target.ip}:${target.port} from ${hook}`);
   const predicted = await predict(lab, exec, packet, hook, [node.ip], ipvs);
   const kind = lab.mode === 'nftables' ? 'nftables' : 'iptables';
   // Read while the connections run: nft monitor and the netlink reader name iptables-nft's rules by handle.
@@ -368,7 +368,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     if (ipvs?.ipvsadm) statsBefore = await readStats();
     say(`${checked.requests} new connections from ${client.name} to ${target.ip}:${target.port}`);
     load = await lab.load({
-      url: `http://${target.ip}:${target.port}/hostname`, requests: checked.requests, concurrency,
+      url: `http://${target.ip}:${target.port}${checked.path}`, requests: checked.requests, concurrency,
       from: client.from, ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(ipvs && !ipvs.kernel ? { unanswered: true } : {}),
     });
@@ -487,7 +487,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   if (installed.kind === 'iptables') notes.push('the raw table (the kit\'s TRACE rule) and mangle are not compared: the tracer follows nat and filter');
   if (firsts.length < load.total) notes.push(`${load.total - firsts.length} of the ${load.total} connections left no walk the monitor had printed when it stopped; the counts cover ${firsts.length}`);
   if (incomplete > 0) notes.push(`${incomplete} traced packets printed nothing past the kit's rule before the monitor stopped; not counted`);
-  const mark = `-m comment --comment ${installed.kind === 'iptables' ? installed.comment : ''}`;
+  const mark = installed.kind === 'iptables' ? `-m comment --comment ${installed.comment}` : '';
   const ruleDesc = installed.kind === 'iptables'
     ? `iptables -t raw -N ${installed.chain}; iptables -t raw -A ${installed.chain} -s ${srcIp} -d ${target.ip} -p tcp --dport ${target.port} --syn ${mark} -j TRACE; iptables -t raw -I ${hook} ${mark} -j ${installed.chain}`
     : `nft add table ip ${installed.table}; nft 'add chain ip ${installed.table} trace-${hook.toLowerCase()} { type filter hook ${hook.toLowerCase()} priority -300; }'; nft add rule ip ${installed.table} trace-${hook.toLowerCase()} ip saddr ${srcIp} ip daddr ${target.ip} tcp dport ${target.port} tcp flags syn / fin,syn,rst,ack meta nftrace set 1`;
@@ -507,6 +507,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
     hook,
     requests: checked.requests,
     answered: load.ok,
+    connectionsMs: load.durationMs,
     retransmissions,
     commands: { rules: ruleDesc, monitor: monitor === 'netlink' ? NFTRACE_READER_LABEL : monitorArgv.join(' ') },
     incomplete,

@@ -6,9 +6,9 @@
  * counter deltas, and the walks' counts distributed over the real servers by them. Pure: no I/O.
  */
 import type { IpvsState } from '../parse/ipvs-types.ts';
-import { chiSquareTest, type ChiSquareResult } from '../sim/stats.ts';
+import type { ChiSquareResult } from '../sim/stats.ts';
 import { joinHostPort } from './addr.ts';
-import { IPTABLES_BUILTIN } from './live.ts';
+import { IPTABLES_BUILTIN, chiSquareOf } from './live.ts';
 import type { Hook, Outcome, TraceResult } from './types.ts';
 
 /** The pseudo-chain lib/trace names where IPVS takes the packet: `IPVS TCP 10.96.0.10:80 rr`. */
@@ -62,10 +62,10 @@ export function iptablesPartOf(prediction: TraceResult): IptablesPart {
     const cutShort = cut < o.path.length;
     const chains = new Set(kept);
     const firstOut = o.steps.findIndex((s) => !chains.has(s.chain));
+    const { ipvs: _ipvs, ...whole } = o;
     const p: Outcome = cutShort
       ? { probability: o.probability, verdict: 'ACCEPT', dnat: null, snat: null, mark: o.mark, path: kept, steps: firstOut < 0 ? o.steps : o.steps.slice(0, firstOut) }
-      : { ...o, ipvs: undefined };
-    delete p.ipvs;
+      : whole;
     const key = JSON.stringify([p.path, p.verdict, p.dnat, p.snat]);
     const have = keys.get(key);
     if (have !== undefined) {
@@ -156,10 +156,3 @@ export function splitByIpvsCounters(prediction: TraceResult, cut: IptablesPart, 
   return { counts, chiSquare: chiSquareOf(prediction, counts), extra };
 }
 
-/** The counts against the predicted probabilities, over the outcomes that can happen. */
-export function chiSquareOf(prediction: TraceResult, counts: readonly number[]): ChiSquareResult | null {
-  const possible = prediction.outcomes.map((o, i) => ({ p: o.probability, n: counts[i] ?? 0 })).filter((x) => x.p > 0);
-  const total = possible.reduce((a, x) => a + x.p, 0);
-  const n = possible.reduce((a, x) => a + x.n, 0);
-  return possible.length >= 2 && n > 0 ? chiSquareTest(possible.map((x) => x.n), possible.map((x) => x.p / total)) : null;
-}

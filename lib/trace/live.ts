@@ -296,14 +296,17 @@ export function compareWalks(walks: readonly ObservedWalk[], prediction: TraceRe
     if (g.outcome === null) unexplained++;
     else counts[g.outcome]++;
   }
-  const possible = prediction.outcomes.map((o, i) => ({ p: o.probability, n: counts[i] })).filter((x) => x.p > 0);
-  const explained = possible.reduce((a, x) => a + x.n, 0);
-  const total = possible.reduce((a, x) => a + x.p, 0);
-  const chiSquare = possible.length >= 2 && explained > 0
-    ? chiSquareTest(possible.map((x) => x.n), possible.map((x) => x.p / total))
-    : null;
+  const chiSquare = chiSquareOf(prediction, counts);
   const paths = [...groups.values()].sort((a, b) => (a.outcome ?? Infinity) - (b.outcome ?? Infinity) || b.count - a.count);
   return { packets: walks.length, paths, unexplained, counts, chiSquare };
+}
+
+/** The counts against the predicted probabilities, over the outcomes that can happen; null with fewer than two, or no count. */
+export function chiSquareOf(prediction: TraceResult, counts: readonly number[]): ChiSquareResult | null {
+  const possible = prediction.outcomes.map((o, i) => ({ p: o.probability, n: counts[i] ?? 0 })).filter((x) => x.p > 0);
+  const total = possible.reduce((a, x) => a + x.p, 0);
+  const n = possible.reduce((a, x) => a + x.n, 0);
+  return possible.length >= 2 && n > 0 ? chiSquareTest(possible.map((x) => x.n), possible.map((x) => x.p / total)) : null;
 }
 
 /** iptables' built-in chains (also the base chains iptables-nft registers). */

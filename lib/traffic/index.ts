@@ -160,17 +160,7 @@ export async function measureTraffic(lab: Lab, options: TrafficOptions): Promise
   const opts = checkTrafficOptions(options);
   const namespace = opts.namespace;
   const name = opts.service;
-  const nodes = await lab.nodes();
-  const client = await clientOf(lab, nodes, opts.from);
-  const services = await lab.services();
-  const svc = services.find((s) => s.namespace === namespace && s.name === name);
-  if (!svc) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}`);
-  // Which endpoints are local depends on the node that decides: the node called for a node port.
-  const decider = typeof opts.to === 'object' ? opts.to.node : client.node;
-  const ports = resolveServicePorts({ services, endpointSlices: await lab.endpointSlices() }, { nodeName: decider });
-  const sp = ports.find((p) => p.namespace === namespace && p.name === name && (opts.portName === undefined || p.portName === opts.portName));
-  if (!sp) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}${opts.portName ? ` with port ${opts.portName}` : ''}`);
-  const target = targetOf(lab, nodes, client, sp, svc.loadBalancerProxyIPs ?? [], opts.to);
+  const { client, sp, target } = await resolveTarget(lab, opts);
   const endpoints = sp.endpoints.filter((e) => e.ready);
   if (endpoints.length === 0) throw new Error(`Service ${namespace}/${name} has no ready endpoints`);
   const localOnly = sp.externalTrafficPolicy === 'Local' && target.via === 'nodePort' && 'node' in client.from && client.node !== target.node;
@@ -278,8 +268,27 @@ function splitOver(mode: Lab['mode'], endpoints: EndpointInfo[], used: EndpointI
   };
 }
 
+/**
+ * What checked options point at: the client, the Service port as the node that picks the backend
+ * resolves it (which endpoints are local depends on that node: the one called, for a node port),
+ * with all the Service ports as that node sees them, and the address the requests go to.
+ */
+export async function resolveTarget(lab: Lab, opts: CheckedTrafficOptions): Promise<{ nodes: LabNode[]; client: Client; ports: ServicePortInfo[]; sp: ServicePortInfo; target: Target }> {
+  const { namespace, service: name } = opts;
+  const nodes = await lab.nodes();
+  const client = await clientOf(lab, nodes, opts.from);
+  const services = await lab.services();
+  const svc = services.find((s) => s.namespace === namespace && s.name === name);
+  if (!svc) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}`);
+  const decider = typeof opts.to === 'object' ? opts.to.node : client.node;
+  const ports = resolveServicePorts({ services, endpointSlices: await lab.endpointSlices() }, { nodeName: decider });
+  const sp = ports.find((p) => p.namespace === namespace && p.name === name && (opts.portName === undefined || p.portName === opts.portName));
+  if (!sp) throw new Error(`lab ${lab.name} has no Service ${namespace}/${name}${opts.portName ? ` with port ${opts.portName}` : ''}`);
+  return { nodes, client, ports, sp, target: targetOf(lab, nodes, client, sp, svc.loadBalancerProxyIPs ?? [], opts.to) };
+}
+
 /** Where the requests go, and which node's kernel picks the backend for them. */
-export function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: ServicePortInfo, proxyIPs: string[], to: TrafficDestination): Target {
+function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: ServicePortInfo, proxyIPs: string[], to: TrafficDestination): Target {
   const svc = `Service ${sp.namespace}/${sp.name}`;
   if (to === 'clusterIP') {
     if (sp.clusterIP === '' || sp.clusterIP === 'None') throw new Error(`${svc} has no ClusterIP to call`);
@@ -298,7 +307,7 @@ export function targetOf(lab: Lab, nodes: LabNode[], client: Client, sp: Service
 }
 
 /** Where requests start, and the node whose kernel picks the backend for them. */
-export async function clientOf(lab: Lab, nodes: LabNode[], from: TrafficOptions['from']): Promise<Client> {
+async function clientOf(lab: Lab, nodes: LabNode[], from: TrafficOptions['from']): Promise<Client> {
   if (from && 'node' in from) {
     const node = nodes.find((n) => n.name === from.node);
     if (!node) throw new OptionError(`measureTraffic: from.node: lab ${lab.name} has no node ${received(from.node)}`);
