@@ -39,6 +39,39 @@ export function eventListenerInodes(procNetNetlink: string): string[] {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * A test for a new event listener on a node: the node's netfilter netlink listeners now, and a
+ * function that says whether one has appeared since (an event monitor prints nothing until an
+ * event arrives, so that it listens is read from the kernel).
+ */
+export async function newNetlinkListener(exec: (argv: string[]) => Promise<ExecResult>): Promise<() => Promise<boolean>> {
+  const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'])).stdout);
+  const before = new Set(await listeners());
+  return async () => (await listeners()).some((inode) => !before.has(inode));
+}
+
+/**
+ * Wait until a monitor started on a node (`run`, its whole run) listens, as `listening` tells;
+ * throws, with its stderr, if it ends first, or after `readyMs` (an overloaded machine).
+ */
+export async function untilListening(o: {
+  run: Promise<ExecResult>; listening: () => Promise<boolean>; what: string; readyMs: number; pollMs: number;
+  signal?: AbortSignal; hint?: (r: ExecResult) => string;
+}): Promise<void> {
+  let ended = false;
+  o.run.finally(() => { ended = true; }).catch(() => undefined);
+  const readyBy = performance.now() + o.readyMs;
+  while (!(await o.listening())) {
+    if (ended) {
+      const r = await o.run;
+      throw new Error(`${o.what} ended before it listened (exit ${r.exitCode}): ${r.stderr.trim() || '(no stderr)'}${o.hint?.(r) ?? ''}`);
+    }
+    if (performance.now() > readyBy) throw new Error(`${o.what} was not listening after ${o.readyMs / 1000} s: the machine is overloaded; try again`);
+    o.signal?.throwIfAborted();
+    await sleep(o.pollMs);
+  }
+}
+
+/**
  * Start `conntrack -E <filter>` on a node and resolve once it listens, so that every connection
  * made after this resolves is seen. conntrack prints nothing until an event arrives, so whether it
  * listens is read from the kernel: its event socket appearing in the node's /proc/net/netlink.
@@ -48,26 +81,15 @@ export async function watchConntrack(
 ): Promise<ConntrackWatch> {
   const seconds = opts.seconds ?? 6;
   const readyMs = opts.readyMs ?? 3000;
-  const listeners = async () => eventListenerInodes((await lab.exec(node, ['cat', '/proc/net/netlink'])).stdout);
-  const before = new Set(await listeners());
-  let ended = false;
+  const listening = await newNetlinkListener((argv) => lab.exec(node, argv));
   const argv = ['timeout', String(seconds), 'conntrack', '-E', ...filter];
-  const watching: Promise<ExecResult> = lab.exec(node, argv, { allowFailure: true, timeoutMs: seconds * 1000 + 15_000 })
-    .finally(() => { ended = true; });
+  const watching = lab.exec(node, argv, { allowFailure: true, timeoutMs: seconds * 1000 + 15_000 });
   // Awaited in events() or below; this only keeps an early failure from going unhandled meanwhile.
   watching.catch(() => undefined);
-  const readyBy = performance.now() + readyMs;
-  while (!(await listeners()).some((inode) => !before.has(inode))) {
-    if (ended) {
-      const w = await watching;
-      const hint = w.exitCode === 127 ? '; install conntrack: apt-get install -y conntrack' : '';
-      throw new Error(`conntrack -E on ${node} ended before it listened (exit ${w.exitCode}): ${w.stderr.trim() || '(no stderr)'}${hint}`);
-    }
-    if (performance.now() > readyBy) {
-      throw new Error(`conntrack -E on ${node} was not listening after ${readyMs / 1000} s (no new NETLINK_NETFILTER socket in /proc/net/netlink): the machine is overloaded; try again`);
-    }
-    await sleep(50);
-  }
+  await untilListening({
+    run: watching, listening, what: `conntrack -E on ${node}`, readyMs, pollMs: 50,
+    hint: (w) => (w.exitCode === 127 ? '; install conntrack: apt-get install -y conntrack' : ''),
+  });
   return {
     node,
     command: `conntrack -E ${filter.join(' ')}`,

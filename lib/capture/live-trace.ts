@@ -25,7 +25,7 @@ import { iptablesPartOf, ipvsConnDeltas, pastIpvs, splitByIpvsCounters, type Ipv
 import { traceNftables } from '../trace/nftables.ts';
 import type { Hook, Packet, TraceResult } from '../trace/types.ts';
 import { checkTrafficOptions, resolveTarget, type TrafficDestination } from '../traffic/index.ts';
-import { eventListenerInodes } from './conntrack-watch.ts';
+import { newNetlinkListener, untilListening } from './conntrack-watch.ts';
 import type { NodeExec } from './capture.ts';
 import { NFTRACE_READER_ARGV, NFTRACE_READER_LABEL, NFTRACE_READER_OVERRUN, NFTRACE_READER_PROGRAM } from './nftrace-reader.ts';
 import { TRACE_TABLE_PREFIX, gcTraceMonitors, gcTraceRules, installTraceRules, removeTraceRules, traceMonitorEnv, type TraceGcDecision, type TraceRules } from './trace-rules.ts';
@@ -323,8 +323,7 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
   try {
     // nft and xtables-monitor print nothing until an event: they listen once their netlink socket
     // appears. The kit's reader says when it listens.
-    const listeners = async () => eventListenerInodes((await exec(['cat', '/proc/net/netlink'], { timeoutMs: 10_000 })).stdout);
-    const before = monitor === 'netlink' ? null : new Set(await listeners());
+    const newListener = monitor === 'netlink' ? null : await newNetlinkListener((argv) => exec(argv, { timeoutMs: 10_000 }));
     rules = await installTraceRules(exec, kind, match);
     options.onRulesInstalled?.(rules);
     // One line per traced packet: where it meets the kit's rule.
@@ -348,19 +347,12 @@ export async function traceLive(lab: Lab, options: LiveTraceOptions): Promise<Li
       },
     });
     monitorRun.catch(() => undefined);
-    const readyBy = performance.now() + 5000;
     let ended = false;
     monitorRun.finally(() => { ended = true; }).catch(() => undefined);
-    const listening = async () => (before === null ? events.clock.listeningAt !== null : (await listeners()).some((inode) => !before.has(inode)));
-    while (!(await listening())) {
-      if (ended) {
-        const r = await monitorRun;
-        throw new Error(`${monitorArgv.join(' ')} on ${node.name} ended before it listened (exit ${r.exitCode}): ${r.stderr.trim() || '(no stderr)'}`);
-      }
-      if (performance.now() > readyBy) throw new Error(`${monitorArgv.join(' ')} on ${node.name} was not listening after 5 s: the machine is overloaded; try again`);
-      options.signal?.throwIfAborted();
-      await sleep(before === null ? 2 : 20);
-    }
+    await untilListening({
+      run: monitorRun, what: `${monitorArgv.join(' ')} on ${node.name}`, readyMs: 5000, pollMs: newListener ? 20 : 2, signal: options.signal,
+      listening: newListener ?? (async () => events.clock.listeningAt !== null),
+    });
     // The reader's clock is this process's (CLOCK_MONOTONIC) unless the node is in another time
     // namespace: then its 'drained' lines cannot be compared with ours.
     const readerAt = events.clock.listeningAt;
