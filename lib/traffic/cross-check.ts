@@ -7,7 +7,7 @@
 import type { TrafficMeasurement } from './index.ts';
 
 /** How far a kernel count may stray from the answers before it counts as a disagreement. */
-export const COUNTER_TOLERANCE = {
+const COUNTER_TOLERANCE = {
   /** KUBE-SEP packets: within max(3, 1%) of the answers. */
   sep: (answers: number) => Math.max(3, 0.01 * answers),
   /** conntrack: at most 3 more, at most 10% fewer. */
