@@ -549,7 +549,10 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(existsSync(dirname(archive))).toBe(false);
     expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe(workloads.map((i) => `kntest linux/amd64 ${i}\n`).join(''));
     // Loaded before anything could be deployed, and the manifests let the kubelet use them.
-    expect(l.findIndex((x) => x.startsWith('kind load'))).toBeLessThan(l.length);
+    const loaded = l.findIndex((x) => x.startsWith('kind load'));
+    // createKindLab deploys nothing; the load is done by the time it returns, so before any deploy.
+    expect(loaded).toBeGreaterThan(-1);
+    expect(l.slice(0, loaded).some((x) => x.includes(' apply '))).toBe(false);
     const { loadManifest } = await import('../../lib/lab/manifests.ts');
     for (const m of ['httpbin', 'curl'] as const) {
       for (const o of await loadManifest(m)) {
