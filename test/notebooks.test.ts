@@ -182,7 +182,7 @@ describe('every notebook', () => {
     const cells = code(f);
     expect(cells[0].metadata.tags).toContain('parameters');
     expect(text(cells[0])).toMatch(/^const params = \{ .* \} as const;$/);
-    expect(cells.some((c) => /from '\.\/kit';/.test(text(c)))).toBe(true);
+    expect(cells.filter((c) => /from '\.\/kit';/.test(text(c))), 'cells importing the kit').toHaveLength(1);
     const lines = cells.map((c) => text(c).split('\n').length).sort((a, b) => a - b);
     expect(lines[Math.floor((lines.length - 1) / 2)], 'median lines per code cell').toBeLessThanOrEqual(6);
     expect(lines.at(-1), 'longest code cell').toBeLessThanOrEqual(15);

@@ -6,5 +6,5 @@ export { display } from './display.ts';
 export { THEME, MODE_COLORS } from './theme.ts';
 export { ruleCountsFigure, type RuleCountRow, type RuleCountsOptions } from './rule-counts.ts';
 export { trafficSplitFigure, type TrafficSplitOptions } from './traffic-split.ts';
-export { traceTreeFigure, liveTraceFigure, tracePaths, traceChainLabels, type LiveTraceLike, type TraceTreeOptions, type TraceTreeMeasured, type TraceTreeObserved } from './trace-tree.ts';
+export { traceTreeFigure, liveTraceFigure, traceChainLabels, type LiveTraceLike, type TraceTreeOptions, type TraceTreeMeasured, type TraceTreeObserved } from './trace-tree.ts';
 export { scalingFigure, type ScalingPoint, type ScalingOptions } from './scaling.ts';

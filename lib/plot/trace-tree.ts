@@ -37,39 +37,8 @@ export interface TraceTreeOptions {
   observed?: TraceTreeObserved;
 }
 
-const SEP = '/';
-/** Tree paths split on "/", so a name holding one is shown with a look-alike. */
-const seg = (s: string) => s.replaceAll(SEP, '∕');
-
 function outcomeText(o: Outcome, pod: string | null): string {
   return [o.verdict, o.dnat ? `DNAT → ${o.dnat}` : null, o.snat, pod].filter(Boolean).join(' · ');
-}
-
-/**
- * One path per outcome, "PREROUTING/KUBE-SERVICES/KUBE-SVC-…/KUBE-SEP-… (33.33%)/…/DNAT → ip:port (33.33%)".
- * A chain's share (the sum over the outcomes through it) is shown where the path splits, and on
- * every leaf.
- */
-export function tracePaths(result: TraceResult): string[] {
-  const share = new Map<string, number>();
-  for (const o of result.outcomes) {
-    for (let i = 1; i <= o.path.length; i++) {
-      const key = o.path.slice(0, i).join('\0');
-      share.set(key, (share.get(key) ?? 0) + o.probability);
-    }
-  }
-  return result.outcomes.map((o) => {
-    let parent = 1;
-    const chains = o.path.map((name, i) => {
-      const p = share.get(o.path.slice(0, i + 1).join('\0')) ?? 1;
-      // Shares are sums of multiples of 2^-31: a change below that is no split.
-      const split = Math.abs(parent - p) > 1e-9;
-      parent = p;
-      return seg(split ? `${name} (${fmtPercent(p)})` : name);
-    });
-    const nat = [o.dnat ? `DNAT → ${o.dnat}` : null, o.snat].filter(Boolean).join(' · ');
-    return [...chains, seg(`${nat || o.verdict} (${fmtPercent(o.probability)})`)].join(SEP);
-  });
 }
 
 /** iptables' built-in chains: where a hook enters a table (also in iptables-nft's nft tables). */

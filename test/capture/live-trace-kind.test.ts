@@ -72,6 +72,8 @@ describe('live trace on a kind node, through docker exec', () => {
 
   it('IPVS mode: its iptables part probed as iptables mode is, with or without IP_VS', async () => {
     expect(await probeLiveTrace(kindLab('ipvs', true), exec, NODE)).toBe('nft');
+    expect(await probeLiveTrace(kindLab('ipvs', false), exec, NODE)).toBe('nft');
+    // A monitor asked for is taken as in iptables mode.
     expect(await probeLiveTrace(kindLab('ipvs', false), exec, NODE, 'xtables')).toBe('xtables');
   });
 

@@ -332,12 +332,14 @@ describe('live trace on a netns lab in iptables mode', () => {
 
   it('aborting mid-trace removes the rules before it throws', async () => {
     const stop = new AbortController();
+    // traceLive throws the signal's reason: this one, not some other failure.
+    const why = new Error('stopped mid-trace');
     let installedOn: string | null = null;
     const run = traceLive(lab, {
       service: 'httpbin', requests: 2000, signal: stop.signal,
-      onRulesInstalled: () => { installedOn = 'yes'; setTimeout(() => stop.abort(), 50); },
+      onRulesInstalled: () => { installedOn = 'yes'; setTimeout(() => stop.abort(why), 50); },
     });
-    await expect(run).rejects.toThrow();
+    await expect(run).rejects.toBe(why);
     expect(installedOn).toBe('yes');
     for (const n of await lab.nodes()) expect(await findTraceRules((argv, o) => lab.exec(n.name, argv, o))).toEqual([]);
   });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../../lib/exec/index.ts';
 import { createLab, removeLab } from '../../lib/lab/create.ts';
 import { netnsUnavailable } from '../../lib/lab/netns/index.ts';
+import { runCli, startCli } from '../helpers/cli-process.ts';
 import { testRunTag } from '../helpers/netns.ts';
 import { fakeToolchain, type FakeToolchain } from './kind-fakes.ts';
 
@@ -22,19 +22,8 @@ const LABEL = 'kube-netlab.io/scale-sweep';
 // only starts like ours).
 const OTHERS = ['httpbin {"app":"httpbin"}', `other-1 {"${LABEL}":"netlab2"}`];
 
-interface Cli { code: number | null; out: string; err: string }
-
-function cli(args: string[], onStart?: (pid: number) => void): Promise<Cli> {
-  const child = spawn(process.execPath, ['scripts/kube-netlab.mjs', ...args], {
-    env: { ...process.env, PATH: fake.path, XDG_STATE_HOME: join(tmp, 'state') }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  onStart?.(child.pid as number);
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-}
+const env = () => ({ PATH: fake.path, XDG_STATE_HOME: join(tmp, 'state') });
+const cli = (args: string[]) => runCli(args, env());
 
 const read = (f: string) => readFile(join(fake.dir, f), 'utf8').catch(() => '');
 const lines = async (f: string) => (await read(f)).split('\n').filter(Boolean);
@@ -86,7 +75,9 @@ describe('kube-netlab scale --kind: real kube-proxy\'s own sync timings on a kin
       ['100', '2', '0.1000', '0.0960', '0.1274', '0', '2', 'yes'],
     ]);
     // Read on the first worker, through docker exec, as the provenance says.
-    expect((await fake.log()).filter((l) => l.includes('10249')).every((l) => l === 'docker exec netlab-worker curl -sf http://127.0.0.1:10249/metrics')).toBe(true);
+    const reads = (await fake.log()).filter((l) => l.includes('10249'));
+    expect(reads.length).toBeGreaterThanOrEqual(1);
+    expect(reads.every((l) => l === 'docker exec netlab-worker curl -sf http://127.0.0.1:10249/metrics')).toBe(true);
     const applied = JSON.parse(await read('applied.json')) as { items: { metadata: { name: string; labels: Record<string, string> } }[] };
     expect(applied.items.map((o) => o.metadata.name)).toEqual(bulk(100));
     expect(applied.items.every((o) => o.metadata.labels[LABEL] === 'netlab')).toBe(true);
@@ -128,16 +119,15 @@ describe('kube-netlab scale --kind: real kube-proxy\'s own sync timings on a kin
 
   it('Ctrl-C mid-sweep: its commands stop, its Services are deleted, exit 130', async () => {
     await fresh();
-    let pid = 0;
-    const run = cli(['scale', '--kind', 'netlab', '--services', '10,100'], (p) => (pid = p));
+    const run = startCli(['scale', '--kind', 'netlab', '--services', '10,100'], env());
     const deadline = Date.now() + 20_000;
     // Once the first step's Services are all there (the fake writes them one by one).
     while (!(await lines('services')).includes(`bulk-10 {"${LABEL}":"netlab"}`)) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the first apply');
       await new Promise((res) => setTimeout(res, 50));
     }
-    process.kill(pid, 'SIGINT');
-    const r = await run;
+    process.kill(run.pid, 'SIGINT');
+    const r = await run.done;
     expect(r.code).toBe(130);
     expect(r.err).toMatch(/kube-netlab scale: interrupted by SIGINT; the sweep's Services were deleted, nothing was reported\n$/);
     expect(r.out).toBe('');

@@ -126,12 +126,29 @@ describe('kube-netlab up --backend kind where kind would use podman or nerdctl: 
       expect(r.code).toBe(1);
       expect(said(r)).toMatch(/^kube-netlab up: the kind backend cannot run here: kind would use nerdctl\n {2}kind picks nerdctl: `nerdctl -v` answers \(`docker -v` printed "podman version 5\.4\.0", not Docker's banner\)\n/);
       expect(await fakes.log()).toEqual(['docker -v', 'nerdctl -v']);
-      // What kind does with KIND_EXPERIMENTAL_PROVIDER=docker it would do here too: then docker it is.
-      const forced = await cli(['up', '--backend', 'kind', '--name', 'kntest'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'docker' });
+      // What kind does with KIND_EXPERIMENTAL_PROVIDER=docker it would do here too: then docker it is
+      // (the cluster's objects given, every endpoint programmed, so that `up` gets all the way at once).
+      for (const [file, fixture] of [['nodes.json', 'kind/kubectl-get-nodes.json'], ['pods.json', 'kind/kubectl-get-pods.json'], ['cluster.json', 'kind-httpbin.kubectl.json']]) {
+        await fakes.set(file, await readFile(new URL(`../fixtures/${fixture}`, import.meta.url), 'utf8'));
+      }
+      const settled = ['*nat', ...['172.18.0.2:6443', '10.244.0.2:53', '10.244.0.3:53', '10.244.0.2:9153', '10.244.0.3:9153', '10.244.1.2:8080', '10.244.2.2:8080', '10.244.2.3:8080']
+        .map((ip) => `-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination ${ip}`), 'COMMIT', ''].join('\n');
+      await fakes.set('rules', settled);
+      await fakes.set('rules.after', settled);
+      const forced = await cli(['up', '--backend', 'kind', '--name', 'netlab'], { PATH: fakes.path, KIND_EXPERIMENTAL_PROVIDER: 'docker' });
+      expect(forced.code, forced.err).toBe(0);
       expect(said(forced)).not.toMatch(/kind would use/);
+      // Without nerdctl, podman is next.
+      const noNerdctl = await fakeToolchain(join(tmp, 'fake-podman'), ['docker', 'kind', 'kubectl', 'podman']);
+      await noNerdctl.reset('ok');
+      await noNerdctl.set('docker-banner', 'podman version 5.4.0\n');
+      const podman = await cli(['up', '--backend', 'kind'], { PATH: noNerdctl.path });
+      expect(podman.code).toBe(1);
+      expect(said(podman)).toMatch(/^kube-netlab up: the kind backend cannot run here: kind would use podman\n {2}kind picks podman: `podman -v` answers /);
+      expect(await noNerdctl.log()).toEqual(['docker -v', 'podman -v']);
     } finally {
       await rm(join(fakes.dir, 'docker-banner'), { force: true });
-      await runner.run([process.execPath, 'scripts/kube-netlab.mjs', 'down', '--name', 'kntest', '--backend', 'kind'], {
+      await runner.run([process.execPath, 'scripts/kube-netlab.mjs', 'down', '--name', 'netlab', '--backend', 'kind'], {
         allowFailure: true, env: { PATH: fakes.path, XDG_STATE_HOME: join(tmp, 'state') },
       });
     }

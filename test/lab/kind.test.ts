@@ -491,7 +491,12 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(await lab.capabilities()).toEqual({ ipvs: true });
     expect(await readKindRecord('kntest')).toMatchObject({ status: 'up', mode: 'ipvs' });
     const l = await log();
-    const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
+    // A missing line would give -1 and pass the order checks below.
+    const at = (prefix: string) => {
+      const i = l.findIndex((x) => x.startsWith(prefix));
+      expect(i, prefix).toBeGreaterThanOrEqual(0);
+      return i;
+    };
     expect(at('docker exec kntest-control-plane modprobe -a ip_vs ip_vs_wrr')).toBeGreaterThan(at('kubectl --context kind-kntest wait --for=condition=Ready nodes --all'));
     expect(at('docker exec kntest-control-plane test -e /proc/net/ip_vs')).toBeGreaterThan(at('docker exec kntest-control-plane modprobe'));
     expect(at('kubectl --context kind-kntest -n kube-system rollout status daemonset/kube-proxy')).toBeGreaterThan(at('docker exec kntest-control-plane test -e /proc/net/ip_vs'));
@@ -544,7 +549,10 @@ describe('kind backend: create, use and clean up, with fake kind/kubectl/docker'
     expect(existsSync(dirname(archive))).toBe(false);
     expect(await readFile(join(fake.dir, 'loaded'), 'utf8')).toBe(workloads.map((i) => `kntest linux/amd64 ${i}\n`).join(''));
     // Loaded before anything could be deployed, and the manifests let the kubelet use them.
-    expect(l.findIndex((x) => x.startsWith('kind load'))).toBeLessThan(l.length);
+    const loaded = l.findIndex((x) => x.startsWith('kind load'));
+    // createKindLab deploys nothing; the load is done by the time it returns, so before any deploy.
+    expect(loaded).toBeGreaterThan(-1);
+    expect(l.slice(0, loaded).some((x) => x.includes(' apply '))).toBe(false);
     const { loadManifest } = await import('../../lib/lab/manifests.ts');
     for (const m of ['httpbin', 'curl'] as const) {
       for (const o of await loadManifest(m)) {
