@@ -7,11 +7,12 @@
 import { captureNode, parsedOf, type CaptureItem, type NodeCapture } from '../capture/index.ts';
 import { runner } from '../exec/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
-import { KIND_DEFAULTS, kindNodeName } from '../k8s/synthetic.ts';
+import { kindNodeName } from '../k8s/synthetic.ts';
 import type { ServicePortInfo } from '../k8s/types.ts';
 import { workshopCluster } from '../k8s/workshop.ts';
 import { kubectlGetKubeProxyPod, parsePodsJson } from '../lab/kind/commands.ts';
 import { BackendUnavailableError } from '../lab/kind/index.ts';
+import { generatorOptions } from '../lab/scale-diff.ts';
 import type { Lab } from '../lab/types.ts';
 import { findTable, parseIpsetSave, parseIptablesRestoreInput, type IpsetState, type IptTable, type IpvsState } from '../parse/index.ts';
 import { ruleCountsFigure, type Figure } from '../plot/index.ts';
@@ -68,9 +69,6 @@ function required<T>(value: T | null | undefined, what: string, item?: CaptureIt
   return value;
 }
 
-const generate = (ports: readonly ServicePortInfo[], node: { name: string; ip: string }) =>
-  generateIpvs(ports, { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet });
-
 /**
  * Read `ipset list` and `iptables-save` off the client's node of an IPVS-mode lab; with no lab
  * (`nb` null), predict them for the workshop's cluster (`replicas` httpbin pods) seen from its
@@ -80,7 +78,7 @@ export async function readIpvsNode(nb: Pick<NotebookLab, 'lab' | 'clientNode'> |
   if (!nb) {
     const node = { name: kindNodeName(name, 1), ip: '172.18.0.3' };
     const ports = resolveServicePorts(workshopCluster({ clusterName: name, replicas }), { nodeName: node.name });
-    const generated = generate(ports, node);
+    const generated = generateIpvs(ports, generatorOptions(node));
     const nat = required(findTable(parseIptablesRestoreInput(generated.iptablesRestore), 'nat'), 'nat table');
     return {
       source: 'predicted', provenance: provenance({ source: 'predicted', backend: null, mode: 'ipvs' }), lab: null, backend: null,
@@ -96,7 +94,7 @@ export async function readIpvsNode(nb: Pick<NotebookLab, 'lab' | 'clientNode'> |
   const on = lab.backend === 'kind' ? `docker exec ${node.name}` : `ip netns exec kn-${lab.name}.${node.name}`;
   return {
     source: 'captured', provenance: cap.provenance, lab, backend: lab.backend, node, ports, httpbin: httpbinOf(ports), sets,
-    nat: required(findTable(save, 'nat'), 'nat table in the capture'), generated: generate(ports, node),
+    nat: required(findTable(save, 'nat'), 'nat table in the capture'), generated: generateIpvs(ports, generatorOptions(node)),
     kernelHasIpvs: (await lab.capabilities()).ipvs, on, ipsetOn: lab.backend === 'kind' ? await kubeProxyExec(lab.name, node.name) : on,
   };
 }

@@ -6,9 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { captureNode, parsedOf, type CaptureKind, type CaptureParsed, type NodeCapture } from '../capture/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
-import { KIND_DEFAULTS } from '../k8s/synthetic.ts';
 import type { Cluster, ServicePortInfo } from '../k8s/types.ts';
-import { compareKinds, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
+import { compareKinds, generatorOptions, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
 import type { Lab, LabNode, Pod, SyncReport } from '../lab/types.ts';
 import type { IpvsState } from '../parse/index.ts';
 import { ruleCountsFigure, type Figure } from '../plot/index.ts';
@@ -177,7 +176,7 @@ export function notCaptured(s: Snapshot, kind: CaptureKind): string | null {
 
 function generatedIpvs(run: ScaleRun, s: Snapshot) {
   const ports = resolveServicePorts(s.cluster, { nodeName: run.node.name });
-  return generateIpvs(ports, { nodeName: run.node.name, nodeIPs: [run.node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet });
+  return generateIpvs(ports, generatorOptions(run.node));
 }
 
 /** Real servers of httpbin's virtual server before and after: predicted, and captured where the kernel has IP_VS. */
