@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { captureNode, parsedOf, type CaptureKind, type CaptureParsed, type NodeCapture } from '../capture/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
 import type { Cluster, ServicePortInfo } from '../k8s/types.ts';
-import { compareKinds, generatorOptions, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
+import { compareKinds, generatorOptions, linesChanged, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
 import type { Lab, LabNode, Pod, SyncReport } from '../lab/types.ts';
 import type { IpvsState } from '../parse/index.ts';
 import { ruleCountsFigure, type Figure } from '../plot/index.ts';
@@ -214,7 +214,7 @@ export function showSetChanges(run: ScaleRun, changes: readonly SetChange[]): vo
 
 /** IPVS mode's scale as bars: iptables lines changed, KUBE-LOOP-BACK members added, real servers added. */
 export function ipvsDiffBars(run: ScaleRun): { label: string; captured?: number; predicted: number }[] {
-  const iptables = compareRun(run).reduce((n, r) => n + r.captured.added + r.captured.removed, 0);
+  const iptables = linesChanged(compareRun(run));
   const loop = ipsetChanges(run).find((s) => s.name === 'KUBE-LOOP-BACK');
   const setsCaptured = notCaptured(run.before, 'ipset') === null && notCaptured(run.after, 'ipset') === null;
   const servers = realServerChange(run);
