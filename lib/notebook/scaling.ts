@@ -20,6 +20,7 @@ import { jumpProbabilities, kubeSetMembers, virtualServer, type ServiceJump } fr
 import type { LoadedRules } from '../scale/scratch-load.ts';
 import { iptablesCounts, ipvsCounts, nftablesCounts, type IptablesCounts, type IpvsCounts } from '../sim/counts.ts';
 import type { TrafficMeasurement } from '../traffic/index.ts';
+import { whyNotParsed } from './node.ts';
 import type { NotebookLab } from './setup.ts';
 import { shell, showTable } from './show.ts';
 
@@ -169,9 +170,7 @@ export function setMismatches(changes: readonly SetChange[]): string[] {
 
 /** Why a snapshot has no parsed `kind` (the tool or kernel feature it lacks, or the error); null when it has. */
 export function notCaptured(s: Snapshot, kind: CaptureKind): string | null {
-  const item = s.cap.items[kind];
-  if (!item) return `${kind} was not captured`;
-  return item.parsed ? null : (item.skipped ?? item.error ?? `${kind}: nothing parsed`);
+  return s.cap.items[kind] ? whyNotParsed(s.cap, kind) : `${kind} was not captured`;
 }
 
 function generatedIpvs(run: ScaleRun, s: Snapshot) {
