@@ -19,7 +19,9 @@ import { ruleCountsFigure, type Figure } from '../plot/index.ts';
 import { provenance, type Backend, type Provenance } from '../provenance/index.ts';
 import { generateIpvs, type IpvsRules } from '../proxy/ipvs.ts';
 import type { SplitPrediction } from '../sim/split.ts';
-import { captured, found } from './node.ts';
+import { captured, found, servicePorts } from './node.ts';
+import { onNode } from './run-on.ts';
+import { servicePortNamed } from './scaling.ts';
 import type { NotebookLab } from './setup.ts';
 
 /**
@@ -78,25 +80,21 @@ export async function readIpvsNode(nb: Pick<NotebookLab, 'lab' | 'clientNode'> |
     const nat = found(findTable(parseIptablesRestoreInput(generated.iptablesRestore), 'nat'), 'nat table');
     return {
       source: 'predicted', provenance: provenance({ source: 'predicted', backend: null, mode: 'ipvs' }), lab: null, backend: null,
-      node, ports, httpbin: httpbinOf(ports), sets: parseIpsetSave(generated.ipsetRestore), nat, generated,
-      kernelHasIpvs: false, on: `docker exec ${node.name}`, ipsetOn: kubeProxyPodExec(name, '<kube-proxy pod on that node>'),
+      node, ports, httpbin: servicePortNamed(ports), sets: parseIpsetSave(generated.ipsetRestore), nat, generated,
+      kernelHasIpvs: false, on: onNode({ name, backend: 'kind' }, node.name), ipsetOn: kubeProxyPodExec(name, '<kube-proxy pod on that node>'),
     };
   }
   const { lab, clientNode: node } = nb;
-  const ports = resolveServicePorts({ services: await lab.services(), endpointSlices: await lab.endpointSlices() }, { nodeName: node.name });
+  const ports = await servicePorts(lab, node.name);
   const cap = await captureNode((argv, o) => lab.exec(node.name, argv, o), { backend: lab.backend, mode: 'ipvs', node: node.name, lab: lab.name }, ['ipset', 'iptables-save']);
   const sets = captured(cap, 'ipset');
   const save = captured(cap, 'iptables-save');
-  const on = lab.backend === 'kind' ? `docker exec ${node.name}` : `ip netns exec kn-${lab.name}.${node.name}`;
+  const on = onNode(lab, node.name);
   return {
-    source: 'captured', provenance: cap.provenance, lab, backend: lab.backend, node, ports, httpbin: httpbinOf(ports), sets,
+    source: 'captured', provenance: cap.provenance, lab, backend: lab.backend, node, ports, httpbin: servicePortNamed(ports), sets,
     nat: found(findTable(save, 'nat'), 'nat table in the capture'), generated: generateIpvs(ports, generatorOptions(node)),
     kernelHasIpvs: (await lab.capabilities()).ipvs, on, ipsetOn: lab.backend === 'kind' ? await kubeProxyExec(lab.name, node.name) : on,
   };
-}
-
-function httpbinOf(ports: readonly ServicePortInfo[]): ServicePortInfo {
-  return found(ports.find((p) => p.namespace === 'default' && p.name === 'httpbin'), 'default/httpbin Service port');
 }
 
 /** kind's node image ships no ipset: the command runs in kube-proxy's pod on the node. */

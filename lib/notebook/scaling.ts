@@ -105,7 +105,12 @@ export function printDiff(diff: LineDiff): void {
 
 /** A Service port as `node` sees it in `cluster` (default/httpbin unless told). */
 export function servicePortOf(cluster: Cluster, node: string, name = 'httpbin', namespace = 'default'): ServicePortInfo {
-  const port = resolveServicePorts(cluster, { nodeName: node }).find((p) => p.namespace === namespace && p.name === name);
+  return servicePortNamed(resolveServicePorts(cluster, { nodeName: node }), name, namespace);
+}
+
+/** The Service port `namespace/name` among ports already resolved (default/httpbin unless told). */
+export function servicePortNamed(ports: readonly ServicePortInfo[], name = 'httpbin', namespace = 'default'): ServicePortInfo {
+  const port = ports.find((p) => p.namespace === namespace && p.name === name);
   if (!port) throw new Error(`no Service port ${namespace}/${name}`);
   return port;
 }
