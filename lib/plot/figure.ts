@@ -23,8 +23,8 @@ export type FigureOptions = Omit<Plot.PlotOptions, 'document' | 'title' | 'subti
   legend?: LegendItem[];
   /**
    * Every text of the figure this many times its usual size (default 1): title, subtitle, legend,
-   * caption, and Plot's axes and marks (unless `style` sets a font size), for figures that must
-   * stay legible on a shared screen.
+   * caption, and Plot's axes and marks (unless `style` is given: then it sets their font), for
+   * figures that must stay legible on a shared screen.
    */
   textScale?: number;
 };
