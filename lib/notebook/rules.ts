@@ -1,10 +1,11 @@
 /** Chains printed as the tools list them, for notebook cells; a marker points at the rules that matter. */
+import { ruleLine } from '../capture/iptables.ts';
 import type { IptChain, IptRule, NftChain, NftRule } from '../parse/index.ts';
 
 /** A chain's rules as `iptables -S CHAIN` lists them (its -N or -P line left out), `→` before marked ones. */
 export function iptablesRuleLines(chain: IptChain, mark?: (rule: IptRule) => boolean): string {
   const pad = mark ? '  ' : '';
-  return chain.rules.map((r) => `${mark?.(r) ? '→ ' : pad}-A ${chain.name} ${r.text}`).join('\n');
+  return chain.rules.map((r) => `${mark?.(r) ? '→ ' : pad}${ruleLine(chain.name, r)}`).join('\n');
 }
 
 /** nft's names for standard priorities (ip, ip6 and inet): dstnat only in prerouting, srcnat only in postrouting. */
