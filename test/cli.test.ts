@@ -114,9 +114,9 @@ describe('kube-netlab CLI', () => {
     expect((await cli('parse', '--format', 'pcap', 'x')).err).toMatch(/unknown --format "pcap"/);
     expect((await cli('parse', '--format', 'nft', join(dir, 'missing.txt'))).err).toMatch(/missing\.txt: no such file/);
     expect((await cli('frobnicate')).code).toBe(2);
-    expect((await cli('rules', '--mode', 'iptables', '--services', '10000', '--endpoints', '10')).err).toMatch(/pass --pod-subnet with a \/15 or wider, e\.g\. --pod-subnet 10\.0\.0\.0\/8 \(--cluster-cidr only sets/);
+    expect((await cli('rules', '--mode', 'iptables', '--services', '10000', '--endpoints', '10')).err).toMatch(/need 396 nodes of \/24, but the pod subnet 10\.244\.0\.0\/16 holds 256: pass --pod-subnet with a \/15 or wider, e\.g\. --pod-subnet 10\.0\.0\.0\/8 \(--cluster-cidr only sets/);
     expect((await cli('rules', '--mode', 'iptables', '--services', '10000', '--endpoints', '10', '--cluster-cidr', '10.0.0.0/8')).err).toMatch(/pass --pod-subnet/);
-    expect((await cli('rules', '--help')).out).toMatch(/10,000 × 10 needs --pod-subnet 10\.0\.0\.0\/8/);
+    expect((await cli('rules', '--help')).out).toMatch(/10,000 × 10 needs a \/15 or wider, e\.g\. --pod-subnet 10\.0\.0\.0\/8\)/);
   });
 
   it('prints no rules for hostile objects or flags, only the object and field at fault', async () => {

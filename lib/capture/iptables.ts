@@ -24,9 +24,14 @@ export function chainRules(table: IptTable, chain: string, pick: RulePick = () =
   return (findChain(table, chain)?.rules ?? []).filter(pick);
 }
 
+/** A rule of `chain` as `iptables-save` prints it: `-A CHAIN …`, without counters. */
+export function ruleLine(chain: string, rule: IptRule): string {
+  return `-A ${chain} ${rule.text}`;
+}
+
 /** Those rules as `iptables-save` prints them (`-A CHAIN …`, without counters), one per line. */
 export function chainLines(table: IptTable, chain: string, pick: RulePick = () => true): string[] {
-  return chainRules(table, chain, pick).map((r) => `-A ${chain} ${r.text}`);
+  return chainRules(table, chain, pick).map((r) => ruleLine(chain, r));
 }
 
 /** Packets the rules of `chain` that `pick` keeps have counted, summed. */

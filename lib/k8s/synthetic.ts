@@ -35,12 +35,15 @@ export const MAX_SYNTHETIC_PODS = 1_000_000;
 const NODE_PORT_RANGE = 32767 - 30000 + 1;
 
 /**
- * The pods do not fit the pod subnet: names the narrowest prefix that would hold them, so a
- * command can say which flag to pass.
+ * The pods do not fit the pod subnet: names the narrowest subnet (longest prefix) that would hold
+ * them, so a command can say which flag to pass. `nodesHeld`: the node subnets `subnet` has.
  */
 export class PodSubnetTooSmallError extends Error {
   override readonly name = 'PodSubnetTooSmallError';
-  constructor(readonly subnet: string, readonly nodesNeeded: number, readonly nodeMaskSize: number, readonly widestFittingPrefix: number, detail: string) {
+  constructor(
+    readonly subnet: string, readonly nodesNeeded: number, readonly nodesHeld: number, readonly nodeMaskSize: number,
+    readonly longestFittingPrefix: number, detail: string,
+  ) {
     super(detail);
   }
 }
@@ -81,7 +84,7 @@ export function syntheticCluster(opts: SyntheticOptions): Cluster {
   if (nodes > subnets) {
     const prefix = mask - Math.ceil(Math.log2(nodes));
     const detail = `${S}×${E} pods need ${nodes} nodes of /${mask}, but ${formatCidr(podNet)} holds ${subnets}; pass a larger pod subnet (a /${prefix} or wider, e.g. 10.0.0.0/8)`;
-    throw new PodSubnetTooSmallError(formatCidr(podNet), nodes, mask, prefix, detail);
+    throw new PodSubnetTooSmallError(formatCidr(podNet), nodes, subnets, mask, prefix, detail);
   }
   const firstServiceOffset = 256; // after kind's reserved .1 and .10
   if (firstServiceOffset + S >= cidrSize(svcNet)) throw new Error(`${S} services don't fit in ${formatCidr(svcNet)}`);

@@ -9,6 +9,7 @@ import type { Cluster, ServicePortInfo } from '../k8s/types.ts';
 import { generateIptables } from '../proxy/iptables.ts';
 import { generateIpvs } from '../proxy/ipvs.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
+import type { ProxyOptions } from '../proxy/options.ts';
 import { generateNftables } from '../proxy/nftables.ts';
 import { diffLines } from './diff.ts';
 
@@ -77,9 +78,14 @@ export interface DiffNode {
   ip: string;
 }
 
+/** The generator's options for one node of a lab: its name and address, kind's pod subnet. */
+export function generatorOptions(node: DiffNode): ProxyOptions {
+  return { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet };
+}
+
 /** The generator's state for one node, as lines comparable with what the kernel shows. */
 export function generatedLines(mode: ProxyMode, ports: readonly ServicePortInfo[], node: DiffNode): string[] {
-  const opts = { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet };
+  const opts = generatorOptions(node);
   const rules = (text: string) => text.split('\n').filter((l) => l.startsWith('-A '));
   if (mode === 'iptables') return rules(generateIptables(ports, opts).restore);
   if (mode === 'ipvs') return rules(generateIpvs(ports, opts).iptablesRestore);

@@ -4,20 +4,24 @@
  * the generator where it has not. On kind without IP_VS there is no lab at all, and everything is
  * predicted for the model's workshop cluster. Each result says which it is.
  */
-import { captureNode, parsedOf, type CaptureItem, type NodeCapture } from '../capture/index.ts';
+import { captureNode, parsedOf, type NodeCapture } from '../capture/index.ts';
 import { runner } from '../exec/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
-import { KIND_DEFAULTS, kindNodeName } from '../k8s/synthetic.ts';
+import { kindNodeName } from '../k8s/synthetic.ts';
 import type { ServicePortInfo } from '../k8s/types.ts';
 import { workshopCluster } from '../k8s/workshop.ts';
 import { kubectlGetKubeProxyPod, parsePodsJson } from '../lab/kind/commands.ts';
 import { BackendUnavailableError } from '../lab/kind/index.ts';
+import { generatorOptions } from '../lab/scale-diff.ts';
 import type { Lab } from '../lab/types.ts';
 import { findTable, parseIpsetSave, parseIptablesRestoreInput, type IpsetState, type IptTable, type IpvsState } from '../parse/index.ts';
 import { ruleCountsFigure, type Figure } from '../plot/index.ts';
 import { provenance, type Backend, type Provenance } from '../provenance/index.ts';
 import { generateIpvs, type IpvsRules } from '../proxy/ipvs.ts';
 import type { SplitPrediction } from '../sim/split.ts';
+import { captured, found, servicePorts } from './node.ts';
+import { onNode } from './run-on.ts';
+import { servicePortNamed } from './scaling.ts';
 import type { NotebookLab } from './setup.ts';
 
 /**
@@ -63,14 +67,6 @@ export interface IpvsNode {
   ipsetOn: string;
 }
 
-function required<T>(value: T | null | undefined, what: string, item?: CaptureItem): T {
-  if (value === null || value === undefined) throw new Error(`no ${what}${item ? `: ${item.error ?? item.skipped ?? 'nothing parsed'}` : ''}`);
-  return value;
-}
-
-const generate = (ports: readonly ServicePortInfo[], node: { name: string; ip: string }) =>
-  generateIpvs(ports, { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet });
-
 /**
  * Read `ipset list` and `iptables-save` off the client's node of an IPVS-mode lab; with no lab
  * (`nb` null), predict them for the workshop's cluster (`replicas` httpbin pods) seen from its
@@ -80,29 +76,25 @@ export async function readIpvsNode(nb: Pick<NotebookLab, 'lab' | 'clientNode'> |
   if (!nb) {
     const node = { name: kindNodeName(name, 1), ip: '172.18.0.3' };
     const ports = resolveServicePorts(workshopCluster({ clusterName: name, replicas }), { nodeName: node.name });
-    const generated = generate(ports, node);
-    const nat = required(findTable(parseIptablesRestoreInput(generated.iptablesRestore), 'nat'), 'nat table');
+    const generated = generateIpvs(ports, generatorOptions(node));
+    const nat = found(findTable(parseIptablesRestoreInput(generated.iptablesRestore), 'nat'), 'nat table');
     return {
       source: 'predicted', provenance: provenance({ source: 'predicted', backend: null, mode: 'ipvs' }), lab: null, backend: null,
-      node, ports, httpbin: httpbinOf(ports), sets: parseIpsetSave(generated.ipsetRestore), nat, generated,
-      kernelHasIpvs: false, on: `docker exec ${node.name}`, ipsetOn: kubeProxyPodExec(name, '<kube-proxy pod on that node>'),
+      node, ports, httpbin: servicePortNamed(ports), sets: parseIpsetSave(generated.ipsetRestore), nat, generated,
+      kernelHasIpvs: false, on: onNode({ name, backend: 'kind' }, node.name), ipsetOn: kubeProxyPodExec(name, '<kube-proxy pod on that node>'),
     };
   }
   const { lab, clientNode: node } = nb;
-  const ports = resolveServicePorts({ services: await lab.services(), endpointSlices: await lab.endpointSlices() }, { nodeName: node.name });
+  const ports = await servicePorts(lab, node.name);
   const cap = await captureNode((argv, o) => lab.exec(node.name, argv, o), { backend: lab.backend, mode: 'ipvs', node: node.name, lab: lab.name }, ['ipset', 'iptables-save']);
-  const sets = required(parsedOf(cap, 'ipset'), 'parsed ipset list', cap.items.ipset);
-  const save = required(parsedOf(cap, 'iptables-save'), 'parsed iptables-save', cap.items['iptables-save']);
-  const on = lab.backend === 'kind' ? `docker exec ${node.name}` : `ip netns exec kn-${lab.name}.${node.name}`;
+  const sets = captured(cap, 'ipset');
+  const save = captured(cap, 'iptables-save');
+  const on = onNode(lab, node.name);
   return {
-    source: 'captured', provenance: cap.provenance, lab, backend: lab.backend, node, ports, httpbin: httpbinOf(ports), sets,
-    nat: required(findTable(save, 'nat'), 'nat table in the capture'), generated: generate(ports, node),
+    source: 'captured', provenance: cap.provenance, lab, backend: lab.backend, node, ports, httpbin: servicePortNamed(ports), sets,
+    nat: found(findTable(save, 'nat'), 'nat table in the capture'), generated: generateIpvs(ports, generatorOptions(node)),
     kernelHasIpvs: (await lab.capabilities()).ipvs, on, ipsetOn: lab.backend === 'kind' ? await kubeProxyExec(lab.name, node.name) : on,
   };
-}
-
-function httpbinOf(ports: readonly ServicePortInfo[]): ServicePortInfo {
-  return required(ports.find((p) => p.namespace === 'default' && p.name === 'httpbin'), 'default/httpbin Service port');
 }
 
 /** kind's node image ships no ipset: the command runs in kube-proxy's pod on the node. */
@@ -136,7 +128,7 @@ export async function readIpvsTable(view: IpvsNode): Promise<IpvsTable> {
     const c: NodeCapture = await captureNode((argv, o) => lab.exec(node.name, argv, o), { backend: lab.backend, mode: 'ipvs', node: node.name, lab: lab.name }, ['ipvsadm', 'proc-ip-vs']);
     const proc = parsedOf(c, 'proc-ip-vs');
     const item = proc ? c.items['proc-ip-vs'] : c.items.ipvsadm;
-    const state = required(proc ?? parsedOf(c, 'ipvsadm'), 'IPVS table read', item);
+    const state = proc ?? captured(c, 'ipvsadm');
     return { source: 'captured', label: `CAPTURED from ${node.name} (${item?.command})`, state, command: item?.command ?? '', text: item?.stdout ?? '' };
   }
   const why = lab ? 'this kernel has no IP_VS, so nothing can be captured' : 'no lab: the Docker host has no IP_VS';

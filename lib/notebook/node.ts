@@ -19,12 +19,18 @@ export async function captureLabNode(lab: Lab, node: string, kinds: readonly Cap
   return captureNode((argv, opts) => lab.exec(node, argv, opts), { backend: lab.backend, mode: lab.mode, node, lab: lab.name }, kinds);
 }
 
+/** Why a capture has no parsed `kind` (not captured, the tool or kernel feature it lacks, or the error); null when it has. */
+export function whyNotParsed(capture: NodeCapture, kind: CaptureKind): string | null {
+  const item = capture.items[kind];
+  if (!item) return 'not captured';
+  return item.parsed ? null : (item.skipped ?? item.error ?? 'no output');
+}
+
 /** The parsed data of one kind in a capture; a check that fails with the reason when there is none. */
 export function captured<K extends CaptureKind>(from: NodeCapture | { cap: NodeCapture }, kind: K): CaptureParsed[K] {
   const capture = 'cap' in from ? from.cap : from;
-  const item = capture.items[kind];
-  if (item?.parsed) return item.parsed as CaptureParsed[K];
-  const why = item ? (item.skipped ?? item.error ?? 'no output') : 'not captured';
+  const why = whyNotParsed(capture, kind);
+  if (why === null) return capture.items[kind]?.parsed as CaptureParsed[K];
   throw new CheckFailed(`no parsed ${kind} from ${capture.provenance.node ?? 'the node'}: ${why}`);
 }
 

@@ -1,20 +1,21 @@
 /** Chains printed as the tools list them, for notebook cells; a marker points at the rules that matter. */
+import { ruleLine } from '../capture/iptables.ts';
 import type { IptChain, IptRule, NftChain, NftRule } from '../parse/index.ts';
+import { NFT_PRIORITIES } from '../parse/nft.ts';
 
 /** A chain's rules as `iptables -S CHAIN` lists them (its -N or -P line left out), `→` before marked ones. */
 export function iptablesRuleLines(chain: IptChain, mark?: (rule: IptRule) => boolean): string {
   const pad = mark ? '  ' : '';
-  return chain.rules.map((r) => `${mark?.(r) ? '→ ' : pad}-A ${chain.name} ${r.text}`).join('\n');
+  return chain.rules.map((r) => `${mark?.(r) ? '→ ' : pad}${ruleLine(chain.name, r)}`).join('\n');
 }
 
-/** nft's names for standard priorities (ip, ip6 and inet): dstnat only in prerouting, srcnat only in postrouting. */
-const STANDARD_PRIORITIES: readonly [string, number, string?][] = [
-  ['raw', -300], ['mangle', -150], ['dstnat', -100, 'prerouting'], ['filter', 0], ['security', 50], ['srcnat', 100, 'postrouting'],
-];
+/** The hooks nft names dstnat and srcnat in (ip, ip6 and inet); the other names print in any hook. */
+const ONLY_IN_HOOK: Readonly<Record<string, string>> = { dstnat: 'prerouting', srcnat: 'postrouting' };
 
 /** A base chain's priority as nft prints it: `dstnat`, `dstnat - 10`, `filter + 5`, or the number. */
 export function nftPriorityText(hook: string, priority: number): string {
-  for (const [name, base, only] of STANDARD_PRIORITIES) {
+  for (const [name, base] of Object.entries(NFT_PRIORITIES)) {
+    const only = ONLY_IN_HOOK[name];
     if (only && only !== hook) continue;
     const off = priority - base;
     if (off === 0) return name;

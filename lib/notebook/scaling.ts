@@ -6,9 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { captureNode, parsedOf, type CaptureKind, type CaptureParsed, type NodeCapture } from '../capture/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
-import { KIND_DEFAULTS } from '../k8s/synthetic.ts';
 import type { Cluster, ServicePortInfo } from '../k8s/types.ts';
-import { compareKinds, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
+import { compareKinds, generatorOptions, linesChanged, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';
 import type { Lab, LabNode, Pod, SyncReport } from '../lab/types.ts';
 import type { IpvsState } from '../parse/index.ts';
 import { ruleCountsFigure, type Figure } from '../plot/index.ts';
@@ -21,6 +20,7 @@ import { jumpProbabilities, kubeSetMembers, virtualServer, type ServiceJump } fr
 import type { LoadedRules } from '../scale/scratch-load.ts';
 import { iptablesCounts, ipvsCounts, nftablesCounts, type IptablesCounts, type IpvsCounts } from '../sim/counts.ts';
 import type { TrafficMeasurement } from '../traffic/index.ts';
+import { whyNotParsed } from './node.ts';
 import type { NotebookLab } from './setup.ts';
 import { shell, showTable } from './show.ts';
 
@@ -105,7 +105,12 @@ export function printDiff(diff: LineDiff): void {
 
 /** A Service port as `node` sees it in `cluster` (default/httpbin unless told). */
 export function servicePortOf(cluster: Cluster, node: string, name = 'httpbin', namespace = 'default'): ServicePortInfo {
-  const port = resolveServicePorts(cluster, { nodeName: node }).find((p) => p.namespace === namespace && p.name === name);
+  return servicePortNamed(resolveServicePorts(cluster, { nodeName: node }), name, namespace);
+}
+
+/** The Service port `namespace/name` among ports already resolved (default/httpbin unless told). */
+export function servicePortNamed(ports: readonly ServicePortInfo[], name = 'httpbin', namespace = 'default'): ServicePortInfo {
+  const port = ports.find((p) => p.namespace === namespace && p.name === name);
   if (!port) throw new Error(`no Service port ${namespace}/${name}`);
   return port;
 }
@@ -170,14 +175,12 @@ export function setMismatches(changes: readonly SetChange[]): string[] {
 
 /** Why a snapshot has no parsed `kind` (the tool or kernel feature it lacks, or the error); null when it has. */
 export function notCaptured(s: Snapshot, kind: CaptureKind): string | null {
-  const item = s.cap.items[kind];
-  if (!item) return `${kind} was not captured`;
-  return item.parsed ? null : (item.skipped ?? item.error ?? `${kind}: nothing parsed`);
+  return s.cap.items[kind] ? whyNotParsed(s.cap, kind) : `${kind} was not captured`;
 }
 
 function generatedIpvs(run: ScaleRun, s: Snapshot) {
   const ports = resolveServicePorts(s.cluster, { nodeName: run.node.name });
-  return generateIpvs(ports, { nodeName: run.node.name, nodeIPs: [run.node.ip], clusterCIDR: KIND_DEFAULTS.podSubnet });
+  return generateIpvs(ports, generatorOptions(run.node));
 }
 
 /** Real servers of httpbin's virtual server before and after: predicted, and captured where the kernel has IP_VS. */
@@ -215,7 +218,7 @@ export function showSetChanges(run: ScaleRun, changes: readonly SetChange[]): vo
 
 /** IPVS mode's scale as bars: iptables lines changed, KUBE-LOOP-BACK members added, real servers added. */
 export function ipvsDiffBars(run: ScaleRun): { label: string; captured?: number; predicted: number }[] {
-  const iptables = compareRun(run).reduce((n, r) => n + r.captured.added + r.captured.removed, 0);
+  const iptables = linesChanged(compareRun(run));
   const loop = ipsetChanges(run).find((s) => s.name === 'KUBE-LOOP-BACK');
   const setsCaptured = notCaptured(run.before, 'ipset') === null && notCaptured(run.after, 'ipset') === null;
   const servers = realServerChange(run);

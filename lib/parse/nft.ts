@@ -12,7 +12,7 @@ const TEXT = 'nft list ruleset';
 const JSON_FORMAT = 'nft -j list ruleset';
 
 // Named priorities (nft(8), "PRIORITY"): the bridge family has its own scale.
-const PRIORITIES: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
+export const NFT_PRIORITIES: Readonly<Record<string, number>> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
 const BRIDGE_PRIORITIES: Record<string, number> = { dstnat: -300, filter: -200, out: 100, srcnat: 300 };
 const FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
 const SIMPLE_VERDICTS = new Set(['accept', 'drop', 'continue', 'return', 'reject', 'queue', 'masquerade']);
@@ -258,7 +258,7 @@ function parsePriority(s: string, family: string, no: number, raw: string): numb
   const n = toInt(s);
   if (n !== null) return n;
   const w = s.split(' ');
-  const table = family === 'bridge' ? BRIDGE_PRIORITIES : PRIORITIES;
+  const table = family === 'bridge' ? BRIDGE_PRIORITIES : NFT_PRIORITIES;
   const base = table[w[0]];
   if (base === undefined) throw new ParseError(TEXT, no, raw, 'a priority: a number or a name such as `filter`, `dstnat - 10`');
   if (w.length === 1) return base;

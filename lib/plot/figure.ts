@@ -1,6 +1,6 @@
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
-import { legendSvg, type LegendItem } from './legend.ts';
+import { LEGEND_FONT_SIZE, legendSvg, type LegendItem } from './legend.ts';
 import { escapeXml, wrap } from './svg.ts';
 import { THEME } from './theme.ts';
 
@@ -23,8 +23,8 @@ export type FigureOptions = Omit<Plot.PlotOptions, 'document' | 'title' | 'subti
   legend?: LegendItem[];
   /**
    * Every text of the figure this many times its usual size (default 1): title, subtitle, legend,
-   * caption, and Plot's axes and marks (unless `style` sets a font size), for figures that must
-   * stay legible on a shared screen.
+   * caption, and Plot's axes and marks (unless `style` is given: then it sets their font), for
+   * figures that must stay legible on a shared screen.
    */
   textScale?: number;
 };
@@ -33,7 +33,6 @@ const PAD = 12;
 const TITLE_SIZE = 16;
 const SUBTITLE_SIZE = 12;
 const CAPTION_SIZE = 10.5;
-const LEGEND_SIZE = 11;
 
 /** Render Plot options to an SVG string, with no browser: linkedom supplies the document. */
 export function renderFigure(options: FigureOptions): Figure {
@@ -56,7 +55,7 @@ export function renderFigure(options: FigureOptions): Figure {
   while (el.firstChild) g.appendChild(el.firstChild);
 
   const inner = width - 2 * PAD;
-  const [TITLE, SUBTITLE, CAPTION, LEGEND] = [TITLE_SIZE, SUBTITLE_SIZE, CAPTION_SIZE, LEGEND_SIZE].map((f) => f * textScale);
+  const [TITLE, SUBTITLE, CAPTION, LEGEND] = [TITLE_SIZE, SUBTITLE_SIZE, CAPTION_SIZE, LEGEND_FONT_SIZE].map((f) => f * textScale);
   const head: string[] = [];
   let y = PAD;
   if (title) {

@@ -12,6 +12,8 @@ export interface LegendItem {
 
 const SIZE = 12;
 const GAP = 18;
+/** The legend's text size at textScale 1. */
+export const LEGEND_FONT_SIZE = 11;
 
 function swatch(kind: SwatchKind, color: string): string {
   const c = escapeXml(color);
@@ -39,7 +41,7 @@ function swatch(kind: SwatchKind, color: string): string {
  * Swatches as plain SVG. Plot's own legends are HTML (and continuous ones need canvas), which
  * resvg cannot draw; this keeps the legend inside the picture. Returns the group and its height.
  */
-export function legendSvg(items: readonly LegendItem[], width: number, fontSize = 11): { svg: string; height: number } {
+export function legendSvg(items: readonly LegendItem[], width: number, fontSize = LEGEND_FONT_SIZE): { svg: string; height: number } {
   if (items.length === 0) return { svg: '', height: 0 };
   const rowHeight = SIZE + 8;
   let x = 0;

@@ -37,7 +37,7 @@ export interface ScalingOptions {
  * A sweep figure's default size: wide and short, with text 1.3 times the usual, so that each one
  * fits a 1280×720 screen whole (about 960×470) and its smallest text is 13 px.
  */
-export const SWEEP_FIGURE = { width: 960, height: 280, textScale: 1.3 } as const;
+const SWEEP_FIGURE = { width: 960, height: 280, textScale: 1.3 } as const;
 
 interface Pct {
   p50: number;

@@ -246,15 +246,12 @@ export function traceTreeFigure(result: TraceResult, opts: TraceTreeOptions = {}
     const py = compared ? y + 3 : y + 4;
     L.predicted.push({ x1: barX, x2: barX + scale(o.probability), y1: py, y2: py + 10 });
     L.predictedLabels.push({ x: barX + scale(o.probability) + 6, y: py + 5, text: fmtPercent(o.probability) });
-    if (observed) {
+    if (compared) {
       const share = measuredShare(o);
+      // Traced packets seen on this path, or answers from its pod (none when no pod has its address).
+      const n = observed ? seenOf(o) : countOf(o)?.answers;
       L.measured.push({ x1: barX, x2: barX + scale(share), y1: py + 14, y2: py + 26 });
-      L.measuredLabels.push({ x: barX + scale(share) + 6, y: py + 20, text: `${seenOf(o)} (${fmtPercent(share)})` });
-    } else if (measured) {
-      const c = countOf(o);
-      const share = measuredShare(o);
-      L.measured.push({ x1: barX, x2: barX + scale(share), y1: py + 14, y2: py + 26 });
-      L.measuredLabels.push({ x: barX + scale(share) + 6, y: py + 20, text: c ? `${c.answers} (${fmtPercent(share)})` : 'no pod' });
+      L.measuredLabels.push({ x: barX + scale(share) + 6, y: py + 20, text: n === undefined ? 'no pod' : `${n} (${fmtPercent(share)})` });
     }
     y += rowHeight;
   };

@@ -109,8 +109,8 @@ export async function clusterFromArgs(args: ParsedArgs): Promise<Cluster> {
     if (e instanceof UsageError) throw e;
     if (e instanceof PodSubnetTooSmallError) {
       // --cluster-cidr looks like the fix but only sets kube-proxy's local-traffic detector.
-      const { nodesNeeded: n, nodeMaskSize: m, subnet, widestFittingPrefix: p } = e;
-      throw new UsageError(`${services}×${endpoints} pods need ${n} nodes of /${m}, but the pod subnet ${subnet} holds ${2 ** (m - Number(subnet.split('/')[1]))}: pass --pod-subnet with a /${p} or wider, e.g. --pod-subnet 10.0.0.0/8 (--cluster-cidr only sets kube-proxy's local-traffic detector)`);
+      const { nodesNeeded: n, nodesHeld: held, nodeMaskSize: m, subnet, longestFittingPrefix: p } = e;
+      throw new UsageError(`${services}×${endpoints} pods need ${n} nodes of /${m}, but the pod subnet ${subnet} holds ${held}: pass --pod-subnet with a /${p} or wider, e.g. --pod-subnet 10.0.0.0/8 (--cluster-cidr only sets kube-proxy's local-traffic detector)`);
     }
     throw new UsageError((e as Error).message);
   }

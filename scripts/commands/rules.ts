@@ -90,7 +90,7 @@ export const rules: CommandSpec = {
       [--ip-family ipv4|ipv6] [--node NAME] [--node-ip IP[,IP]] [--cluster-cidr CIDR[,CIDR] | --no-local-detector] [--masquerade-all]
       [--nodeport-addresses CIDR[,CIDR…]|primary] [--localhost-nodeports true|false] [--service-cidr CIDR[,CIDR…]] [--with-jumps] [--json]
   S at most 65,000, S × E at most ${MAX_RULES_ENDPOINTS.toLocaleString('en-US')} (10,000 Services × 10 endpoints: 32 MB of iptables rules); N at most S and 2,768 (NodePorts 30000-32767); FILE at most 128 MiB
-  Pods are addressed from --pod-subnet (kind's 10.244.0.0/16 holds 256 nodes × 253 pods; 10,000 × 10 needs --pod-subnet 10.0.0.0/8)
+  Pods are addressed from --pod-subnet (kind's 10.244.0.0/16 holds 256 nodes × 253 pods; 10,000 × 10 needs a /15 or wider, e.g. --pod-subnet 10.0.0.0/8)
   Defaults: --ip-family ipv4, --node kind-worker, --node-ip ${DEFAULT_NODE_IPS}, --cluster-cidr the pod subnet (kind's: 10.244.0.0/16, fd00:10:244::/56),
   --nodeport-addresses every local address (primary in nftables mode), --localhost-nodeports true (iptables mode), --service-cidr kind's (nftables mode)`,
   readOnly: true,
