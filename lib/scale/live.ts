@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Runner } from '../exec/index.ts';
+import { listNamespaces } from '../lab/netns/topology.ts';
 import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 import { PUBLISHED_CLAIMS, checkPublishedClaims, type ClaimCheckPoint, type PublishedSource } from '../sim/published.ts';
@@ -114,7 +115,5 @@ export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source?: Publish
 
 /** Network namespaces whose name starts with `prefix` (a sweep's are `<prefix>-<pid>-<hex>`). */
 export async function namespacesNamed(r: Runner, prefix: string): Promise<string[]> {
-  const out = await r.run(['ip', 'netns', 'list'], { allowFailure: true });
-  // Lines look like `name (id: 3)` or `name`.
-  return out.stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n !== '' && n.startsWith(prefix));
+  return (await listNamespaces(r)).filter((n) => n.startsWith(prefix));
 }
