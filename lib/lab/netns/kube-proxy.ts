@@ -5,7 +5,7 @@ import { builtinJumpsRestore, generateIptables } from '../../proxy/iptables.ts';
 import { IPVS_JUMPS, generateIpvs } from '../../proxy/ipvs.ts';
 import { generateNftables } from '../../proxy/nftables.ts';
 import type { IptablesTools } from '../../proxy/iptables-backend.ts';
-import { isNftServiceChain, nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../proxy/sync.ts';
+import { nftChainNames, nftFullSyncTx, nftStaleChainDeletion, staleNftChains } from '../../proxy/sync.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { LabNode, SyncReport } from '../types.ts';
 import { nodeNs } from './names.ts';
@@ -51,8 +51,7 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
     // flushed as stale a second later; the lab does it at once, for the same end state.
     const gen = generateNftables(ports, proxyOpts);
     await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftFullSyncTx(gen, { first: opts.first, existingChains: before.nftChains }) });
-    const written = new Set(nftChainNames(gen.nft));
-    const stale = before.nftChains.filter((c) => isNftServiceChain(c) && !written.has(c));
+    const stale = staleNftChains(gen, before.nftChains);
     if (stale.length > 0) await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftStaleChainDeletion(gen.family, stale) });
   }
   const after = await snapshot(r, ns, opts.mode, ipt);
