@@ -215,9 +215,6 @@ export function proxyOptions(podSubnet: string) {
   return { nodeName: SCALE_NODE, nodeIPs: [SCALE_NODE_IP], clusterCIDR: podSubnet };
 }
 
-// The sync shapes live in lib/proxy/sync.ts; the sweep and its tests read them from here too.
-export { iptablesPartialRestore, iptablesServiceChains, nftIncrementalTx, nftServiceChains } from '../proxy/sync.ts';
-
 // ---------------------------------------------------------------------------------------------
 // IPVS: the same change, as kube-proxy's IPVS proxier applies it
 
