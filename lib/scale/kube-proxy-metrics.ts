@@ -17,6 +17,11 @@ export class MetricsFormatError extends Error {
   override readonly name = 'MetricsFormatError';
 }
 
+/** The sweep failed or was aborted, and deleting its Services afterwards failed too; `cause` is the sweep's error. */
+export class SweepCleanupError extends Error {
+  override readonly name = 'SweepCleanupError';
+}
+
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
 const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)/y;
 
@@ -267,7 +272,7 @@ export async function kindSyncSweep(lab: KindSweepLab, node: string, sizes: read
   } catch (e) {
     const failed = await removeServices();
     // The sweep's own error comes first; a clean-up that failed too is named beside it.
-    if (failed) throw new Error(`${(e as Error).message}; deleting its Services failed too: ${failed.message}`, { cause: e });
+    if (failed) throw new SweepCleanupError(`${(e as Error).message}; deleting its Services failed too: ${failed.message}`, { cause: e });
     throw e;
   }
   const failed = await removeServices();

@@ -4,10 +4,10 @@ import { progressLine } from '../../lib/scale/live.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
 import { runner } from '../../lib/exec/index.ts';
 import { openLab } from '../../lib/lab/create.ts';
-import type { KindLab } from '../../lib/lab/kind/index.ts';
+import { NoKindClusterError, type KindLab } from '../../lib/lab/kind/index.ts';
 import { checkLabName } from '../../lib/lab/types.ts';
 import { provenance } from '../../lib/provenance/index.ts';
-import { KUBE_PROXY_METRICS_ARGV, SCALE_SWEEP_LABEL, SYNC_HISTOGRAMS, kindSyncSweep, type KindSyncStep } from '../../lib/scale/kube-proxy-metrics.ts';
+import { KUBE_PROXY_METRICS_ARGV, SCALE_SWEEP_LABEL, SYNC_HISTOGRAMS, SweepCleanupError, kindSyncSweep, type KindSyncStep } from '../../lib/scale/kube-proxy-metrics.ts';
 import { shellQuote } from '../../lib/exec/runner.ts';
 
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
@@ -132,7 +132,7 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
     try {
       opened = await openLab(name, 'kind', r);
     } catch (e) {
-      if (/^no kind cluster named /.test((e as Error).message)) throw new UsageError((e as Error).message);
+      if (e instanceof NoKindClusterError) throw new UsageError(e.message);
       throw e;
     }
     // KUBE_NETLAB_BACKEND=netns overrides the backend openLab is asked for.
@@ -156,8 +156,7 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
     io.out(formatKindSteps(steps, `measured · kind/${lab.mode} · ${node}: ${SOURCE}`));
   } catch (e) {
     if (ac.signal.aborted) {
-      const failedToo = / deleting its Services failed too: /.test((e as Error).message);
-      io.err(`kube-netlab scale: ${(ac.signal.reason as Error).message}; ${failedToo ? (e as Error).message : 'the sweep\'s Services were deleted'}, nothing was reported`);
+      io.err(`kube-netlab scale: ${(ac.signal.reason as Error).message}; ${e instanceof SweepCleanupError ? e.message : 'the sweep\'s Services were deleted'}, nothing was reported`);
       return 130;
     }
     throw e;
