@@ -4,7 +4,7 @@
  * generators write, for parsed `iptables-save` and `nft list ruleset` output.
  */
 import { findChain, matchOption, targetOption, type IptTable } from '../parse/index.ts';
-import { findNftChain, type NftTable } from '../parse/index.ts';
+import { findNftChain, type NftChain, type NftNumgen, type NftTable } from '../parse/index.ts';
 
 export interface IptablesEndpointJump {
   /** The KUBE-SEP chain the rule jumps to. */
@@ -47,11 +47,16 @@ export interface NftEndpointEntry {
   rules: number;
 }
 
+/** The first `numgen … vmap` of a chain, or undefined. */
+export function chainNumgen(chain: NftChain): NftNumgen | undefined {
+  return chain.rules.find((r) => r.numgen)?.numgen ?? undefined;
+}
+
 /** The `numgen … vmap` dispatch of an nftables Service chain: its mode and modulus, and one entry per endpoint. */
 export function nftEndpointEntries(table: NftTable, serviceChain: string): { mode: string; mod: number; entries: NftEndpointEntry[] } {
   const svc = findNftChain(table, serviceChain);
   if (!svc) throw new Error(`table ${table.family} ${table.name} has no chain ${serviceChain}`);
-  const numgen = svc.rules.find((r) => r.numgen)?.numgen;
+  const numgen = chainNumgen(svc);
   if (!numgen) throw new Error(`chain ${serviceChain} has no numgen rule`);
   const entries = numgen.entries.map((e) => {
     const chain = e.verdict.target ?? '';

@@ -7,10 +7,11 @@
 import type { ServicePortInfo } from '../k8s/types.ts';
 import {
   findChain, findNftChain, findNftTable, findTable,
-  type IpsetSet, type IpsetState, type IptablesSave, type IptChain, type IptRule, type IptTable, type IpvsService,
+  type IpsetSet, type IpsetState, type IptablesSave, type IptChain, type IptTable, type IpvsService,
   type IpvsState, type NftNumgen, type NftRuleset,
 } from '../parse/index.ts';
 import { savedProbability } from './iptables.ts';
+import { chainNumgen, iptablesEndpointJumps } from './read-back.ts';
 import { KUBE_PROXY_TABLE, nftServiceChain } from './nftables.ts';
 
 /**
@@ -65,28 +66,18 @@ export interface ServiceJump {
   probability: string | null;
 }
 
-const optionOf = (rule: IptRule, module: string, name: string): string | null =>
-  rule.matches.find((m) => m.module === module)?.options.find((o) => o.name === name)?.args[0] ?? null;
-
 /** The jumps of Service chain `chain` in the nat table of an iptables-save, in order. */
 export function serviceJumps(save: IptablesSave, chain: string): ServiceJump[] {
   const nat = findTable(save, 'nat');
-  const svc = nat && findChain(nat, chain);
-  if (!nat || !svc) throw new Error(`no chain ${chain} in the nat table`);
-  return svc.rules.flatMap((r) => {
-    const sep = r.target?.name;
-    if (!sep?.startsWith('KUBE-SEP-')) return [];
-    const dnat = findChain(nat, sep)?.rules.find((x) => x.target?.name === 'DNAT');
-    const to = dnat?.target?.options.find((o) => o.name === 'to-destination')?.args[0] ?? '?';
-    return [{ sep, to, probability: optionOf(r, 'statistic', 'probability') }];
-  });
+  if (!nat || !findChain(nat, chain)) throw new Error(`no chain ${chain} in the nat table`);
+  return iptablesEndpointJumps(nat, chain).map((j) => ({ sep: j.chain, to: j.dnat ?? '?', probability: j.probability }));
 }
 
 /** The `numgen … vmap` of an nftables Service chain in table ip kube-proxy; null when there is none. */
 export function numgenOf(ruleset: NftRuleset, chain: string): NftNumgen | null {
   const table = findNftTable(ruleset, 'ip', KUBE_PROXY_TABLE);
   const c = table && findNftChain(table, chain);
-  return c?.rules.find((r) => r.numgen)?.numgen ?? null;
+  return (c && chainNumgen(c)) ?? null;
 }
 
 /** The virtual server for address:port (TCP unless told), or undefined. */

@@ -95,15 +95,11 @@ export interface NftFullSyncOptions {
 export function nftFullSyncTx(gen: Pick<NftablesRules, 'nft' | 'family'>, opts: NftFullSyncOptions): string {
   const prefix = `${gen.family} ${KUBE_PROXY_TABLE}`;
   const out: string[] = [];
-  const written = new Set<string>();
   const baseChains: string[] = [];
   for (const line of gen.nft.split('\n')) {
     if (line === '' || line === `add table ${prefix}` || line === `delete table ${prefix}`) continue;
     const chain = line.startsWith(`add chain ${prefix} `) ? line.slice(`add chain ${prefix} `.length).split(' ')[0] : null;
-    if (chain !== null) {
-      written.add(chain);
-      if (line.includes(' hook ')) baseChains.push(chain);
-    }
+    if (chain !== null && line.includes(' hook ')) baseChains.push(chain);
     out.push(line);
     if (chain !== null) out.push(`flush chain ${prefix} ${chain}`);
     const container = /^add (set|map) \S+ \S+ (\S+) /.exec(line);
@@ -111,9 +107,14 @@ export function nftFullSyncTx(gen: Pick<NftablesRules, 'nft' | 'family'>, opts: 
   }
   // upstream: `if !proxier.flushed { for each base chain: tx.Add(chain); tx.Delete(chain) }`, right after the table.
   if (opts.first) out.splice(1, 0, ...baseChains.flatMap((c) => [`add chain ${prefix} ${c}`, `delete chain ${prefix} ${c}`]));
-  const stale = (opts.existingChains ?? []).filter((c) => isNftServiceChain(c) && !written.has(c));
-  for (const c of stale) out.push(`flush chain ${prefix} ${c}`);
+  for (const c of staleNftChains(gen, opts.existingChains ?? [])) out.push(`flush chain ${prefix} ${c}`);
   return `${out.join('\n')}\n`;
+}
+
+/** Service chains of `existing` that `gen` no longer writes: a full sync flushes them, a later one deletes them. */
+export function staleNftChains(gen: Pick<NftablesRules, 'nft'>, existing: readonly string[]): string[] {
+  const written = new Set(nftChainNames(gen.nft));
+  return existing.filter((c) => isNftServiceChain(c) && !written.has(c));
 }
 
 /** The transaction kube-proxy runs at the start of a later sync, a second after chains went stale. */

@@ -56,7 +56,7 @@ export function scaleTable(res: ScaleResult): ScaleTable {
   const o = res.options;
   const header = ['mode', 'services', 'fit', 'sync ms', 'change ms', 'first svc p50/p99 µs', 'last svc p50/p99 µs', 'kernel = lib/sim'];
   const rows = res.points.map((p) => [
-    p.variant ?? p.mode,
+    p.variant,
     String(p.services),
     p.predicted.inFit ? 'in' : 'out',
     `${num(p.measured.syncMs)} [${num(p.predicted.syncMs)}]`,
@@ -90,14 +90,14 @@ export function scaleNotes(res: ScaleResult): string {
     for (const n of m.notes) out.push(`    note: ${n}`);
   }
   const methods = new Map<string, string>();
-  for (const p of res.points) methods.set(p.variant ?? p.mode, p.measured.changeMethod);
+  for (const p of res.points) methods.set(p.variant, p.measured.changeMethod);
   out.push('', 'How each change was applied:');
   for (const [mode, text] of methods) out.push(`  ${mode}: ${text}`);
   const starts = res.points.map((p) => p.measured.toolStartMs);
   out.push('', `Every time includes starting the tool through ip netns exec: ${num(Math.min(...starts))}–${num(Math.max(...starts))} ms with empty input (toolStartMs in --json).`);
-  const skipped = res.points.flatMap((p) => p.measured.skipped.map((s) => `  ${p.variant ?? p.mode} ${p.services}: ${s.what}: ${s.reason}`));
+  const skipped = res.points.flatMap((p) => p.measured.skipped.map((s) => `  ${p.variant} ${p.services}: ${s.what}: ${s.reason}`));
   if (skipped.length > 0) out.push('', 'Skipped (not measured, nothing faked):', ...skipped);
-  const notStarted = (res.skippedSteps ?? []).map((s) => `  ${s.variant ?? s.mode} ${s.services}: ${s.reason}`);
+  const notStarted = res.skippedSteps.map((s) => `  ${s.variant} ${s.services}: ${s.reason}`);
   if (notStarted.length > 0) out.push('', 'Steps not started (raise --max-sync-seconds to run them):', ...notStarted);
   out.push('', `${res.points.length} steps in ${(res.durationMs / 1000).toFixed(1)} s; every namespace the sweep made is gone.`);
   return out.join('\n');

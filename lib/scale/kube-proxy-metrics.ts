@@ -4,6 +4,7 @@
  * scale sweep reads them before and after creating N Services through kubectl; the difference is
  * what those syncs took, as kube-proxy timed them (iptables-restore or nft included).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 
 /** One sample line: `name{label="value",…} value`. */
 export interface MetricSample {
@@ -15,6 +16,11 @@ export interface MetricSample {
 /** A line that is neither a comment nor a sample, with its number. */
 export class MetricsFormatError extends Error {
   override readonly name = 'MetricsFormatError';
+}
+
+/** The sweep failed or was aborted, and deleting its Services afterwards failed too; `cause` is the sweep's error. */
+export class SweepCleanupError extends Error {
+  override readonly name = 'SweepCleanupError';
 }
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
@@ -216,16 +222,9 @@ const summary = (h: Histogram) => ({ syncs: h.count, meanS: h.count > 0 ? h.sum 
  */
 export async function kindSyncSweep(lab: KindSweepLab, node: string, sizes: readonly number[], opts: KindSyncSweepOptions = {}): Promise<KindSyncStep[]> {
   const { signal } = opts;
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve, reject) => {
-    const done = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', done, { once: true });
+  // An abort rejects with the signal's reason, as the rest of the sweep does, not node's AbortError.
+  const sleep = opts.sleep ?? ((ms: number) => delay(ms, undefined, { signal }).catch((e: unknown) => {
+    throw signal?.aborted ? signal.reason : e;
   }));
   const quietMs = opts.quietMs ?? 3_000;
   const timeoutMs = opts.timeoutMs ?? 300_000;
@@ -267,7 +266,7 @@ export async function kindSyncSweep(lab: KindSweepLab, node: string, sizes: read
   } catch (e) {
     const failed = await removeServices();
     // The sweep's own error comes first; a clean-up that failed too is named beside it.
-    if (failed) throw new Error(`${(e as Error).message}; deleting its Services failed too: ${failed.message}`, { cause: e });
+    if (failed) throw new SweepCleanupError(`${(e as Error).message}; deleting its Services failed too: ${failed.message}`, { cause: e });
     throw e;
   }
   const failed = await removeServices();

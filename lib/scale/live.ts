@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Runner } from '../exec/index.ts';
+import { listNamespaces } from '../lab/netns/topology.ts';
 import type { IptablesBackend } from '../proxy/iptables-backend.ts';
 import type { ProxyMode } from '../proxy/modes.ts';
 import { PUBLISHED_CLAIMS, checkPublishedClaims, type ClaimCheckPoint, type PublishedSource } from '../sim/published.ts';
@@ -41,14 +42,14 @@ export function scaleCommandLine(o: SweepCommandOptions): string {
 
 /** A line for a step that starts or is skipped, as `kube-netlab scale` prints it; null for the rest. */
 export function progressLine(e: ScaleProgress): string | null {
-  if (e.phase === 'step') return `[${e.step}/${e.steps}] ${e.variant ?? e.mode}, ${e.services} services × ${e.endpoints} endpoints: ${e.message}`;
-  if (e.phase === 'done' && e.message.startsWith('skipped')) return `[${e.step}/${e.steps}] ${e.variant ?? e.mode}, ${e.services} services: ${e.message}`;
+  if (e.phase === 'step') return `[${e.step}/${e.steps}] ${e.variant}, ${e.services} services × ${e.endpoints} endpoints: ${e.message}`;
+  if (e.phase === 'done' && e.message.startsWith('skipped')) return `[${e.step}/${e.steps}] ${e.variant}, ${e.services} services: ${e.message}`;
   return null;
 }
 
 /** Steps whose kernel counts differ from lib/sim's, as `mode services`. */
 export function countMismatches(res: ScaleResult): string[] {
-  return res.points.filter((p) => !p.measured.countsMatch).map((p) => `${p.variant ?? p.mode} ${p.services}`);
+  return res.points.filter((p) => !p.measured.countsMatch).map((p) => `${p.variant} ${p.services}`);
 }
 
 /**
@@ -60,7 +61,7 @@ export function unsoundLatencies(res: ScaleResult): string[] {
   for (const p of res.points) {
     for (const [which, l] of [['first', p.measured.firstServiceLatencyUs], ['last', p.measured.lastServiceLatencyUs]] as const) {
       if (!l) continue;
-      const what = `${p.variant ?? p.mode} ${p.services}, ${which} service`;
+      const what = `${p.variant} ${p.services}, ${which} service`;
       if (l.dnatVerified !== true) out.push(`${what}: not every connection was checked to be DNATed`);
       if (!(l.p50 > 0)) out.push(`${what}: p50 ${l.p50} µs is not positive`);
       if (!(l.p99 >= l.p50)) out.push(`${what}: p99 ${l.p99} µs is below p50 ${l.p50} µs`);
@@ -114,7 +115,5 @@ export function claimVerdicts(res: Pick<ScaleResult, 'points'>, source?: Publish
 
 /** Network namespaces whose name starts with `prefix` (a sweep's are `<prefix>-<pid>-<hex>`). */
 export async function namespacesNamed(r: Runner, prefix: string): Promise<string[]> {
-  const out = await r.run(['ip', 'netns', 'list'], { allowFailure: true });
-  // Lines look like `name (id: 3)` or `name`.
-  return out.stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n !== '' && n.startsWith(prefix));
+  return (await listNamespaces(r)).filter((n) => n.startsWith(prefix));
 }

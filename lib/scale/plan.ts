@@ -14,7 +14,7 @@ import { generateIpvs, type IpvsRules } from '../proxy/ipvs.ts';
 import { PROXY_MODES, isProxyMode, type ProxyMode } from '../proxy/modes.ts';
 import { IPTABLES_BACKENDS, isIptablesBackend, iptablesVariant, type IptablesBackend } from '../proxy/iptables-backend.ts';
 import { generateNftables, KUBE_PROXY_TABLE, type NftablesRules } from '../proxy/nftables.ts';
-import { iptablesPartialRestore, iptablesServiceChains, nftChainNames, nftFullSyncTx, nftIncrementalTx } from '../proxy/sync.ts';
+import { iptablesPartialRestore, iptablesServiceChains, nftFullSyncTx, nftIncrementalTx } from '../proxy/sync.ts';
 import type { ModeCounts } from '../sim/counts.ts';
 import type { KernelCounts } from './types.ts';
 
@@ -215,9 +215,6 @@ export function proxyOptions(podSubnet: string) {
   return { nodeName: SCALE_NODE, nodeIPs: [SCALE_NODE_IP], clusterCIDR: podSubnet };
 }
 
-// The sync shapes live in lib/proxy/sync.ts; the sweep and its tests read them from here too.
-export { iptablesPartialRestore, iptablesServiceChains, nftIncrementalTx, nftServiceChains } from '../proxy/sync.ts';
-
 // ---------------------------------------------------------------------------------------------
 // IPVS: the same change, as kube-proxy's IPVS proxier applies it
 
@@ -291,13 +288,12 @@ export function stepInputs(mode: ProxyMode, services: number, endpoints: number,
   if (mode === 'nftables') {
     const full = generateNftables(ports, opts);
     const next = generateNftables(changedPorts, opts);
-    const chains = nftChainNames(full.nft);
     return {
       ...base,
       nftables: {
         full,
         first: nftFullSyncTx(full, { first: true }),
-        resync: nftFullSyncTx(full, { first: false, existingChains: chains }),
+        resync: nftFullSyncTx(full, { first: false }),
         change: nftIncrementalTx(next.nft, before, after),
         revert: nftIncrementalTx(full.nft, after, before),
       },

@@ -4,10 +4,10 @@ import { progressLine } from '../../lib/scale/live.ts';
 import { UsageError, intOption, printJson, stringOption, type CommandSpec, type Io, type ParsedArgs } from '../cli.ts';
 import { runner } from '../../lib/exec/index.ts';
 import { openLab } from '../../lib/lab/create.ts';
-import type { KindLab } from '../../lib/lab/kind/index.ts';
+import { NoKindClusterError, labelSelector, type KindLab } from '../../lib/lab/kind/index.ts';
 import { checkLabName } from '../../lib/lab/types.ts';
 import { provenance } from '../../lib/provenance/index.ts';
-import { KUBE_PROXY_METRICS_ARGV, SCALE_SWEEP_LABEL, SYNC_HISTOGRAMS, kindSyncSweep, type KindSyncStep } from '../../lib/scale/kube-proxy-metrics.ts';
+import { KUBE_PROXY_METRICS_ARGV, SYNC_HISTOGRAMS, SweepCleanupError, kindSyncSweep, sweepSelector, type KindSyncStep } from '../../lib/scale/kube-proxy-metrics.ts';
 import { shellQuote } from '../../lib/exec/runner.ts';
 
 /** A thin wrapper over lib/scale's runScaleSweep: options in, progress on stderr, table or JSON out. */
@@ -59,10 +59,7 @@ export const scale: CommandSpec = {
     }
 
     // Ctrl-C stops the sweep between commands; the step's namespace is deleted before we exit.
-    const ac = new AbortController();
-    const stop = (sig: NodeJS.Signals) => ac.abort(new Error(`interrupted by ${sig}`));
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    const ac = abortOnStop();
     try {
       const result = await runScaleSweep({
         ...opts,
@@ -82,11 +79,28 @@ export const scale: CommandSpec = {
       }
       throw e;
     } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      ac.off();
     }
   },
 };
+
+/** SIGINT and SIGTERM abort with `interrupted by SIG` (`note` told of the first); `off` stops listening. */
+function abortOnStop(note?: (sig: NodeJS.Signals) => void): { signal: AbortSignal; off: () => void } {
+  const ac = new AbortController();
+  const stop = (sig: NodeJS.Signals) => {
+    if (!ac.signal.aborted) note?.(sig);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return {
+    signal: ac.signal,
+    off: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
+}
 
 /** The netns sweep's options: they shape rules the kit generates, which the kind sweep has none of. */
 const NETNS_ONLY = ['modes', 'iptables-backends', 'endpoints', 'samples', 'repeats', 'fit-max', 'max-sync-seconds', 'pod-subnet'] as const;
@@ -119,20 +133,14 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
   if ((await listStates()).includes(name)) throw onNetns();
 
   // Ctrl-C stops the sweep's commands; its Services are deleted before we exit.
-  const ac = new AbortController();
-  const stop = (sig: NodeJS.Signals) => {
-    if (!ac.signal.aborted) io.err(`${sig}: stopping the sweep and deleting its Services`);
-    ac.abort(new Error(`interrupted by ${sig}`));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  const ac = abortOnStop((sig) => io.err(`${sig}: stopping the sweep and deleting its Services`));
   try {
     const r = runner.withEcho(args.values.echo ? (cmd) => io.err(`    $ ${cmd}`) : undefined).withSignal(ac.signal);
     let opened;
     try {
       opened = await openLab(name, 'kind', r);
     } catch (e) {
-      if (/^no kind cluster named /.test((e as Error).message)) throw new UsageError((e as Error).message);
+      if (e instanceof NoKindClusterError) throw new UsageError(e.message);
       throw e;
     }
     // KUBE_NETLAB_BACKEND=netns overrides the backend openLab is asked for.
@@ -144,7 +152,7 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
     if (node === undefined) {
       throw new UsageError(wanted === undefined ? `lab ${name} has no worker node: pass --node (one of ${nodes.map((n) => n.name).join(', ')})` : `lab ${name} has no node ${wanted} (it has ${nodes.map((n) => n.name).join(', ')})`);
     }
-    const selector = `${SCALE_SWEEP_LABEL}=${name}`;
+    const selector = labelSelector(sweepSelector(name));
     io.err(`kind lab ${name} (${lab.mode}): creating up to ${sizes.at(-1)} Services labelled ${selector}, reading kube-proxy's metrics on ${node}`);
     const steps = await kindSyncSweep(lab, node, sizes, {
       signal: ac.signal,
@@ -156,21 +164,19 @@ async function runKindScale(args: ParsedArgs, io: Io): Promise<number | void> {
     io.out(formatKindSteps(steps, `measured · kind/${lab.mode} · ${node}: ${SOURCE}`));
   } catch (e) {
     if (ac.signal.aborted) {
-      const failedToo = / deleting its Services failed too: /.test((e as Error).message);
-      io.err(`kube-netlab scale: ${(ac.signal.reason as Error).message}; ${failedToo ? (e as Error).message : 'the sweep\'s Services were deleted'}, nothing was reported`);
+      io.err(`kube-netlab scale: ${(ac.signal.reason as Error).message}; ${e instanceof SweepCleanupError ? e.message : 'the sweep\'s Services were deleted'}, nothing was reported`);
       return 130;
     }
     throw e;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    ac.off();
   }
 }
 
 const seconds = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(4));
 
 /** One row per size: what kube-proxy ran and timed while that many Services were created. */
-export function formatKindSteps(steps: readonly KindSyncStep[], caption: string): string {
+function formatKindSteps(steps: readonly KindSyncStep[], caption: string): string {
   const head = ['services', 'syncs', 'mean s', 'p50 s', 'p99 s', 'full', 'partial', 'settled'];
   const rows = steps.map((s) => [String(s.services), String(s.all.syncs), seconds(s.all.meanS), seconds(s.all.p50S), seconds(s.all.p99S),
     s.full ? String(s.full.syncs) : '-', s.partial ? String(s.partial.syncs) : '-', s.settled ? 'yes' : 'no']);

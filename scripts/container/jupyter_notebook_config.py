@@ -11,7 +11,11 @@ def copy_to_out(model, os_path, contents_manager, **kwargs):
     if model.get("type") != "notebook":
         return
     os.makedirs(OUT, exist_ok=True)
-    shutil.copyfile(os_path, os.path.join(OUT, os.path.basename(os_path)))
+    dest = os.path.join(OUT, os.path.basename(os_path))
+    # out/notebooks is a link to /out/notebooks: a notebook saved there is already in place.
+    if os.path.realpath(os_path) == os.path.realpath(dest):
+        return
+    shutil.copyfile(os_path, dest)
 
 
 c.FileContentsManager.post_save_hook = copy_to_out  # noqa: F821 (Jupyter defines c)

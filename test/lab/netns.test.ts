@@ -240,4 +240,14 @@ describe('lab lifecycle', () => {
     expect(await netnsUnavailable(noTools)).toMatch(/ip is not installed: install it with `apt-get install -y iproute2`/);
     await expect(openNetnsLab(labName('none'))).rejects.toThrow(/no netns lab named/);
   });
+
+  it('names the default iptables backend when its tools are missing', async () => {
+    class NoIptablesNft extends Runner {
+      override async has(binary: string): Promise<boolean> {
+        return binary !== 'iptables-nft-restore' && super.has(binary);
+      }
+    }
+    await expect(createNetnsLab({ name: labName('noipt'), mode: 'iptables', runner: new NoIptablesNft() }))
+      .rejects.toThrow('the netns backend cannot program nodes with iptables-nft: iptables-nft-restore is not installed');
+  });
 });

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseIpsetList, parseIptablesSave, parseNftJson } from '../../lib/parse/index.ts';
 import { builtinJumpsRestore } from '../../lib/proxy/iptables.ts';
 import { iptablesTools } from '../../lib/proxy/iptables-backend.ts';
-import { nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../lib/proxy/sync.ts';
+import { iptablesServiceChains, nftChainNames, nftFullSyncTx, nftServiceChains, nftStaleChainDeletion } from '../../lib/proxy/sync.ts';
 import { IPVS_JUMPS } from '../../lib/proxy/ipvs.ts';
 import {
   LARGE_POD_SUBNET, LatencyCheckError, ScaleOptionError, clientAddress, countIpsets, countIptables, countNftables,
-  iptablesServiceChains, iptablesTargets, nftServiceChains, parseBackendList, parseModeList, parseSyncLimits, scaleVariants,
+  iptablesTargets, parseBackendList, parseModeList, parseSyncLimits, scaleVariants,
   parseSizeList, resolveScaleOptions, stepInputs, verifyDnat, type ProbeTargetOutput,
 } from '../../lib/scale/index.ts';
 import { predictCounts } from '../../lib/sim/index.ts';

@@ -286,7 +286,8 @@ export type DockerProblem = 'daemon-unreachable' | 'permission-denied' | 'other'
 export function classifyDockerInfoFailure(stderr: string): DockerProblem {
   const s = stderr.toLowerCase();
   if (s.includes('permission denied') && s.includes('docker')) return 'permission-denied';
-  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect') || s.includes('is the docker daemon running')
+  // Docker's `Is the docker daemon running?` only ever follows `Cannot connect to the Docker daemon`.
+  if (s.includes('cannot connect to the docker daemon') || s.includes('error during connect')
     || s.includes('failed to connect to the docker api') || s.includes('if the daemon is running')) {
     return 'daemon-unreachable';
   }

@@ -470,13 +470,18 @@ async function loadIpvs(lab: KindLab, waitMs: number, interrupted: () => boolean
   }
 }
 
+/** openKindLab found no kind cluster by that name. */
+export class NoKindClusterError extends Error {
+  override readonly name = 'NoKindClusterError';
+}
+
 /** A kind lab made earlier; its mode is read back from kube-proxy's ConfigMap. */
 export async function openKindLab(name: string, r: Runner = defaultRunner): Promise<KindLab> {
   checkLabName(name);
   await preflight(r);
   const clusters = parseKindClusters((await r.run(kindGetClusters(), { timeoutMs: QUICK })).stdout);
   if (!clusters.includes(name)) {
-    throw new Error(`no kind cluster named ${name}${clusters.length ? ` (there are: ${clusters.join(', ')})` : ''}: \`kube-netlab up --backend kind --name ${name}\` creates one`);
+    throw new NoKindClusterError(`no kind cluster named ${name}${clusters.length ? ` (there are: ${clusters.join(', ')})` : ''}: \`kube-netlab up --backend kind --name ${name}\` creates one`);
   }
   const cm = await r.run(kubectlGetKubeProxyConfig(name), { timeoutMs: 30_000 });
   return new KindLab(name, parseKubeProxyMode(cm.stdout, parseYaml), r);

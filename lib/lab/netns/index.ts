@@ -93,9 +93,10 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 50) throw new Error(`workers must be 1..50, got ${workers}`);
   const why = await netnsUnavailable(base);
   if (why) throw new Error(`the netns backend cannot run here: ${why}`);
-  const ipt = iptablesTools(opts.iptablesBackend ?? 'nft');
+  const iptablesBackend = opts.iptablesBackend ?? 'nft';
+  const ipt = iptablesTools(iptablesBackend);
   for (const tool of [ipt.restore, ipt.save]) {
-    if (!(await base.has(tool))) throw new Error(`the netns backend cannot program nodes with iptables-${opts.iptablesBackend}: ${tool} is not installed (Debian package: iptables)`);
+    if (!(await base.has(tool))) throw new Error(`the netns backend cannot program nodes with iptables-${iptablesBackend}: ${tool} is not installed (Debian package: iptables)`);
   }
   await ensureStateDir();
   const lock = await lockLab(name, 'up', 0, base);
@@ -113,7 +114,7 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
       podCIDR: formatCidr(subnetAt(podNet, KIND_DEFAULTS.nodeMaskSize, i)),
     }));
     const state: LabState = {
-      version: 2, name, backend: 'netns', mode: opts.mode, iptablesBackend: opts.iptablesBackend ?? 'nft', status: 'creating', creator: processRef(process.pid), owner,
+      version: 2, name, backend: 'netns', mode: opts.mode, iptablesBackend, status: 'creating', creator: processRef(process.pid), owner,
       ...(opts.heldBy !== undefined ? { heldBy: processRef(opts.heldBy) } : {}),
       createdAt: new Date().toISOString(), nodes, services: [], deployments: [], pods: [],
     };
@@ -125,11 +126,11 @@ export async function createNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
       progress(`node network ${networkNs(name)} (bridge kind, 172.18.0.0/16)`);
       await createNodeNetwork(r, name, marker);
       progress(`${nodes.length} nodes: ${nodes.map((n) => `${n.name} ${n.ip} pods ${n.podCIDR}`).join(', ')}`);
-      await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet, marker, iptablesTools(state.iptablesBackend ?? 'nft'))));
+      await Promise.all(nodes.map((n, i) => createNode(r, name, n, i, KIND_DEFAULTS.podSubnet, marker, ipt)));
       await routePodCidrs(r, name, nodes);
       progress('default services: default/kubernetes, kube-system/kube-dns');
       await lab.addDefaultServices();
-      progress(`kube-proxy (${opts.mode}${opts.mode === 'nftables' ? '' : `, iptables-${state.iptablesBackend}`}) sync on every node`);
+      progress(`kube-proxy (${opts.mode}${opts.mode === 'nftables' ? '' : `, iptables-${iptablesBackend}`}) sync on every node`);
       await lab.syncAll(true);
       if (opts.workloads && opts.workloads.length > 0) {
         progress(describeWorkloads(opts.workloads));

@@ -4,8 +4,8 @@ import type { ServicePortInfo } from '../../k8s/types.ts';
 import { builtinJumpsRestore, generateIptables } from '../../proxy/iptables.ts';
 import { IPVS_JUMPS, generateIpvs } from '../../proxy/ipvs.ts';
 import { generateNftables } from '../../proxy/nftables.ts';
-import { iptablesTools, type IptablesTools } from '../../proxy/iptables-backend.ts';
-import { isNftServiceChain, nftChainNames, nftFullSyncTx, nftStaleChainDeletion } from '../../proxy/sync.ts';
+import type { IptablesTools } from '../../proxy/iptables-backend.ts';
+import { nftChainNames, nftFullSyncTx, nftStaleChainDeletion, staleNftChains } from '../../proxy/sync.ts';
 import type { ProxyMode } from '../../proxy/modes.ts';
 import type { LabNode, SyncReport } from '../types.ts';
 import { nodeNs } from './names.ts';
@@ -17,8 +17,8 @@ export interface SyncOptions {
   first: boolean;
   /** The kernel runs IPVS; without it only the ipsets and iptables rules are loaded. */
   ipvsKernel: boolean;
-  /** The iptables backend's tools (iptables and ipvs modes); default iptables-nft. */
-  iptables?: IptablesTools;
+  /** The iptables backend's tools (iptables and ipvs modes). */
+  iptables: IptablesTools;
 }
 
 const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
@@ -29,7 +29,7 @@ const execIn = (ns: string, ...argv: string[]) => ['ip', 'netns', 'exec', ns, ..
  */
 export async function syncNode(r: Runner, lab: string, node: LabNode, ports: ServicePortInfo[], opts: SyncOptions): Promise<SyncReport> {
   const ns = nodeNs(lab, node.name);
-  const ipt = opts.iptables ?? iptablesTools('nft');
+  const ipt = opts.iptables;
   const before = await snapshot(r, ns, opts.mode, ipt);
   const proxyOpts = { nodeName: node.name, nodeIPs: [node.ip], clusterCIDR: opts.podSubnet };
   if (opts.mode === 'iptables') {
@@ -51,8 +51,7 @@ export async function syncNode(r: Runner, lab: string, node: LabNode, ports: Ser
     // flushed as stale a second later; the lab does it at once, for the same end state.
     const gen = generateNftables(ports, proxyOpts);
     await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftFullSyncTx(gen, { first: opts.first, existingChains: before.nftChains }) });
-    const written = new Set(nftChainNames(gen.nft));
-    const stale = before.nftChains.filter((c) => isNftServiceChain(c) && !written.has(c));
+    const stale = staleNftChains(gen, before.nftChains);
     if (stale.length > 0) await r.run(execIn(ns, 'nft', '-f', '-'), { input: nftStaleChainDeletion(gen.family, stale) });
   }
   const after = await snapshot(r, ns, opts.mode, ipt);

@@ -1,5 +1,5 @@
 import { addMarkedNamespace, type Runner } from '../../exec/index.ts';
-import { iptablesTools, type IptablesTools } from '../../proxy/iptables-backend.ts';
+import type { IptablesTools } from '../../proxy/iptables-backend.ts';
 import { addressAt, parseIpv4Cidr } from '../../k8s/addresses.ts';
 import type { LabNode } from '../types.ts';
 import { networkNs, nodeNs, podNs, podVethName } from './names.ts';
@@ -26,7 +26,7 @@ export async function createNodeNetwork(r: Runner, lab: string, marker: string):
 }
 
 /** A node: its namespace, eth0 on the node network, forwarding on, kindnet's masquerade. */
-export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string, marker: string, iptables: IptablesTools = iptablesTools('nft')): Promise<void> {
+export async function createNode(r: Runner, lab: string, node: LabNode, index: number, podSubnet: string, marker: string, iptables: IptablesTools): Promise<void> {
   const ns = nodeNs(lab, node.name);
   const peer = `eth-n${index}`;
   await addMarkedNamespace(r, ns, marker);

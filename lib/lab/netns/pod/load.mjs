@@ -6,18 +6,16 @@
 // Failed requests are counted, never fatal: exit 0 unless the arguments are wrong (exit 2).
 //
 //   node load.mjs --url http://10.96.120.15:8000/hostname --requests 3000 [--concurrency 10] [--timeout-ms 5000]
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 
 // Whoever started the load reads its one result line. Once that process is gone (this one has
 // been handed to another parent, as after a SIGKILL), nobody will: stop instead of running out
 // the requests.
-// The starter names itself (it may die before this line runs); process.ppid is read once, so ask
-// the kernel.
-const parentNow = () => Number(readFileSync('/proc/self/stat', 'utf8').split(') ').at(-1)?.split(' ')[1]);
-const startedBy = Number(process.env.KUBE_NETLAB_LOAD_PARENT ?? parentNow());
-setInterval(() => { if (parentNow() !== startedBy) process.exit(1); }, 250).unref();
+// The starter names itself (it may die before this line runs); process.ppid asks the kernel on
+// every read.
+const startedBy = Number(process.env.KUBE_NETLAB_LOAD_PARENT ?? process.ppid);
+setInterval(() => { if (process.ppid !== startedBy) process.exit(1); }, 250).unref();
 
 /** @param {string} message @returns {never} */
 function fail(message) {
