@@ -4,7 +4,7 @@
  * real servers of IPVS mode, and the tables and figures that show them.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { captureNode, parsedOf, type CaptureKind, type CaptureParsed, type NodeCapture } from '../capture/index.ts';
+import { captureNode, parsedOf, type CaptureKind, type NodeCapture } from '../capture/index.ts';
 import { resolveServicePorts } from '../k8s/resolve.ts';
 import type { Cluster, ServicePortInfo } from '../k8s/types.ts';
 import { compareKinds, generatorOptions, linesChanged, predictedDiff, setDiff, type KindRow, type LineDiff } from '../lab/scale-diff.ts';

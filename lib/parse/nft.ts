@@ -43,11 +43,6 @@ function isNftName(s: string): boolean {
 
 // ---------------------------------------------------------------- text
 
-interface Line {
-  no: number;
-  text: string;
-}
-
 /**
  * Parse `nft list ruleset` of nft 0.9 to 1.1 (also with `-a`, `-n`, `-s`, `-y`), with nft's
  * warnings merged in or not. One pass over the lines; each line is scanned a constant number

@@ -39,7 +39,6 @@ const PROTO_NUMBERS: Record<Packet['protocol'], bigint> = { tcp: 6n, udp: 17n, s
 const CONNTRACK_PRIORITY = -200;
 const NAT_PRIORITY: Record<string, number> = { prerouting: -100, output: -100, input: 100, postrouting: 100 };
 const DST_NAT_HOOKS = new Set(['prerouting', 'output']);
-const HOOKS = new Set(['prerouting', 'input', 'forward', 'output', 'postrouting']);
 const MASK32 = 0xffffffffn;
 
 interface TableCtx {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ObjectError, canonicalCidr, canonicalIp, endpointString, formatIpv6, parseIpSloppy, readCluster, resolveServicePorts, serviceObject,
+  canonicalCidr, canonicalIp, endpointString, formatIpv6, parseIpSloppy, readCluster, resolveServicePorts, serviceObject,
 } from '../../lib/k8s/index.ts';
 import { HTTP_PORTS, list, refusal, slice, svc } from '../helpers/k8s-objects.ts';
 

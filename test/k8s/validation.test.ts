@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ObjectError, canonicalIpv4, canonicalIpv4Cidr, parseIpSloppy, readCluster, resolveServicePorts,
+  canonicalIpv4, canonicalIpv4Cidr, parseIpSloppy, readCluster, resolveServicePorts,
 } from '../../lib/k8s/index.ts';
 import { PORT_NAME_INJECTION, SOURCE_RANGE_INJECTION } from '../helpers/hostile.ts';
 import { list, refusal, slice, svc } from '../helpers/k8s-objects.ts';

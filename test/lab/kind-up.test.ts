@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runner } from '../../lib/exec/index.ts';
-import { kindConfigFile, listKindRecords, readKindRecord } from '../../lib/lab/kind/state.ts';
+import { listKindRecords, readKindRecord } from '../../lib/lab/kind/state.ts';
 import { UpInterrupted, upLab } from '../../scripts/commands/lab.ts';
 import { fakeToolchain, type FakeToolchain, dockerOnlyPath } from './kind-fakes.ts';
 

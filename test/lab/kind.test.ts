@@ -8,13 +8,13 @@ import { parse as parseYaml } from 'yaml';
 import { MissingToolError, runner, type ExecResult } from '../../lib/exec/index.ts';
 import {
   BackendUnavailableError, LOAD_SCRIPT, classifyDockerInfoFailure, classifyKindFailure, compareSemver, createKindLab,
-  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindClusterConfig, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, dockerInspectMounts, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
+  diffLines, dockerExec, dockerImageInspect, dockerInfo, dockerPull, kindCreate, kindDelete, kindErrors, kindGetClusters, kindGetNodes, kindLoadArchive, dockerSave, dockerServerPlatform, parseDockerServerPlatform, saveTakesPlatform, ipvsModules, parseKubeProxyScheduler, dockerInspectMounts, kubectlWaitNodesReady, kubectlRolloutStatusDaemonSet,
   kindUnavailable, kubectlApply, kubectlExec, kubectlGetJson, kubectlGetKubeProxyPod, kubectlRolloutStatus, kubectlScale,
   loadArgv, parseKindClusters, parseKindNodes, parseKindVersion, parseKubeProxyMode, parseKubectlVersion,
   parseLoadOutput, parseNodesJson, parsePodsJson, preflight, programmedDestinations, ruleLines,
 } from '../../lib/lab/kind/index.ts';
 import { doctor, labImages, prefetch } from '../../lib/lab/kind/doctor.ts';
-import { OWNER_LABEL, kindConfigFile, kindStateDir, readKindRecord, removeKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
+import { OWNER_LABEL, kindConfigFile, readKindRecord, removeKindRecord, writeKindRecord } from '../../lib/lab/kind/state.ts';
 import { EnvRunner, fakeToolchain, type CreateMode, type FakeToolchain } from './kind-fakes.ts';
 
 const FIXTURES = new URL('../fixtures/kind/', import.meta.url);

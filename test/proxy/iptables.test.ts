@@ -5,7 +5,7 @@ import {
   type Cluster, type Endpoint, type Service, type ServicePortInfo,
 } from '../../lib/k8s/index.ts';
 import {
-  builtinJumpsRestore, formatProbability, generateIptables, ruleComment, savedProbability, sortRestoreLikeUpstream,
+  formatProbability, generateIptables, ruleComment, savedProbability, sortRestoreLikeUpstream,
   type IptablesOptions, type IptablesRules, type IptablesServicePort,
 } from '../../lib/proxy/iptables.ts';
 import { svcChain } from '../../lib/proxy/names.ts';

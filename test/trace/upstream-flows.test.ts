@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readCluster, resolveServicePorts, type ServicePortInfo } from '../../lib/k8s/index.ts';
+import { readCluster, resolveServicePorts } from '../../lib/k8s/index.ts';
 import { parseIptablesSave } from '../../lib/parse/iptables-save.ts';
 import { builtinJumpsRestore, generateIptables, type IptablesOptions, type IptablesServicePort } from '../../lib/proxy/iptables.ts';
 import { traceIptables, type Outcome, type TraceResult } from '../../lib/trace/index.ts';
